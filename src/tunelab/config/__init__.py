@@ -1,0 +1,32 @@
+"""Typed run configuration: schema, YAML loading, overrides, help texts (no torch import here)."""
+
+from __future__ import annotations
+
+from tunelab.config.fields import help_text
+from tunelab.config.loader import config_from_dict, dump_config, load_config, parse_overrides
+from tunelab.config.run_config import KEY_TO_GROUP, RunConfig, all_keys
+from tunelab.config.schema import (
+    DataArgs,
+    FinetuningArgs,
+    GenerationArgs,
+    ModelArgs,
+    OutputArgs,
+    TrainingArgs,
+)
+
+__all__ = [
+    "RunConfig",
+    "ModelArgs",
+    "DataArgs",
+    "FinetuningArgs",
+    "TrainingArgs",
+    "GenerationArgs",
+    "OutputArgs",
+    "KEY_TO_GROUP",
+    "all_keys",
+    "help_text",
+    "load_config",
+    "config_from_dict",
+    "parse_overrides",
+    "dump_config",
+]

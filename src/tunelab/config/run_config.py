@@ -1,0 +1,95 @@
+"""RunConfig: every group of a run in one validated object, built from flat LLaMA-Factory-style keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from tunelab.config.schema import (
+    GROUP_TYPES,
+    DataArgs,
+    FinetuningArgs,
+    GenerationArgs,
+    ModelArgs,
+    OutputArgs,
+    TrainingArgs,
+)
+
+__all__ = ["RunConfig", "KEY_TO_GROUP", "all_keys"]
+
+
+def _index_keys() -> dict[str, str]:
+    index: dict[str, str] = {}
+    for group, model in GROUP_TYPES.items():
+        for key in model.model_fields:
+            if key in index:  # the flat YAML namespace would be ambiguous
+                raise RuntimeError(f"config key {key!r} is defined in {index[key]} and {group}")
+            index[key] = group
+    return index
+
+
+KEY_TO_GROUP: dict[str, str] = _index_keys()
+
+
+def all_keys() -> list[str]:
+    """Every flat key a config file may use."""
+    return list(KEY_TO_GROUP)
+
+
+class RunConfig(BaseModel):
+    """A validated run config: one attribute per group, keys flat in YAML."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model: ModelArgs
+    data: DataArgs = DataArgs()
+    finetuning: FinetuningArgs = FinetuningArgs()
+    training: TrainingArgs = TrainingArgs()
+    generation: GenerationArgs = GenerationArgs()
+    output: OutputArgs = OutputArgs()
+
+    @model_validator(mode="after")
+    def _check_across_groups(self) -> "RunConfig":
+        """Rules that span groups, checked once where the config is built."""
+        problems: list[str] = []
+        t, m = self.training, self.model
+        if t.bf16 and m.compute_type not in ("auto", "bf16"):
+            problems.append(f"bf16: true contradicts compute_type: {m.compute_type}")
+        if t.fp16 and m.compute_type not in ("auto", "fp16"):
+            problems.append(f"fp16: true contradicts compute_type: {m.compute_type}")
+        if m.quantization_bit is not None and self.finetuning.finetuning_type != "lora":
+            problems.append(
+                f"quantization_bit={m.quantization_bit} needs finetuning_type: lora "
+                f"(quantized weights cannot be trained directly; got {self.finetuning.finetuning_type})"
+            )
+        f = self.finetuning
+        if f.pissa_init and f.use_dora:
+            problems.append("pissa_init and use_dora cannot be combined; choose one")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def compute_type(self) -> str:
+        """The requested precision, folding the HF-style bf16/fp16 flags into compute_type."""
+        if self.training.bf16:
+            return "bf16"
+        if self.training.fp16:
+            return "fp16"
+        return self.model.compute_type
+
+    @classmethod
+    def from_flat(cls, flat: dict[str, Any]) -> "RunConfig":
+        """Build from flat keys (unknown keys must be rejected by the caller first)."""
+        grouped: dict[str, dict[str, Any]] = {g: {} for g in GROUP_TYPES}
+        for key, value in flat.items():
+            grouped[KEY_TO_GROUP[key]][key] = value
+        return cls(**grouped)  # type: ignore[arg-type]
+
+    def to_flat(self) -> dict[str, Any]:
+        """Flat key -> value, every default filled, in group order (what config.yaml stores)."""
+        flat: dict[str, Any] = {}
+        for group in GROUP_TYPES:
+            flat.update(getattr(self, group).model_dump(mode="json"))
+        return flat

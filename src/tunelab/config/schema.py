@@ -1,0 +1,491 @@
+"""The typed config schema: one model per group, key names from LLaMA-Factory and HF TrainingArguments.
+
+Keys are flat in YAML (as in LLaMA-Factory) and unique across groups, so a user's existing
+training YAML maps onto these groups key by key.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import field_validator, model_validator
+
+from tunelab.config.fields import Group, field
+
+__all__ = [
+    "ModelArgs",
+    "DataArgs",
+    "FinetuningArgs",
+    "TrainingArgs",
+    "GenerationArgs",
+    "OutputArgs",
+    "STAGES",
+    "FINETUNING_TYPES",
+]
+
+STAGES = ("pt", "sft", "rm", "dpo", "kto", "ppo", "cls")
+FINETUNING_TYPES = ("lora", "freeze", "full")
+
+
+def _split_csv(value: object) -> object:
+    """Accept LLaMA-Factory's comma-separated strings where a list is meant."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class ModelArgs(Group):
+    """Which model to load and how to run its arithmetic."""
+
+    model_name_or_path: str = field(
+        en="Local model directory, a .gguf file, 'smollm2', or 'tiny:<preset>' (random tiny model).",
+        zh="本地模型目录、.gguf 文件、'smollm2'，或 'tiny:<预设>'（随机初始化的小模型）。",
+    )
+    adapter_name_or_path: Optional[list[str]] = field(
+        None,
+        en="LoRA adapter directories to load on top of the model (comma-separated).",
+        zh="加载到模型上的 LoRA 适配器目录（逗号分隔）。",
+    )
+    trust_remote_code: bool = field(
+        False,
+        en="Allow model code shipped inside the model directory to run.",
+        zh="允许运行模型目录中自带的代码。",
+    )
+    compute_type: Literal["auto", "bf16", "fp16", "fp32"] = field(
+        "auto",
+        en="Arithmetic precision; auto picks bf16 where the device supports it, else fp32.",
+        zh="计算精度；auto 在设备支持时选择 bf16，否则 fp32。",
+    )
+    flash_attn: Literal["auto", "disabled", "sdpa", "fa2"] = field(
+        "auto",
+        en="Attention implementation: auto (best available), disabled (eager), sdpa, fa2 (flash-attention 2).",
+        zh="注意力实现：auto（自动选最优）、disabled（eager）、sdpa、fa2（flash-attention 2）。",
+    )
+    quantization_bit: Optional[Literal[4, 8]] = field(
+        None,
+        en="Load the base model in 4 or 8 bits (QLoRA); needs bitsandbytes and a CUDA GPU.",
+        zh="以 4 或 8 比特加载基座模型（QLoRA）；需要 bitsandbytes 和 CUDA GPU。",
+    )
+    quantization_method: Literal["bnb"] = field(
+        "bnb",
+        en="Quantization backend used with quantization_bit.",
+        zh="与 quantization_bit 配合使用的量化后端。",
+    )
+    double_quantization: bool = field(
+        True,
+        en="Quantize the 4-bit quantization constants too (saves ~0.4 bit per parameter).",
+        zh="对 4 比特量化常数再做一次量化（每参数约省 0.4 比特）。",
+    )
+    rope_scaling: Optional[Literal["linear", "dynamic", "yarn", "llama3"]] = field(
+        None,
+        en="RoPE scaling method to extend the context beyond the model's trained length.",
+        zh="RoPE 缩放方法，用于把上下文扩展到模型训练长度之外。",
+    )
+    model_max_length: Optional[int] = field(
+        None,
+        en="Context length used with rope_scaling; defaults to cutoff_len.",
+        zh="与 rope_scaling 配合使用的上下文长度；默认等于 cutoff_len。",
+        gt=0,
+    )
+    cache_dir: Optional[str] = field(
+        None,
+        en="Where converted (GGUF) and tiny models are cached; default ~/.cache/tunelab.",
+        zh="转换后的 GGUF 模型和 tiny 模型的缓存目录；默认 ~/.cache/tunelab。",
+    )
+
+    _split_adapters = field_validator("adapter_name_or_path", mode="before")(
+        lambda cls, v: _split_csv(v)
+    )
+
+
+class DataArgs(Group):
+    """Which datasets to read and how to turn them into token sequences."""
+
+    dataset: Optional[list[str]] = field(
+        None,
+        en="Names of training datasets in dataset_info.json (comma-separated), or data file paths.",
+        zh="dataset_info.json 中的训练数据集名称（逗号分隔），或数据文件路径。",
+    )
+    eval_dataset: Optional[list[str]] = field(
+        None,
+        en="Names of evaluation datasets; if unset, val_size splits the training data.",
+        zh="评估数据集名称；未设置时用 val_size 从训练数据中划分。",
+    )
+    dataset_dir: str = field(
+        "data",
+        en="Folder holding dataset_info.json and the data files; 'builtin' uses tunelab's bundled data.",
+        zh="存放 dataset_info.json 和数据文件的目录；'builtin' 使用 tunelab 自带数据。",
+    )
+    template: Optional[str] = field(
+        None,
+        en="Chat template name (default, empty, chatml, qwen, llama3, chatglm3, mistral, alpaca, tokenizer); "
+        "unset uses the tokenizer's own chat template when it has one.",
+        zh="对话模板名（default、empty、chatml、qwen、llama3、chatglm3、mistral、alpaca、tokenizer）；"
+        "未设置时优先使用分词器自带的对话模板。",
+    )
+    cutoff_len: int = field(
+        1024,
+        en="Maximum tokens per training sequence; longer samples are cut.",
+        zh="每条训练序列的最大 token 数；更长的样本会被截断。",
+        gt=0,
+    )
+    max_samples: Optional[int] = field(
+        None,
+        en="Use at most this many records from each dataset (for quick runs).",
+        zh="每个数据集最多使用的样本数（用于快速实验）。",
+        gt=0,
+    )
+    val_size: float = field(
+        0.0,
+        en="Validation split: a fraction in [0, 1) or a record count >= 1.",
+        zh="验证集划分：[0, 1) 之间的比例，或 >= 1 的样本数。",
+        ge=0,
+    )
+    train_on_prompt: bool = field(
+        False,
+        en="Also compute the loss on prompt tokens (normally only responses are learned).",
+        zh="在提示词 token 上也计算损失（通常只学习回复部分）。",
+    )
+    mask_history: bool = field(
+        False,
+        en="Learn only the last turn of multi-turn conversations.",
+        zh="多轮对话中只学习最后一轮回复。",
+    )
+    packing: bool = field(
+        False,
+        en="Pack several samples into one sequence without attention across them (faster on short data).",
+        zh="把多个样本打包进一条序列，且样本间互不注意（短数据更快）。",
+    )
+    group_by_length: bool = field(
+        False,
+        en="Batch samples of similar length together to reduce padding.",
+        zh="把长度相近的样本放在同一批，减少填充。",
+    )
+    mix_strategy: Literal["concat", "interleave_under", "interleave_over"] = field(
+        "concat",
+        en="How several datasets are mixed: concatenated, or interleaved until the smallest/largest ends.",
+        zh="多个数据集的混合方式：拼接，或交错采样直到最小/最大的数据集用完。",
+    )
+    interleave_probs: Optional[list[float]] = field(
+        None,
+        en="Sampling probabilities per dataset for the interleave strategies.",
+        zh="交错混合时各数据集的采样概率。",
+    )
+    tool_format: Optional[str] = field(
+        None,
+        en="How tool definitions are rendered into the system prompt (default: JSON list).",
+        zh="工具定义写入系统提示词的格式（默认 JSON 列表）。",
+    )
+    default_system: Optional[str] = field(
+        None,
+        en="System prompt used when a record has none.",
+        zh="样本没有系统提示词时使用的默认系统提示词。",
+    )
+    overwrite_cache: bool = field(
+        False,
+        en="Accepted for LLaMA-Factory compatibility; tunelab tokenizes in memory on every run.",
+        zh="为兼容 LLaMA-Factory 而接受；tunelab 每次运行都在内存中重新分词。",
+    )
+    preprocessing_num_workers: Optional[int] = field(
+        None,
+        en="Processes used to tokenize the data.",
+        zh="分词使用的进程数。",
+        gt=0,
+    )
+
+    _split_lists = field_validator("dataset", "eval_dataset", "interleave_probs", mode="before")(
+        lambda cls, v: _split_csv(v)
+    )
+
+    @model_validator(mode="after")
+    def _check_val_size(self) -> "DataArgs":
+        if self.val_size >= 1 and self.val_size != int(self.val_size):
+            raise ValueError(
+                f"val_size={self.val_size}: use a fraction in [0, 1) or a whole record count"
+            )
+        return self
+
+
+class FinetuningArgs(Group):
+    """Which training stage runs and which parameters it may change."""
+
+    stage: Literal["pt", "sft", "rm", "dpo", "kto", "ppo", "cls"] = field(
+        "sft",
+        en="Training stage: pt (pre-training), sft, rm (reward model), dpo, kto, ppo, cls (classification).",
+        zh="训练阶段：pt（预训练）、sft（监督微调）、rm（奖励模型）、dpo、kto、ppo、cls（分类）。",
+    )
+    finetuning_type: Literal["lora", "freeze", "full"] = field(
+        "lora",
+        en="lora trains small adapter matrices; freeze trains the last layers; full trains everything.",
+        zh="lora 训练低秩适配矩阵；freeze 只训练最后几层；full 训练全部参数。",
+    )
+    lora_rank: int = field(
+        8, en="LoRA rank r: capacity of the adapter.", zh="LoRA 秩 r：适配器的容量。", gt=0
+    )
+    lora_alpha: Optional[float] = field(
+        None,
+        en="LoRA scaling alpha; unset means 2 x lora_rank.",
+        zh="LoRA 缩放系数 alpha；未设置时为 2 × lora_rank。",
+        gt=0,
+    )
+    lora_dropout: float = field(
+        0.05, en="Dropout on the LoRA input.", zh="LoRA 输入上的 dropout。", ge=0, lt=1
+    )
+    lora_target: list[str] = field(
+        ["all"],
+        en="Modules that get LoRA adapters: 'all' linear layers, or names like q_proj,v_proj.",
+        zh="加 LoRA 的模块：'all' 表示所有线性层，或如 q_proj,v_proj 的名称。",
+    )
+    additional_target: Optional[list[str]] = field(
+        None,
+        en="Extra modules trained fully beside LoRA (e.g. embed_tokens,lm_head).",
+        zh="在 LoRA 之外完整训练的额外模块（如 embed_tokens,lm_head）。",
+    )
+    use_rslora: bool = field(
+        False,
+        en="Rank-stabilized LoRA: scale by alpha/sqrt(r) instead of alpha/r.",
+        zh="秩稳定 LoRA：按 alpha/sqrt(r) 而不是 alpha/r 缩放。",
+    )
+    use_dora: bool = field(
+        False,
+        en="Weight-decomposed LoRA (DoRA): learns magnitude and direction separately.",
+        zh="权重分解 LoRA（DoRA）：分别学习幅度和方向。",
+    )
+    pissa_init: bool = field(
+        False,
+        en="Initialize LoRA from the principal singular vectors of the weights (PiSSA).",
+        zh="用权重的主奇异向量初始化 LoRA（PiSSA）。",
+    )
+    pissa_iter: int = field(
+        16,
+        en="Fast-SVD iterations for PiSSA; -1 uses the exact SVD.",
+        zh="PiSSA 快速 SVD 的迭代次数；-1 使用精确 SVD。",
+        ge=-1,
+    )
+    loraplus_lr_ratio: Optional[float] = field(
+        None,
+        en="LoRA+: learning rate of LoRA B matrices = ratio x learning_rate (16 is typical).",
+        zh="LoRA+：LoRA B 矩阵学习率 = 该比例 × learning_rate（常用 16）。",
+        gt=0,
+    )
+    freeze_trainable_layers: int = field(
+        2,
+        en="freeze: number of trainable layers; positive = last layers, negative = first layers.",
+        zh="freeze：可训练的层数；正数为最后几层，负数为最前几层。",
+    )
+    freeze_trainable_modules: list[str] = field(
+        ["all"],
+        en="freeze: modules trained inside the trainable layers ('all', or names like mlp,self_attn).",
+        zh="freeze：可训练层中要训练的模块（'all'，或如 mlp,self_attn 的名称）。",
+    )
+    freeze_extra_modules: Optional[list[str]] = field(
+        None,
+        en="freeze: modules outside the layers to train too (e.g. embed_tokens,norm).",
+        zh="freeze：层之外也要训练的模块（如 embed_tokens,norm）。",
+    )
+
+    _split_lists = field_validator(
+        "lora_target",
+        "additional_target",
+        "freeze_trainable_modules",
+        "freeze_extra_modules",
+        mode="before",
+    )(lambda cls, v: _split_csv(v))
+
+    @model_validator(mode="after")
+    def _check_freeze_layers(self) -> "FinetuningArgs":
+        if self.freeze_trainable_layers == 0:
+            raise ValueError("freeze_trainable_layers=0 trains nothing; use a positive or negative count")
+        return self
+
+    @property
+    def effective_lora_alpha(self) -> float:
+        """lora_alpha, or 2 x lora_rank when it was left unset."""
+        return self.lora_alpha if self.lora_alpha is not None else 2.0 * self.lora_rank
+
+
+class TrainingArgs(Group):
+    """The optimisation loop, with HF TrainingArguments names."""
+
+    learning_rate: float = field(
+        1e-4, en="Peak learning rate.", zh="峰值学习率。", gt=0
+    )
+    num_train_epochs: float = field(
+        3.0, en="Passes over the training data.", zh="训练数据的遍历轮数。", gt=0
+    )
+    max_steps: int = field(
+        -1,
+        en="Stop after this many optimizer steps (overrides num_train_epochs when > 0).",
+        zh="在这么多优化步后停止（大于 0 时覆盖 num_train_epochs）。",
+        ge=-1,
+    )
+    per_device_train_batch_size: int = field(
+        4, en="Micro-batch size per device.", zh="每个设备的微批大小。", gt=0
+    )
+    per_device_eval_batch_size: int = field(
+        8, en="Evaluation batch size per device.", zh="每个设备的评估批大小。", gt=0
+    )
+    gradient_accumulation_steps: int = field(
+        1,
+        en="Micro-batches accumulated per optimizer step (effective batch = micro-batch x this x devices).",
+        zh="每个优化步累积的微批数（有效批大小 = 微批 × 该值 × 设备数）。",
+        gt=0,
+    )
+    lr_scheduler_type: Literal[
+        "constant",
+        "constant_with_warmup",
+        "linear",
+        "cosine",
+        "cosine_with_restarts",
+        "polynomial",
+        "inverse_sqrt",
+    ] = field("cosine", en="Learning-rate schedule.", zh="学习率调度方式。")
+    warmup_ratio: float = field(
+        0.0,
+        en="Share of steps spent warming the learning rate up from 0.",
+        zh="学习率从 0 预热所占的步数比例。",
+        ge=0,
+        lt=1,
+    )
+    warmup_steps: int = field(
+        0,
+        en="Warm-up steps (overrides warmup_ratio when > 0).",
+        zh="预热步数（大于 0 时覆盖 warmup_ratio）。",
+        ge=0,
+    )
+    weight_decay: float = field(
+        0.0, en="Decoupled weight decay.", zh="解耦权重衰减。", ge=0
+    )
+    max_grad_norm: float = field(
+        1.0,
+        en="Clip the gradient norm to this value (0 disables clipping).",
+        zh="把梯度范数裁剪到该值（0 表示不裁剪）。",
+        ge=0,
+    )
+    optim: Literal["adamw_torch", "adamw_torch_fused", "adafactor", "sgd"] = field(
+        "adamw_torch", en="Optimizer.", zh="优化器。"
+    )
+    adam_beta1: float = field(0.9, en="Adam beta1.", zh="Adam beta1。", ge=0, lt=1)
+    adam_beta2: float = field(0.999, en="Adam beta2.", zh="Adam beta2。", ge=0, lt=1)
+    adam_epsilon: float = field(1e-8, en="Adam epsilon.", zh="Adam epsilon。", gt=0)
+    bf16: bool = field(
+        False, en="Train in bfloat16 (same as compute_type: bf16).", zh="以 bfloat16 训练（等同 compute_type: bf16）。"
+    )
+    fp16: bool = field(
+        False, en="Train in float16 with loss scaling (same as compute_type: fp16).", zh="以 float16 加损失缩放训练（等同 compute_type: fp16）。"
+    )
+    gradient_checkpointing: bool = field(
+        False,
+        en="Recompute activations in the backward pass: less memory, ~30% slower.",
+        zh="反向传播时重算激活值：更省显存，约慢 30%。",
+    )
+    seed: int = field(42, en="Random seed for data order and initialisation.", zh="数据顺序和初始化的随机种子。")
+    eval_strategy: Literal["no", "steps", "epoch"] = field(
+        "no", en="When to evaluate: no, every eval_steps, or every epoch.", zh="何时评估：不评估、每 eval_steps 步、或每轮。"
+    )
+    eval_steps: Optional[int] = field(
+        None, en="Evaluate every N steps (default: logging_steps).", zh="每 N 步评估一次（默认等于 logging_steps）。", gt=0
+    )
+    resume_from_checkpoint: Optional[str] = field(
+        None,
+        en="Checkpoint directory to resume from, or 'auto' for the run's latest checkpoint.",
+        zh="从该检查点目录恢复训练；'auto' 表示使用本次运行最新的检查点。",
+    )
+    dataloader_num_workers: int = field(
+        0, en="Data-loading worker processes.", zh="数据加载进程数。", ge=0
+    )
+    do_train: bool = field(
+        True, en="Accepted for LLaMA-Factory compatibility (train always trains).", zh="为兼容 LLaMA-Factory 而接受（train 总会训练）。"
+    )
+    ddp_timeout: int = field(
+        1800, en="Seconds a distributed process waits for the others.", zh="分布式进程等待其他进程的秒数。", gt=0
+    )
+
+    @model_validator(mode="after")
+    def _check_precision(self) -> "TrainingArgs":
+        if self.bf16 and self.fp16:
+            raise ValueError("bf16 and fp16 are both true; choose one (or set compute_type)")
+        return self
+
+
+class GenerationArgs(Group):
+    """How the model generates text (eval, chat, demo before/after)."""
+
+    max_new_tokens: int = field(
+        128, en="Maximum tokens generated per answer.", zh="每次回答最多生成的 token 数。", gt=0
+    )
+    do_sample: bool = field(
+        False, en="Sample instead of greedy decoding.", zh="采样解码而非贪心解码。"
+    )
+    temperature: float = field(
+        0.7, en="Sampling temperature (with do_sample).", zh="采样温度（需开启 do_sample）。", gt=0
+    )
+    top_p: float = field(
+        0.9, en="Nucleus sampling probability mass.", zh="核采样的概率质量。", gt=0, le=1
+    )
+    top_k: int = field(50, en="Sample only from the k most likely tokens.", zh="只从概率最高的 k 个 token 中采样。", ge=0)
+    num_beams: int = field(1, en="Beam-search width (1 = no beam search).", zh="束搜索宽度（1 表示不用束搜索）。", gt=0)
+    repetition_penalty: float = field(
+        1.0, en="Penalty > 1 discourages repeating tokens.", zh="大于 1 时抑制重复 token。", gt=0
+    )
+
+
+class OutputArgs(Group):
+    """Where the run directory goes and what is written into it."""
+
+    output_dir: Optional[str] = field(
+        None,
+        en="Run directory; default runs/<stage>-<finetuning_type>-<time>.",
+        zh="运行目录；默认 runs/<阶段>-<微调类型>-<时间>。",
+    )
+    overwrite_output_dir: bool = field(
+        False,
+        en="Allow training into a run directory that already holds a finished run.",
+        zh="允许在已有完成结果的运行目录中重新训练。",
+    )
+    logging_steps: int = field(
+        10, en="Write a trainer_log.jsonl row every N steps.", zh="每 N 步写一行 trainer_log.jsonl。", gt=0
+    )
+    save_steps: int = field(
+        500, en="Save a resumable checkpoint every N steps.", zh="每 N 步保存一个可恢复的检查点。", gt=0
+    )
+    save_total_limit: Optional[int] = field(
+        None, en="Keep at most N checkpoints (oldest removed first).", zh="最多保留 N 个检查点（先删除最旧的）。", gt=0
+    )
+    save_only_model: bool = field(
+        False,
+        en="Save weights only in checkpoints (smaller, but not resumable).",
+        zh="检查点只保存权重（更小，但无法恢复训练）。",
+    )
+    plot_loss: bool = field(
+        True, en="Write plots/loss.png and friends.", zh="生成 plots/loss.png 等图表。"
+    )
+    report_to: list[str] = field(
+        ["none"],
+        en="Logging integrations: none, tensorboard, wandb, mlflow.",
+        zh="日志集成：none、tensorboard、wandb、mlflow。",
+    )
+    disable_tqdm: bool = field(
+        False, en="Hide the progress display.", zh="隐藏进度显示。"
+    )
+
+    _split_report = field_validator("report_to", mode="before")(lambda cls, v: _split_csv(v))
+
+    @field_validator("report_to")
+    @classmethod
+    def _check_report_to(cls, value: list[str]) -> list[str]:
+        allowed = {"none", "tensorboard", "wandb", "mlflow"}
+        bad = [v for v in value if v not in allowed]
+        if bad:
+            raise ValueError(f"unknown report_to {bad}; choose from {sorted(allowed)}")
+        return value
+
+
+GROUP_TYPES: dict[str, type[Group]] = {
+    "model": ModelArgs,
+    "data": DataArgs,
+    "finetuning": FinetuningArgs,
+    "training": TrainingArgs,
+    "generation": GenerationArgs,
+    "output": OutputArgs,
+}

@@ -1,0 +1,33 @@
+"""One error hierarchy: every error a user can cause says what is wrong and how to fix it."""
+
+from __future__ import annotations
+
+__all__ = ["TunelabError", "ConfigError", "DataError", "ModelError", "ResourceError"]
+
+
+class TunelabError(Exception):
+    """Base of all tunelab errors: a message naming the input, and a hint naming the fix."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
+
+
+class ConfigError(TunelabError):
+    """A config file, key or value is wrong."""
+
+
+class DataError(TunelabError):
+    """A dataset, file or record is missing or malformed."""
+
+
+class ModelError(TunelabError):
+    """A model, tokenizer or adapter cannot be loaded or built."""
+
+
+class ResourceError(TunelabError):
+    """The machine lacks what the run needs (memory, a GPU, an optional package)."""
