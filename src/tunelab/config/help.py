@@ -1,0 +1,30 @@
+"""Plain-text listing of every config key with its default and help, in English or Chinese."""
+
+from __future__ import annotations
+
+from tunelab.config.fields import help_text
+from tunelab.config.schema import GROUP_TYPES
+
+__all__ = ["format_key_help"]
+
+_GROUP_TITLES = {
+    "model": ("model", "模型"),
+    "data": ("data", "数据"),
+    "finetuning": ("finetuning", "微调方法"),
+    "training": ("training", "训练"),
+    "generation": ("generation", "生成"),
+    "output": ("output", "输出"),
+}
+
+
+def format_key_help(lang: str = "en") -> str:
+    """Every key, grouped, as `key (default): help` lines: the source for `--help-keys`."""
+    lines: list[str] = []
+    for group, model in GROUP_TYPES.items():
+        en, zh = _GROUP_TITLES[group]
+        lines.append(f"### {zh if lang == 'zh' else en}")
+        for name, info in model.model_fields.items():
+            default = "required" if info.is_required() else repr(info.default)
+            lines.append(f"  {name} ({default}): {help_text(model, name, lang)}")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,184 @@
+"""Turn the config's dataset names into train/eval record sets: read, convert, cap, mix, split, shuffle.
+
+Order of operations, per dataset: read rows -> ``num_samples`` (from the registry entry: a seeded
+sample, repeated when larger than the data, as in LLaMA-Factory) -> ``max_samples`` -> convert.
+Then the datasets are mixed, the eval split is taken, and the training records are shuffled.
+
+``max_samples`` keeps the *first* N records of each dataset, as LLaMA-Factory does, rather than a
+seeded sample: a config then selects the same records as it does there, the file order stays the
+user's to control, and runs that differ only in ``seed`` train on identical data (the seed changes
+the order and the validation split, not which records exist).
+
+Example::
+
+    splits = load_records(config.data, "sft", seed=42)
+    splits.train[0]["messages"]   # [{"role": "user", ...}, {"role": "assistant", ...}]
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+from tunelab.data.files import read_row_files
+from tunelab.data.formats import to_records
+from tunelab.data.registry import DatasetAttr, get_dataset_attr
+from tunelab.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import datasets
+
+    from tunelab.config.schema import DataArgs
+
+__all__ = ["RecordSplits", "load_records", "load_dataset_records", "record_features", "records_to_dataset"]
+
+
+@dataclass
+class RecordSplits:
+    """Training records (shuffled) and evaluation records (None when there is no eval split)."""
+
+    train: "datasets.Dataset"
+    eval: "Optional[datasets.Dataset]"
+
+
+def record_features() -> "datasets.Features":
+    """The explicit schema of a record, so datasets whose optional columns are all None still mix."""
+    from datasets import Features, List, Value
+
+    text = Value("string")
+    return Features(
+        {
+            "messages": List({"role": text, "content": text}),
+            "system": text,
+            "tools": text,
+            "text": text,
+            "chosen": text,
+            "rejected": text,
+            "kto_tag": Value("bool"),
+            "label": text,
+            "source": text,
+        }
+    )
+
+
+def records_to_dataset(records: Sequence[dict[str, Any]]) -> "datasets.Dataset":
+    """A ``datasets.Dataset`` of records with :func:`record_features` (works for zero records too)."""
+    from datasets import Dataset
+
+    features = record_features()
+    return Dataset.from_dict({key: [r[key] for r in records] for key in features}, features=features)
+
+
+def load_records(data_args: "DataArgs", stage: str, *, seed: int) -> RecordSplits:
+    """Records of ``data_args.dataset`` for ``stage``: mixed, split into train/eval, train shuffled by ``seed``."""
+    names = list(data_args.dataset or [])
+    if not names:
+        raise ConfigError("no training dataset: the 'dataset' key is empty", "set dataset: <name or file path>")
+    if data_args.eval_dataset and data_args.val_size > 0:
+        raise ConfigError(
+            f"both eval_dataset ({', '.join(data_args.eval_dataset)}) and val_size "
+            f"({data_args.val_size}) are set",
+            "keep one: eval_dataset for a separate eval set, or val_size to split the training data",
+        )
+    load = dict(dataset_dir=data_args.dataset_dir, stage=stage, max_samples=data_args.max_samples, seed=seed)
+    parts = [load_dataset_records(name, **load) for name in names]
+    train = _mix(parts, data_args.mix_strategy, data_args.interleave_probs, seed)
+    train = train.shuffle(seed=seed)
+    eval_set = None
+    if data_args.eval_dataset:
+        from datasets import concatenate_datasets
+
+        # Eval sets are concatenated whatever mix_strategy says: interleaving would drop eval records.
+        eval_set = concatenate_datasets([load_dataset_records(n, **load) for n in data_args.eval_dataset])
+    elif data_args.val_size > 0:
+        train, eval_set = _split(train, data_args.val_size, names)
+    return RecordSplits(train=train, eval=eval_set)
+
+
+def load_dataset_records(
+    name: str, *, dataset_dir: str, stage: str, max_samples: Optional[int] = None, seed: int = 0
+) -> "datasets.Dataset":
+    """Records of one dataset (registry name or file path), capped by num_samples and max_samples."""
+    attr = get_dataset_attr(name, dataset_dir)
+    assert attr.path is not None  # get_dataset_attr refuses hub-only entries
+    files = read_row_files(attr.path)
+    places = [(f, i) for f, rows in files for i in range(len(rows))]
+    if not places:
+        raise DataError(f"dataset '{name}' ({attr.path}) has no records", "check the file is not empty")
+    if attr.num_samples is not None:
+        places = [places[i] for i in _sample_indices(len(places), attr.num_samples, seed)]
+    if max_samples is not None:
+        places = places[:max_samples]
+    rows_of = dict(files)
+    records: list[dict[str, Any]] = []
+    for file, group in _group_by_file(places):
+        tag = name if len(files) == 1 else f"{name}/{file.name}"
+        rows = [rows_of[file][i] for i in group]
+        records += to_records(rows, attr, stage, tag, file, indices=group)
+    return records_to_dataset(records)
+
+
+def _group_by_file(places: list[tuple[Any, int]]) -> list[tuple[Any, list[int]]]:
+    """Consecutive runs of (file, [indices]), keeping the sampled order."""
+    groups: list[tuple[Any, list[int]]] = []
+    for file, index in places:
+        if groups and groups[-1][0] == file:
+            groups[-1][1].append(index)
+        else:
+            groups.append((file, [index]))
+    return groups
+
+
+def _sample_indices(n_rows: int, num_samples: int, seed: int) -> list[int]:
+    """``num_samples`` row indices: a seeded permutation, topped up with repeats when it exceeds the data."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    picked = rng.permutation(n_rows)[:num_samples]
+    extra = rng.integers(0, n_rows, size=max(0, num_samples - n_rows))
+    return [int(i) for i in np.concatenate([picked, extra])]
+
+
+def _mix(
+    parts: list["datasets.Dataset"], strategy: str, probs: Optional[list[float]], seed: int
+) -> "datasets.Dataset":
+    """One dataset from several: concatenated, or interleaved until the smallest / largest runs out."""
+    from datasets import concatenate_datasets, interleave_datasets
+
+    if len(parts) == 1:
+        return parts[0]
+    if strategy == "concat":
+        return concatenate_datasets(parts)
+    if strategy not in ("interleave_under", "interleave_over"):
+        raise ConfigError(
+            f"mix_strategy '{strategy}' is unknown", "use concat, interleave_under or interleave_over"
+        )
+    if probs is not None:
+        if len(probs) != len(parts):
+            raise ConfigError(
+                f"interleave_probs has {len(probs)} values for {len(parts)} datasets",
+                "give one probability per dataset, in the order of 'dataset'",
+            )
+        if any(p < 0 for p in probs) or not math.isclose(sum(probs), 1.0, abs_tol=1e-6):
+            raise ConfigError(
+                f"interleave_probs {probs} must be non-negative and sum to 1 (they sum to {sum(probs):g})",
+                "rescale them so they add up to 1",
+            )
+    stopping = "first_exhausted" if strategy == "interleave_under" else "all_exhausted"
+    return interleave_datasets(parts, probabilities=probs, seed=seed, stopping_strategy=stopping)
+
+
+def _split(
+    data: "datasets.Dataset", val_size: float, names: list[str]
+) -> tuple["datasets.Dataset", "datasets.Dataset"]:
+    """Hold out the last ``val_size`` records of the (already shuffled) data as the eval split."""
+    n_total = len(data)
+    n_eval = int(val_size) if val_size >= 1 else math.ceil(val_size * n_total)
+    if n_eval >= n_total:
+        raise DataError(
+            f"val_size={val_size:g} asks for {n_eval} eval records but {', '.join(names)} "
+            f"has only {n_total} records, leaving none to train on",
+            f"use a val_size below {n_total} (a count) or a fraction such as 0.1",
+        )
+    return data.select(range(n_total - n_eval)), data.select(range(n_total - n_eval, n_total))

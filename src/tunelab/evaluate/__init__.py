@@ -1,0 +1,1 @@
+"""Evaluation: losses and metrics on tokenized data."""

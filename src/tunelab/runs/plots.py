@@ -1,0 +1,93 @@
+"""Plots of a run's curves, drawn from trainer_log.jsonl alone (so any reader can redraw them)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from tunelab.runs.rundir import RunDir
+
+__all__ = ["plot_run", "smooth"]
+
+
+def smooth(values: Sequence[float], weight: Optional[float] = None) -> list[float]:
+    """Exponential moving average with bias correction; the weight grows with the series length.
+
+    Short runs get light smoothing so the curve still shows every step's trend; long noisy runs
+    get heavier smoothing (the same idea as TensorBoard's slider, chosen automatically).
+    """
+    if not values:
+        return []
+    if weight is None:
+        weight = min(0.95, 1.0 - 1.0 / max(2.0, math.sqrt(len(values))))
+    out, avg = [], 0.0
+    for i, value in enumerate(values, start=1):
+        avg = weight * avg + (1 - weight) * value
+        out.append(avg / (1 - weight**i))
+    return out
+
+
+def _series(rows: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    steps, values = [], []
+    for row in rows:
+        value = row.get(key)
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            steps.append(int(row.get("current_steps", len(steps))))
+            values.append(float(value))
+    return steps, values
+
+
+def _figure(title: str, ylabel: str):  # -> tuple[Figure, Axes]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    ax.set_title(title)
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    return fig, ax
+
+
+def _save(fig: Any, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.tight_layout()
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def plot_run(run_dir: str | Path) -> list[Path]:
+    """Draw loss.png (train raw + smoothed, eval), lr.png and grad_norm.png; return the files written."""
+    run = RunDir(run_dir)
+    rows = run.read_log()
+    written: list[Path] = []
+    steps, loss = _series(rows, "loss")
+    eval_steps, eval_loss = _series(rows, "eval_loss")
+    if loss or eval_loss:
+        fig, ax = _figure("training loss", "loss")
+        if loss:
+            ax.plot(steps, loss, color="tab:blue", alpha=0.3, label="train")
+            ax.plot(steps, smooth(loss), color="tab:blue", label="train (smoothed)")
+        if eval_loss:
+            ax.plot(eval_steps, eval_loss, "o-", color="tab:orange", label="eval")
+        ax.legend()
+        _save(fig, run.plots_dir / "loss.png")
+        written.append(run.plots_dir / "loss.png")
+    for key, name, title in (("learning_rate", "lr.png", "learning rate"), ("grad_norm", "grad_norm.png", "gradient norm")):
+        xs, ys = _series(rows, key)
+        if not ys:
+            continue
+        fig, ax = _figure(title, key)
+        ax.plot(xs, ys, color="tab:green")
+        if key == "learning_rate":
+            ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
+        _save(fig, run.plots_dir / name)
+        written.append(run.plots_dir / name)
+    return written

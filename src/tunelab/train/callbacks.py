@@ -1,0 +1,189 @@
+"""Trainer callbacks that write the run directory, show progress and stop gracefully on a signal."""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from datetime import timedelta
+from typing import Any, Optional
+
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from tunelab.runs.plots import plot_run
+from tunelab.runs.rundir import RunDir
+
+__all__ = ["RunLogCallback", "ProgressCallback", "GracefulStopCallback", "format_duration"]
+
+
+def format_duration(seconds: float) -> str:
+    """H:MM:SS, the form LLaMA-Factory's log readers expect."""
+    return str(timedelta(seconds=int(max(0.0, seconds))))
+
+
+def _finite(value: Any) -> Optional[float]:
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+class RunLogCallback(TrainerCallback):
+    """Write one trainer_log.jsonl row per log step and redraw the plots every few rows.
+
+    Throughput is measured here from tokens seen between two log steps and wall time, so it is
+    the speed the user actually gets (data loading and logging included), not a kernel benchmark.
+    """
+
+    def __init__(self, run: RunDir, *, plot_every: int = 5, plot: bool = True) -> None:
+        self.run = run
+        self.plot_every = plot_every
+        self.plot = plot
+        self._start = 0.0
+        self._offset = 0.0  # elapsed seconds of earlier sessions of a resumed run
+        self._last_time = 0.0
+        self._last_tokens = 0
+        self._start_step = 0
+        self._start_tokens = 0
+        self._rows = 0
+        self.last_row: dict[str, Any] = {}
+
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+        self._start = self._last_time = time.perf_counter()
+        self._last_tokens = self._start_tokens = state.num_input_tokens_seen
+        self._start_step = state.global_step
+        previous = [r for r in self.run.read_log() if r.get("current_steps", 0) <= state.global_step]
+        self._offset = float(previous[-1].get("elapsed_seconds", 0.0)) if previous else 0.0
+
+    def on_log(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, logs: Optional[dict] = None, **kw: Any
+    ) -> None:
+        logs = logs or {}
+        if "train_runtime" in logs:  # the trainer's end-of-training summary goes to metrics.json instead
+            return
+        now = time.perf_counter()
+        step, total = state.global_step, max(state.max_steps, 1)
+        session = now - self._start
+        done_here = step - self._start_step
+        remaining = session / done_here * (total - step) if done_here > 0 else None
+        row: dict[str, Any] = {"current_steps": step, "total_steps": total}
+        for key in ("loss", "eval_loss", "learning_rate", "grad_norm"):
+            if _finite(logs.get(key)) is not None:
+                row[key] = _finite(logs[key])
+        if "eval_loss" in row and math.isfinite(row["eval_loss"]):
+            row["eval_perplexity"] = math.exp(min(row["eval_loss"], 50.0))
+        row["epoch"] = round(float(state.epoch or 0.0), 4)
+        row["percentage"] = round(100.0 * step / total, 2)
+        row["elapsed_time"] = format_duration(self._offset + session)
+        row["elapsed_seconds"] = round(self._offset + session, 3)
+        if remaining is not None:
+            row["remaining_time"] = format_duration(remaining)
+        tokens = state.num_input_tokens_seen
+        if "loss" in row and tokens > self._last_tokens and now > self._last_time:
+            row["tokens_per_second"] = round((tokens - self._last_tokens) / (now - self._last_time), 1)
+            row["num_input_tokens_seen"] = int(tokens)
+            self._last_tokens, self._last_time = tokens, now
+        self.run.write_log_row(row)
+        self.last_row = row
+        self._rows += 1
+        if self.plot and (self._rows % self.plot_every == 0 or "eval_loss" in row):
+            plot_run(self.run.path)
+
+    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+        if self.plot:
+            plot_run(self.run.path)
+
+    def mean_tokens_per_second(self, state: TrainerState) -> Optional[float]:
+        """Non-padding tokens trained per wall-clock second in this session."""
+        elapsed = time.perf_counter() - self._start
+        tokens = state.num_input_tokens_seen - self._start_tokens
+        return round(tokens / elapsed, 1) if tokens > 0 and elapsed > 0 else None
+
+
+class ProgressCallback(TrainerCallback):
+    """A rich progress bar (step, loss, lr, tokens/s, ETA); plain lines when output is not a terminal."""
+
+    def __init__(self, log_callback: RunLogCallback) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.log_callback = log_callback
+        self._progress: Any = None
+        self._task: Any = None
+
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+        if not self.console.is_terminal:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._progress = Progress(
+            TextColumn("[bold]train"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"),
+            TimeRemainingColumn(),
+            console=self.console,
+        )
+        self._task = self._progress.add_task("train", total=state.max_steps, completed=state.global_step, stats="")
+        self._progress.start()
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=state.global_step)
+
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+        row = self.log_callback.last_row
+        parts = []
+        if "loss" in row:
+            parts.append(f"loss {row['loss']:.4f}")
+        if "eval_loss" in row:
+            parts.append(f"eval_loss {row['eval_loss']:.4f}")
+        if "learning_rate" in row:
+            parts.append(f"lr {row['learning_rate']:.2e}")
+        if "tokens_per_second" in row:
+            parts.append(f"{row['tokens_per_second']:.0f} tok/s")
+        stats = "  ".join(parts)
+        if self._progress is not None:
+            self._progress.update(self._task, stats=stats)
+        elif parts:
+            eta = row.get("remaining_time", "?")
+            self.console.print(f"step {row.get('current_steps')}/{row.get('total_steps')}  {stats}  ETA {eta}")
+
+    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+class GracefulStopCallback(TrainerCallback):
+    """On Ctrl-C or SIGTERM: finish the current step, save a checkpoint, then stop.
+
+    A second Ctrl-C falls through to Python's default and aborts at once.
+    """
+
+    def __init__(self) -> None:
+        self.requested: Optional[str] = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested is not None:
+            self.restore()
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (e.g. a web UI worker): no handler
+                pass
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+        if self.requested is not None:
+            control.should_save = True
+            control.should_training_stop = True
+
+    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+        self.restore()
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()

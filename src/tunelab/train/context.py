@@ -1,0 +1,28 @@
+"""What a stage needs to know about the run besides the config: resolved precision and a voice."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+__all__ = ["RunContext"]
+
+
+@dataclass
+class RunContext:
+    """Decisions taken once before a stage runs, plus where to print progress messages."""
+
+    compute_dtype: torch.dtype
+    compute_reason: str = ""
+    console: Any = field(default=None, repr=False)
+
+    @property
+    def compute_name(self) -> str:
+        return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.compute_dtype, "fp32")
+
+    def say(self, message: str) -> None:
+        """Print a status line (to stderr, so stdout stays clean for machine-readable output)."""
+        if self.console is not None:
+            self.console.print(message)

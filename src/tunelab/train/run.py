@@ -1,0 +1,106 @@
+"""``train(config)``: the whole run as a short story — directory, config, precision, stage, results."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from tunelab.config import RunConfig, dump_config
+from tunelab.errors import ConfigError
+from tunelab.runs.rundir import RunDir
+from tunelab.train.context import RunContext
+from tunelab.train.runner import RunResult
+
+__all__ = ["train", "resolve_output_dir", "resolve_resume", "STAGES"]
+
+
+def _run_lm(*args: Any) -> RunResult:
+    from tunelab.train.stages.lm import run_lm
+
+    return run_lm(*args)
+
+
+# stage name -> function(config, run, ctx, resume_from); a test keeps this in step with the schema.
+STAGES: dict[str, Callable[..., RunResult]] = {"pt": _run_lm, "sft": _run_lm}
+
+
+def resolve_output_dir(config: RunConfig) -> Path:
+    """The run directory: output_dir, or runs/<stage>-<method>-<time> when unset."""
+    if config.output.output_dir:
+        return Path(config.output.output_dir)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{config.finetuning.stage}-{config.finetuning.finetuning_type}-{stamp}"
+
+
+def resolve_resume(config: RunConfig, run: RunDir) -> Optional[Path]:
+    """The checkpoint to resume from, or None for a fresh run; refuses to overwrite finished work."""
+    wanted = config.training.resume_from_checkpoint
+    if wanted == "auto":
+        latest = run.latest_checkpoint()
+        if latest is None and not config.output.output_dir:
+            raise ConfigError(
+                "resume_from_checkpoint=auto needs the run directory to resume",
+                "add output_dir=<the run directory> (runs/... printed when the run started)",
+            )
+        return latest  # None: nothing saved yet, start from the beginning
+    if wanted:
+        path = Path(wanted)
+        if not (path / "trainer_state.json").is_file():
+            raise ConfigError(
+                f"resume_from_checkpoint={wanted}: no checkpoint there (trainer_state.json missing)",
+                f"use a checkpoint-* folder of the run, or 'auto'; found: {[p.name for p in run.checkpoints()]}",
+            )
+        return path
+    if not config.output.overwrite_output_dir and (run.is_finished() or run.checkpoints()):
+        what = "a finished run" if run.is_finished() else f"checkpoints up to {run.latest_checkpoint().name}"  # type: ignore[union-attr]
+        raise ConfigError(
+            f"output_dir {run.path} already holds {what}",
+            "resume it with resume_from_checkpoint=auto, choose another output_dir, "
+            "or set overwrite_output_dir=true to start over",
+        )
+    return None
+
+
+def train(config: RunConfig, *, console: Any = None) -> RunResult:
+    """Train one run described by ``config``; returns where it went and its final metrics."""
+    from tunelab.model.precision import describe_compute_choice, resolve_compute_dtype
+    from transformers import set_seed
+
+    run = RunDir(resolve_output_dir(config))
+    resume_from = resolve_resume(config, run)
+    stage_fn = STAGES.get(config.finetuning.stage)
+    if stage_fn is None:
+        raise ConfigError(
+            f"stage={config.finetuning.stage} is not available yet",
+            f"available stages: {', '.join(STAGES)}",
+        )
+    if config.output.overwrite_output_dir and resume_from is None and run.path.exists():
+        _clear_run(run)
+    run.create()
+    resolved = config.model_copy(
+        update={"output": config.output.model_copy(update={"output_dir": str(run.path)})}
+    )
+    run.write_config(dump_config(resolved))
+
+    dtype = resolve_compute_dtype(config.compute_type)
+    ctx = RunContext(dtype, describe_compute_choice(config.compute_type, dtype), console)
+    ctx.say(f"run directory: {run.path}")
+    ctx.say(f"precision: {ctx.compute_reason}")
+    if resume_from is not None:
+        step = int(resume_from.name.split("-")[-1])
+        run.truncate_log_after(step)
+        run.write_event("resume", f"resuming from {resume_from.name}", checkpoint=str(resume_from), step=step)
+        ctx.say(f"resuming from {resume_from}")
+    set_seed(config.training.seed)
+    return stage_fn(resolved, run, ctx, resume_from)
+
+
+def _clear_run(run: RunDir) -> None:
+    """overwrite_output_dir: remove the previous run's outputs (only files tunelab writes)."""
+    import shutil
+
+    for ckpt in run.checkpoints():
+        shutil.rmtree(ckpt)
+    for name in ("trainer_log.jsonl", "events.jsonl", "metrics.json"):
+        (run.path / name).unlink(missing_ok=True)

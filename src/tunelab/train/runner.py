@@ -1,0 +1,92 @@
+"""Run a built trainer to the end (or to a graceful stop) and write the results into the run directory."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from transformers import Trainer
+
+from tunelab.errors import ResourceError
+from tunelab.runs.model_card import write_model_card
+from tunelab.runs.plots import plot_run
+from tunelab.runs.rundir import RunDir
+from tunelab.train.callbacks import GracefulStopCallback, RunLogCallback
+
+__all__ = ["RunResult", "run_trainer"]
+
+
+@dataclass
+class RunResult:
+    """What a finished (or gracefully stopped) run produced."""
+
+    run_dir: Path
+    status: str  # "finished" or "interrupted"
+    metrics: dict[str, Any] = field(default_factory=dict)
+    checkpoint: Optional[Path] = None
+
+
+def _is_oom(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text
+
+
+def run_trainer(
+    trainer: Trainer,
+    run: RunDir,
+    stop: GracefulStopCallback,
+    *,
+    resume_from: Optional[Path],
+    extra_metrics: dict[str, Any],
+    card_info: dict[str, Any],
+) -> RunResult:
+    """Train, then save the final weights, metrics, plots and model card.
+
+    A graceful stop (Ctrl-C / SIGTERM) leaves a checkpoint and returns status "interrupted";
+    out-of-memory becomes a ResourceError with the usual fixes, the last checkpoint untouched.
+    """
+    try:
+        output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    except RuntimeError as exc:
+        if _is_oom(exc):
+            raise ResourceError(
+                f"out of memory while training ({exc.__class__.__name__})",
+                "lower per_device_train_batch_size (raise gradient_accumulation_steps to keep the effective "
+                "batch), lower cutoff_len, or set gradient_checkpointing=true; `tunelab find-batch` measures it",
+            ) from None
+        raise
+    finally:
+        stop.restore()
+
+    if stop.requested is not None:
+        checkpoint = run.latest_checkpoint()
+        run.write_event(
+            "interrupted",
+            f"{stop.requested} received: saved {checkpoint.name if checkpoint else 'no checkpoint'} and stopped",
+            step=trainer.state.global_step,
+            checkpoint=str(checkpoint) if checkpoint else None,
+        )
+        plot_run(run.path)
+        return RunResult(run.path, "interrupted", checkpoint=checkpoint)
+
+    metrics: dict[str, Any] = dict(output.metrics)
+    metrics.update(extra_metrics)
+    metrics["global_step"] = trainer.state.global_step
+    log_cb = next(cb for cb in trainer.callback_handler.callbacks if isinstance(cb, RunLogCallback))
+    if (speed := log_cb.mean_tokens_per_second(trainer.state)) is not None:
+        metrics["tokens_per_second"] = speed
+    if trainer.eval_dataset is not None:
+        eval_metrics = trainer.evaluate()
+        if "eval_loss" in eval_metrics:
+            eval_metrics["eval_perplexity"] = math.exp(min(eval_metrics["eval_loss"], 50.0))
+        metrics.update(eval_metrics)
+    trainer.save_model(str(run.path))
+    if trainer.processing_class is not None:
+        trainer.processing_class.save_pretrained(str(run.path))
+    run.write_metrics(metrics)
+    plot_run(run.path)
+    write_model_card(run.path, card_info, metrics)
+    return RunResult(run.path, "finished", metrics=metrics, checkpoint=run.latest_checkpoint())

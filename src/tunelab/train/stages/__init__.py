@@ -1,0 +1,1 @@
+"""One module per training stage; each assembles its trainer from tunelab.train.builders."""

@@ -1,0 +1,37 @@
+"""Shared fixtures: tiny offline models built once per test session into a private cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A session-private cache root, so tests never read or write the user's ~/.cache."""
+    return tmp_path_factory.mktemp("tiny-cache")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_cache_dir: Path) -> Path:
+    """Directory of the tiny llama model + tokenizer (save_pretrained layout)."""
+    from tunelab.model.tiny import build_tiny
+
+    return build_tiny("llama", tiny_cache_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2_dir(tiny_cache_dir: Path) -> Path:
+    """Directory of the tiny qwen2 model + tokenizer."""
+    from tunelab.model.tiny import build_tiny
+
+    return build_tiny("qwen2", tiny_cache_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_model_dir: Path):
+    """The tiny llama model's tokenizer (ChatML chat template, pad <|endoftext|>, eos <|im_end|>)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_model_dir)

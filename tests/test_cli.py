@@ -1,0 +1,63 @@
+"""The command layer: fast start without torch, errors as message + hint, both languages."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tunelab.cli import app
+from tunelab.cli_text import TEXTS
+
+runner = CliRunner()
+
+
+def test_help_does_not_import_torch() -> None:
+    code = "import sys; from tunelab.cli import app; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    out = subprocess.run([sys.executable, "-m", "tunelab", "--help"], capture_output=True, text=True, check=True)
+    assert "train" in out.stdout
+
+
+def test_help_in_chinese() -> None:
+    env = {**os.environ, "TUNELAB_LANG": "zh", "COLUMNS": "200"}
+    out = subprocess.run([sys.executable, "-m", "tunelab", "train", "--help"], capture_output=True, text=True,
+                         env=env, check=True)
+    assert "按 YAML 配置训练模型" in out.stdout
+
+
+def test_every_cli_text_has_both_languages() -> None:
+    for key, texts in TEXTS.items():
+        assert set(texts) == {"en", "zh"} and all(texts.values()), key
+
+
+def test_print_config_fills_defaults() -> None:
+    result = runner.invoke(app, ["train", "model_name_or_path=tiny:llama", "lora_rank=4", "--print-config"])
+    assert result.exit_code == 0, result.output
+    assert "lora_rank: 4" in result.stdout and "learning_rate:" in result.stdout
+
+
+def test_config_error_is_message_and_hint_without_traceback(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("model_name_or_path: tiny:llama\nlearnig_rate: 1e-4\n")
+    result = runner.invoke(app, ["train", str(cfg)])
+    assert result.exit_code == 2
+    assert "did you mean 'learning_rate'" in result.output and "Traceback" not in result.output
+
+
+def test_help_keys_lists_every_key() -> None:
+    from tunelab.config import all_keys
+
+    result = runner.invoke(app, ["train", "--help-keys"])
+    assert result.exit_code == 0
+    for key in all_keys():
+        assert f"  {key} (" in result.stdout
+
+
+@pytest.mark.parametrize("command", [["version"], ["--help"], ["data", "--help"]])
+def test_commands_answer(command: list[str]) -> None:
+    assert runner.invoke(app, command).exit_code == 0
