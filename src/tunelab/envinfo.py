@@ -28,9 +28,9 @@ def collect_env() -> dict[str, Any]:
     info["memory_gib"] = round(psutil.virtual_memory().total / 2**30, 1)
     info["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
     info["cuda_devices"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    from tunelab.model.precision import describe_compute_choice, resolve_compute_dtype
+    from tunelab.model.precision import describe_compute_choice
 
-    info["compute_type_auto"] = describe_compute_choice("auto", resolve_compute_dtype("auto"))
+    info["compute_type_auto"] = describe_compute_choice("auto")
     return info
 
 

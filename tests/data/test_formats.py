@@ -42,7 +42,12 @@ def test_alpaca_instruction_and_input_form_the_user_turn() -> None:
 
 
 def test_alpaca_history_becomes_earlier_turns_and_system_is_kept() -> None:
-    row = {"instruction": "and 3+3?", "output": "6", "history": [["1+1?", "2"], ["2+2?", "4"]], "sys": "Be brief."}
+    row = {
+        "instruction": "and 3+3?",
+        "output": "6",
+        "history": [["1+1?", "2"], ["2+2?", "4"]],
+        "sys": "Be brief.",
+    }
     (record,) = convert([row], alpaca(columns={"history": "history", "system": "sys"}))
     assert [m["role"] for m in record["messages"]] == ["user", "assistant"] * 3
     assert [m["content"] for m in record["messages"]] == ["1+1?", "2", "2+2?", "4", "and 3+3?", "6"]
@@ -106,7 +111,9 @@ def test_sharegpt_unknown_role_and_missing_answer() -> None:
 
 def test_alpaca_pairwise_from_columns_or_response_pair() -> None:
     rows = [{"instruction": "q", "chosen": "good", "rejected": "bad"}]
-    (record,) = convert(rows, alpaca(ranking=True, columns={"chosen": "chosen", "rejected": "rejected"}), "dpo")
+    (record,) = convert(
+        rows, alpaca(ranking=True, columns={"chosen": "chosen", "rejected": "rejected"}), "dpo"
+    )
     assert (record["chosen"], record["rejected"]) == ("good", "bad")
     assert record["messages"] == [{"role": "user", "content": "q"}]
     (record,) = convert([{"instruction": "q", "output": ["good", "bad"]}], alpaca(ranking=True), "rm")
@@ -135,7 +142,10 @@ def test_sft_data_for_dpo_names_missing_columns_and_stage() -> None:
 
 def test_kto_tags_accept_booleans_and_csv_text() -> None:
     attr = alpaca(columns={"kto_tag": "good"})
-    rows = [{"instruction": "q", "output": "a", "good": True}, {"instruction": "q", "output": "b", "good": "false"}]
+    rows = [
+        {"instruction": "q", "output": "a", "good": True},
+        {"instruction": "q", "output": "b", "good": "false"},
+    ]
     first, second = convert(rows, attr, "kto")
     assert (first["kto_tag"], second["kto_tag"]) == (True, False)
     assert first["messages"][-1] == {"role": "assistant", "content": "a"}

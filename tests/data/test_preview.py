@@ -12,13 +12,17 @@ from tunelab.config import config_from_dict
 from tunelab.data.pipeline import build_datasets, length_stats
 from tunelab.data.preview import preview_data, render_preview
 
-WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa".split()
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"]
 
 
 def make_rows(n: int) -> list[dict[str, str]]:
     """Alpaca rows whose lengths grow with the index, so the statistics are easy to follow."""
     return [
-        {"instruction": f"Repeat {i} words.", "input": "", "output": " ".join(WORDS[j % 10] for j in range(3 * i + 1))}
+        {
+            "instruction": f"Repeat {i} words.",
+            "input": "",
+            "output": " ".join(WORDS[j % 10] for j in range(3 * i + 1)),
+        }
         for i in range(n)
     ]
 
@@ -28,7 +32,10 @@ def data_dir(tmp_path):
     (tmp_path / "rows.json").write_text(json.dumps(make_rows(20)), encoding="utf-8")
     corpus = [{"text": " ".join(WORDS[: 1 + i % 10]) + "."} for i in range(6)]
     (tmp_path / "corpus.json").write_text(json.dumps(corpus), encoding="utf-8")
-    registry = {"rows": {"file_name": "rows.json"}, "corpus": {"file_name": "corpus.json", "columns": {"prompt": "text"}}}
+    registry = {
+        "rows": {"file_name": "rows.json"},
+        "corpus": {"file_name": "corpus.json", "columns": {"prompt": "text"}},
+    }
     (tmp_path / "dataset_info.json").write_text(json.dumps(registry), encoding="utf-8")
     return tmp_path
 
@@ -48,7 +55,14 @@ def config(data_dir, **extra):
 def chatml_length(tok, question: str, answer: str) -> int:
     """Token count of one ChatML turn, from the template's pieces (not from tunelab's code)."""
     start, end = tok.convert_tokens_to_ids("<|im_start|>"), tok.convert_tokens_to_ids("<|im_end|>")
-    prompt = [start] + tok.encode("user\n" + question) + [end] + tok.encode("\n") + [start] + tok.encode("assistant\n")
+    prompt = (
+        [start]
+        + tok.encode("user\n" + question)
+        + [end]
+        + tok.encode("\n")
+        + [start]
+        + tok.encode("assistant\n")
+    )
     return len(prompt) + len(tok.encode(answer) + [end] + tok.encode("\n"))
 
 
@@ -61,7 +75,7 @@ def test_length_stats_use_nearest_rank_p95():
 def test_preview_stats_match_a_hand_computation(data_dir, tiny_tokenizer):
     tok = tiny_tokenizer
     lengths = sorted(chatml_length(tok, r["instruction"], r["output"]) for r in make_rows(20))
-    report = preview_data(config(data_dir), tok, n=2)
+    report = preview_data(config(data_dir), tok, n=20)
     stats = report.stats
     assert (stats.n_train, stats.n_eval, stats.n_dropped, stats.n_train_sequences) == (20, 0, 0, 20)
     assert (stats.len_min, stats.len_max) == (lengths[0], lengths[-1])
@@ -70,40 +84,58 @@ def test_preview_stats_match_a_hand_computation(data_dir, tiny_tokenizer):
     assert stats.share_cut == pytest.approx(sum(n > 40 for n in lengths) / 20) and stats.share_cut > 0
     assert stats.len_max > 40  # the data really is cut at cutoff_len=40
 
-    first = report.samples[0]
+    by_source = {sample.source: sample for sample in report.samples}  # the loader shuffles records
+    first = by_source["rows#0"]
     assert first.n_tokens == lengths[0] and first.was_cut is False
     assert first.segments == [
         ("<|im_start|>user\nRepeat 0 words.<|im_end|>\n<|im_start|>assistant\n", False),
         ("alpha<|im_end|>\n", True),
     ]
     assert first.n_learned == len(tok.encode("alpha")) + 2
+    longest = by_source["rows#19"]
+    assert longest.was_cut and longest.n_tokens == 40
+    assert longest.segments[0] == (
+        "<|im_start|>user\nRepeat 19 words.<|im_end|>\n<|im_start|>assistant\n",
+        False,
+    )
 
 
 def test_render_preview_marks_learned_text_without_colour(data_dir, tiny_tokenizer):
-    report = preview_data(config(data_dir), tiny_tokenizer, n=3)
+    report = preview_data(config(data_dir), tiny_tokenizer, n=20)
     console = Console(record=True, width=120, color_system=None)
     render_preview(report, console)
     text = console.export_text()
     assert "⟦alpha<|im_end|>" in text
-    assert "<|im_start|>user\nRepeat 1 words." in text
+    assert "│ Repeat 1 words.<|im_end|>" in text  # masked prompt text is shown too, unmarked
     stats = report.stats
-    for value in (stats.len_min, stats.len_p95, stats.len_max, f"{stats.len_mean:.1f}", f"{100 * stats.share_cut:.1f}%"):
+    for value in (
+        stats.len_min,
+        stats.len_p95,
+        stats.len_max,
+        f"{stats.len_mean:.1f}",
+        f"{100 * stats.share_cut:.1f}%",
+    ):
         assert str(value) in text
     assert "template chatml" in text and "cutoff_len 40" in text
 
 
 def test_build_datasets_with_eval_split_and_packing(data_dir, tiny_tokenizer):
-    train, eval_set, stats = build_datasets(config(data_dir, val_size=0.25, packing=True, cutoff_len=64), tiny_tokenizer)
+    train, eval_set, stats = build_datasets(
+        config(data_dir, val_size=0.25, packing=True, cutoff_len=256), tiny_tokenizer
+    )
     assert stats.n_train == 15 and stats.n_eval == 5 and eval_set is not None
     assert set(train.column_names) == {"input_ids", "labels", "position_ids"}
     assert stats.n_train_sequences == len(train) < 15  # short samples share rows
-    assert all(len(ids) <= 64 for ids in train["input_ids"])
+    assert all(len(ids) <= 256 for ids in train["input_ids"])
     assert sum(row.count(0) for row in train["position_ids"]) == 15
 
 
 def test_preview_pretraining_text(data_dir, tiny_tokenizer):
-    report = preview_data(config(data_dir, stage="pt", dataset="corpus"), tiny_tokenizer, n=2)
-    assert report.stage == "pt" and len(report.samples) == 2
-    sample = report.samples[0]
+    report = preview_data(config(data_dir, stage="pt", dataset="corpus"), tiny_tokenizer, n=6)
+    assert report.stage == "pt" and len(report.samples) == 6
+    sample = next(s for s in report.samples if s.source == "corpus#0")
     assert sample.segments == [("alpha.<|im_end|>", True)]  # every pt token is learned, EOS appended
-    assert report.stats.n_train == 6 and report.stats.len_max == len(tiny_tokenizer.encode(" ".join(WORDS[:6]) + ".")) + 1
+    assert (
+        report.stats.n_train == 6
+        and report.stats.len_max == len(tiny_tokenizer.encode(" ".join(WORDS[:6]) + ".")) + 1
+    )

@@ -23,9 +23,17 @@ def test_shared_registry_loads_every_entry() -> None:
     assert dpo.column("messages") == "conversations" and dpo.column("chosen") == "chosen"
     kto = registry["kto_en_demo"]
     assert kto.column("kto_tag") == "label"
-    assert (kto.tag("role_tag"), kto.tag("user_tag"), kto.tag("function_tag")) == ("role", "user", "function_call")
+    assert (kto.tag("role_tag"), kto.tag("user_tag"), kto.tag("function_tag")) == (
+        "role",
+        "user",
+        "function_call",
+    )
     alpaca = registry["alpaca_en_demo"]
-    assert (alpaca.formatting, alpaca.column("prompt"), alpaca.column("response")) == ("alpaca", "instruction", "output")
+    assert (alpaca.formatting, alpaca.column("prompt"), alpaca.column("response")) == (
+        "alpaca",
+        "instruction",
+        "output",
+    )
     assert registry["adgen_eval"].split == "validation" and not registry["adgen_eval"].is_local
 
 
@@ -75,7 +83,9 @@ def test_entry_must_be_an_object(tmp_path: Path) -> None:
 
 
 def test_missing_registry_is_explained(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="neither a data file nor registered: there is no .*dataset_info.json"):
+    with pytest.raises(
+        DataError, match="neither a data file nor registered: there is no .*dataset_info.json"
+    ):
         get_dataset_attr("anything", tmp_path)
 
 
@@ -84,8 +94,11 @@ def test_missing_registry_is_explained(tmp_path: Path) -> None:
     [
         ({"instruction": "q", "input": "", "output": "a"}, "alpaca", {}),
         ({"conversations": [{"from": "human", "value": "q"}]}, "sharegpt", {"messages": "conversations"}),
-        ({"messages": [{"role": "user", "content": "q"}], "label": True}, "openai",
-         {"messages": "messages", "kto_tag": "label"}),
+        (
+            {"messages": [{"role": "user", "content": "q"}], "label": True},
+            "openai",
+            {"messages": "messages", "kto_tag": "label"},
+        ),
         ({"text": "doc"}, "alpaca", {"prompt": "text"}),
         ({"text": "doc", "label": "pos"}, "alpaca", {"prompt": "text", "label": "label"}),
     ],

@@ -98,13 +98,20 @@ def test_cut_turn_shares_the_budget():
 
 def test_cutoff_keeps_the_assistant_header_and_response_start(tiny_tokenizer):
     tok = tiny_tokenizer
-    long_question = "why " * 60
-    out = sft(chat(long_question, "Because the sky scatters blue light."), tok, cutoff_len=24)
-    assert len(out["input_ids"]) == 24 and out["was_cut"]
-    response = enc(tok, "Because the sky scatters blue light.") + enc(tok, "<|im_end|>\n")
-    n_prompt = 24 - len(response)  # the response is short (<= half the budget): kept whole
+    answer = "Because the sky scatters blue light."
+    response = enc(tok, answer) + enc(tok, "<|im_end|>\n")
+    record = chat("why " * 200, answer)
+    # A short response (at most half the budget) is kept whole; the prompt keeps its end.
+    cutoff = 2 * len(response) + 6
+    out = sft(record, tok, cutoff_len=cutoff)
+    assert len(out["input_ids"]) == cutoff and out["was_cut"]
+    n_prompt = cutoff - len(response)
     assert out["labels"] == [M] * n_prompt + response
-    assert tok.decode(out["input_ids"][:n_prompt]).endswith("<|im_end|>\n<|im_start|>assistant\n")
+    assert tok.decode(out["input_ids"][:n_prompt]).endswith("why <|im_end|>\n<|im_start|>assistant\n")
+    # A long response is cut at its end, keeping its beginning.
+    out = sft(chat("Why?", answer * 40), tok, cutoff_len=cutoff)
+    learned = [label for label in out["labels"] if label != M]
+    assert len(out["input_ids"]) == cutoff and learned == enc(tok, answer * 40)[: len(learned)]
 
 
 def test_cutoff_keeps_whole_earlier_turns(tiny_tokenizer):

@@ -142,7 +142,9 @@ def test_fp32_gguf_round_trip_matches_source_model(
 def test_quantized_gguf_matches_transformers_gguf_loader(q8_gguf: Path, tmp_path: Path) -> None:
     out = convert_gguf(q8_gguf, tmp_path)
     converted = AutoModelForCausalLM.from_pretrained(out)
-    reference = AutoModelForCausalLM.from_pretrained(q8_gguf.parent, gguf_file=q8_gguf.name, dtype=torch.float32)
+    reference = AutoModelForCausalLM.from_pretrained(
+        q8_gguf.parent, gguf_file=q8_gguf.name, dtype=torch.float32
+    )
     ids = torch.tensor([[5, 17, 250, 999, 3, 42]])
     torch.testing.assert_close(_logits(converted, ids), _logits(reference, ids), rtol=0, atol=0)
     assert read_gguf_chat_template(q8_gguf) is None

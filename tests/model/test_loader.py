@@ -56,7 +56,9 @@ def test_load_model_fp32_and_bf16(tiny_model_dir: Path) -> None:
 
 
 def test_tiny_name_resolves_through_cache_dir(tiny_cache_dir: Path) -> None:
-    model = load_model(_args("tiny:qwen2", cache_dir=str(tiny_cache_dir.parent / "other")), compute_dtype=torch.float32)
+    model = load_model(
+        _args("tiny:qwen2", cache_dir=str(tiny_cache_dir.parent / "other")), compute_dtype=torch.float32
+    )
     assert model.config.model_type == "qwen2"
 
 
@@ -105,7 +107,9 @@ def test_build_rope_parameters() -> None:
 def test_quantization_config_wiring() -> None:
     assert build_quantization_config(_args("x")) is None
     assert build_quantization_config(_args("x", quantization_bit=8)) == {"load_in_8bit": True}
-    four = build_quantization_config(_args("x", quantization_bit=4, double_quantization=False), torch.bfloat16)
+    four = build_quantization_config(
+        _args("x", quantization_bit=4, double_quantization=False), torch.bfloat16
+    )
     assert four == {
         "load_in_4bit": True,
         "bnb_4bit_quant_type": "nf4",

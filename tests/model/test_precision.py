@@ -33,7 +33,9 @@ AVX2 = frozenset({"avx", "avx2", "fma"})
         ("fp16", True, False, AVX2, "fp16"),
     ],
 )
-def test_choose_compute(request_: str, cuda: bool, cuda_bf16: bool, flags: frozenset[str], expected: str) -> None:
+def test_choose_compute(
+    request_: str, cuda: bool, cuda_bf16: bool, flags: frozenset[str], expected: str
+) -> None:
     choice = choose_compute(request_, cuda_available=cuda, cuda_bf16=cuda_bf16, flags=flags)
     assert choice.name == expected
     assert choice.reason

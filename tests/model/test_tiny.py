@@ -62,7 +62,9 @@ def test_tokenizer_special_tokens_and_chat_template(tiny_tokenizer) -> None:
     assert tok.convert_tokens_to_ids("<|im_end|>") in ids
 
 
-@pytest.mark.parametrize(("fixture", "model_type"), [("tiny_model_dir", "llama"), ("tiny_qwen2_dir", "qwen2")])
+@pytest.mark.parametrize(
+    ("fixture", "model_type"), [("tiny_model_dir", "llama"), ("tiny_qwen2_dir", "qwen2")]
+)
 def test_presets_load_and_run(fixture: str, model_type: str, request: pytest.FixtureRequest) -> None:
     directory: Path = request.getfixturevalue(fixture)
     model = AutoModelForCausalLM.from_pretrained(directory)
@@ -77,3 +79,32 @@ def test_presets_load_and_run(fixture: str, model_type: str, request: pytest.Fix
         logits = model(**batch).logits
     assert logits.shape[:2] == batch["input_ids"].shape and logits.shape[-1] == len(tok)
     assert torch.isfinite(logits).all()
+
+
+def test_concurrent_builds_in_threads_agree(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda _: build_tiny("llama", tmp_path), range(2)))
+    assert results[0] == results[1]
+    assert [p.name for p in tmp_path.iterdir()] == [tiny_model_dir.name]
+    assert _digests(results[0]) == _digests(tiny_model_dir)
+
+
+@pytest.mark.slow
+def test_concurrent_builds_in_processes_agree(tmp_path: Path) -> None:
+    """Two processes building the same preset at once both end with the same complete directory."""
+    import subprocess
+    import sys
+
+    code = "import sys; from pathlib import Path; from tunelab.model.tiny import build_tiny; "
+    code += "print(build_tiny('qwen2', Path(sys.argv[1])))"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [proc.communicate(timeout=120)[0].strip() for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs)
+    assert outputs[0] == outputs[1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [Path(outputs[0]).name]  # no staging left behind
+    AutoModelForCausalLM.from_pretrained(outputs[0])

@@ -13,7 +13,7 @@ from typing import Any
 
 from tunelab.errors import DataError
 
-__all__ = ["SUPPORTED_SUFFIXES", "read_rows", "read_row_files", "data_files"]
+__all__ = ["SUPPORTED_SUFFIXES", "data_files", "read_row_files", "read_rows"]
 
 SUPPORTED_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet", ".txt")
 
@@ -33,7 +33,8 @@ def data_files(path: Path) -> list[Path]:
     path = Path(path)
     if path.is_dir():
         files = sorted(
-            p for p in path.iterdir()
+            p
+            for p in path.iterdir()
             if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in SUPPORTED_SUFFIXES
         )
         if not files:
@@ -43,7 +44,9 @@ def data_files(path: Path) -> list[Path]:
             )
         return files
     if not path.is_file():
-        raise DataError(f"data file {path} does not exist", "check the path (relative paths start at dataset_dir)")
+        raise DataError(
+            f"data file {path} does not exist", "check the path (relative paths start at dataset_dir)"
+        )
     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
         raise DataError(
             f"{path}: unsupported file type '{path.suffix}'",
@@ -63,7 +66,9 @@ def _read_file(path: Path) -> list[dict[str, Any]]:
     try:
         return readers[path.suffix.lower()](path)
     except UnicodeDecodeError as err:
-        raise DataError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start})", "save it as UTF-8") from err
+        raise DataError(
+            f"{path} is not UTF-8 text ({err.reason} at byte {err.start})", "save it as UTF-8"
+        ) from err
 
 
 def _read_json(path: Path) -> list[dict[str, Any]]:
@@ -86,7 +91,7 @@ def _read_json(path: Path) -> list[dict[str, Any]]:
         if not isinstance(row, dict):
             raise DataError(
                 f"{path} record {index} is a JSON {type(row).__name__}, expected an object",
-                "every item of the list must be an object such as {\"instruction\": ..., \"output\": ...}",
+                'every item of the list must be an object such as {"instruction": ..., "output": ...}',
             )
     return data
 
@@ -139,7 +144,9 @@ def _read_parquet(path: Path) -> list[dict[str, Any]]:
     try:
         return pq.read_table(path).to_pylist()
     except ArrowException as err:
-        raise DataError(f"{path} is not a readable parquet file: {err}", "re-write it with pandas or pyarrow") from err
+        raise DataError(
+            f"{path} is not a readable parquet file: {err}", "re-write it with pandas or pyarrow"
+        ) from err
 
 
 def _read_txt(path: Path) -> list[dict[str, Any]]:

@@ -18,9 +18,10 @@ field, so that bad data is fixed rather than silently shrinking the training set
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 from tunelab.data.records import new_record
 from tunelab.data.registry import DatasetAttr
@@ -49,9 +50,9 @@ class _Conversation:
     messages: list[dict[str, str]]
     system: str = ""
     tools: str = ""
-    chosen: Optional[str] = None
-    rejected: Optional[str] = None
-    kto_tag: Optional[bool] = None
+    chosen: str | None = None
+    rejected: str | None = None
+    kto_tag: bool | None = None
 
 
 def to_records(
@@ -61,9 +62,13 @@ def to_records(
     dataset_name: str,
     file: Path,
     *,
-    indices: Optional[Sequence[int]] = None,
+    indices: Sequence[int] | None = None,
 ) -> list[dict[str, Any]]:
-    """Records for ``stage`` from the raw ``rows`` of ``file``; ``indices`` are the rows' places in the file."""
+    """Records for ``stage`` from the raw ``rows`` of ``file``.
+
+    ``indices`` are the rows' places in the file (when only some rows are converted), used in
+    error messages and in each record's ``source``.
+    """
     if stage not in STAGES:
         raise DataError(f"unknown stage '{stage}'", f"use one of {', '.join(STAGES)}")
     present = set().union(*rows) if rows else set()
@@ -136,7 +141,7 @@ def _check_kind(attr: DatasetAttr, stage: str, present: set[str], name: str, fil
         if not (attr.ranking and pairwise_cols):
             missing = "" if pairwise_cols else f"columns '{chosen}' and '{rejected}' and "
             raise DataError(
-                f"{label} is not pairwise data: stage {stage} expects {missing}\"ranking\": true "
+                f'{label} is not pairwise data: stage {stage} expects {missing}"ranking": true '
                 f"in its dataset_info.json entry; its records have columns {has}",
                 "pick a preference dataset (e.g. dpo_en_demo), or train this one with stage sft"
                 if not pairwise_cols
@@ -153,12 +158,13 @@ def _check_kind(attr: DatasetAttr, stage: str, present: set[str], name: str, fil
     elif stage == "sft":
         if attr.ranking:
             raise DataError(
-                f"{label} is pairwise data (\"ranking\": true): stage sft expects one response per prompt",
+                f'{label} is pairwise data ("ranking": true): stage sft expects one response per prompt',
                 "train it with stage dpo or rm, or pick an sft dataset",
             )
         if kto_col and kto_col in present:
             raise DataError(
-                f"{label} has a kto_tag column '{kto_col}': stage sft would learn its undesirable responses too",
+                f"{label} has a kto_tag column '{kto_col}': "
+                "stage sft would learn its undesirable responses too",
                 "train it with stage kto, or pick an sft dataset",
             )
     needed = (
@@ -184,7 +190,8 @@ def _require_columns(
         f"{', '.join(sorted(present)) or 'none'}",
         "this looks like pre-training text: use stage pt"
         if looks_pt
-        else "map the columns in the entry's \"columns\" of dataset_info.json, or pick a dataset made for this stage",
+        else 'map the columns in the entry\'s "columns" of dataset_info.json, '
+        "or pick a dataset made for this stage",
     )
 
 
@@ -235,12 +242,13 @@ def _parse_sharegpt(row: dict[str, Any], attr: DatasetAttr, stage: str, where: _
             raise where.error(
                 f"message {j} of '{column}' should be an object with '{role_tag}' and '{content_tag}', "
                 f"got {_kind(message)}",
-                "if the data uses other keys, set role_tag/content_tag in the entry's \"tags\"",
+                'if the data uses other keys, set role_tag/content_tag in the entry\'s "tags"',
             )
         if message[role_tag] not in roles:
             raise where.error(
                 f"message {j}: unknown role '{message[role_tag]}'",
-                f"known roles here: {', '.join(roles)}; set user_tag/assistant_tag/... in the entry's \"tags\"",
+                f"known roles here: {', '.join(roles)}; "
+                'set user_tag/assistant_tag/... in the entry\'s "tags"',
             )
         content = message[content_tag]
         if not isinstance(content, str):
@@ -282,7 +290,9 @@ def _parse_sharegpt(row: dict[str, Any], attr: DatasetAttr, stage: str, where: _
     return conv
 
 
-def _response(row: dict[str, Any], column: str, attr: DatasetAttr, roles: dict[str, str], where: _Where) -> str:
+def _response(
+    row: dict[str, Any], column: str, attr: DatasetAttr, roles: dict[str, str], where: _Where
+) -> str:
     """A chosen/rejected response: a message object in the assistant's place, or plain text."""
     value = row.get(column)
     if isinstance(value, str):
@@ -291,13 +301,15 @@ def _response(row: dict[str, Any], column: str, attr: DatasetAttr, roles: dict[s
         raise where.error(f"'{column}' is missing")
     content_tag, role_tag = attr.tag("content_tag"), attr.tag("role_tag")
     if not isinstance(value, dict) or not isinstance(value.get(content_tag), str):
-        raise where.error(f"'{column}' should be a message object with text '{content_tag}', got {_kind(value)}")
+        raise where.error(
+            f"'{column}' should be a message object with text '{content_tag}', got {_kind(value)}"
+        )
     if roles.get(value.get(role_tag, "")) not in ("assistant", "function"):
         raise where.error(f"'{column}' has role '{value.get(role_tag)}', expected the assistant's")
     return value[content_tag]
 
 
-def _history(row: dict[str, Any], column: Optional[str], where: _Where) -> list[dict[str, str]]:
+def _history(row: dict[str, Any], column: str | None, where: _Where) -> list[dict[str, str]]:
     """alpaca ``history``: [[user, assistant], ...] pairs before the current turn."""
     value = row.get(column) if column else None
     if value is None:
@@ -307,7 +319,9 @@ def _history(row: dict[str, Any], column: Optional[str], where: _Where) -> list[
     messages = []
     for j, pair in enumerate(value):
         if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(p, str) for p in pair)):
-            raise where.error(f"'{column}' item {j} should be a [user, assistant] pair of texts, got {_kind(pair)}")
+            raise where.error(
+                f"'{column}' item {j} should be a [user, assistant] pair of texts, got {_kind(pair)}"
+            )
         messages += [{"role": "user", "content": pair[0]}, {"role": "assistant", "content": pair[1]}]
     return messages
 
@@ -329,7 +343,7 @@ def _optional(row: dict[str, Any], attr: DatasetAttr, key: str, where: _Where) -
     return _text(row, column, where, optional=True) if column else ""
 
 
-def _tools(row: dict[str, Any], column: Optional[str], where: _Where) -> str:
+def _tools(row: dict[str, Any], column: str | None, where: _Where) -> str:
     """Tool definitions as a JSON string (some datasets store them as JSON values, not strings)."""
     value = row.get(column) if column else None
     if value is None or isinstance(value, str):
@@ -339,7 +353,7 @@ def _tools(row: dict[str, Any], column: Optional[str], where: _Where) -> str:
     raise where.error(f"'{column}' should be a JSON string or list of tools, got {_kind(value)}")
 
 
-def _kto_tag(row: dict[str, Any], column: Optional[str], where: _Where) -> bool:
+def _kto_tag(row: dict[str, Any], column: str | None, where: _Where) -> bool:
     """True/false; csv files give text, so "true"/"false"/"1"/"0" are accepted too."""
     value = row.get(column) if column else None
     if isinstance(value, bool):

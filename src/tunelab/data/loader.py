@@ -18,12 +18,13 @@ Example::
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any
 
 from tunelab.data.files import read_row_files
 from tunelab.data.formats import to_records
-from tunelab.data.registry import DatasetAttr, get_dataset_attr
+from tunelab.data.registry import get_dataset_attr
 from tunelab.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -31,18 +32,18 @@ if TYPE_CHECKING:
 
     from tunelab.config.schema import DataArgs
 
-__all__ = ["RecordSplits", "load_records", "load_dataset_records", "record_features", "records_to_dataset"]
+__all__ = ["RecordSplits", "load_dataset_records", "load_records", "record_features", "records_to_dataset"]
 
 
 @dataclass
 class RecordSplits:
     """Training records (shuffled) and evaluation records (None when there is no eval split)."""
 
-    train: "datasets.Dataset"
-    eval: "Optional[datasets.Dataset]"
+    train: datasets.Dataset
+    eval: datasets.Dataset | None
 
 
-def record_features() -> "datasets.Features":
+def record_features() -> datasets.Features:
     """The explicit schema of a record, so datasets whose optional columns are all None still mix."""
     from datasets import Features, List, Value
 
@@ -62,7 +63,7 @@ def record_features() -> "datasets.Features":
     )
 
 
-def records_to_dataset(records: Sequence[dict[str, Any]]) -> "datasets.Dataset":
+def records_to_dataset(records: Sequence[dict[str, Any]]) -> datasets.Dataset:
     """A ``datasets.Dataset`` of records with :func:`record_features` (works for zero records too)."""
     from datasets import Dataset
 
@@ -70,18 +71,29 @@ def records_to_dataset(records: Sequence[dict[str, Any]]) -> "datasets.Dataset":
     return Dataset.from_dict({key: [r[key] for r in records] for key in features}, features=features)
 
 
-def load_records(data_args: "DataArgs", stage: str, *, seed: int) -> RecordSplits:
-    """Records of ``data_args.dataset`` for ``stage``: mixed, split into train/eval, train shuffled by ``seed``."""
+def load_records(data_args: DataArgs, stage: str, *, seed: int) -> RecordSplits:
+    """Records of ``data_args.dataset`` for ``stage``: mixed, split into train/eval, train shuffled.
+
+    ``seed`` drives every random choice (num_samples sampling, interleaving, shuffle, val split),
+    so the same config gives the same records in the same order.
+    """
     names = list(data_args.dataset or [])
     if not names:
-        raise ConfigError("no training dataset: the 'dataset' key is empty", "set dataset: <name or file path>")
+        raise ConfigError(
+            "no training dataset: the 'dataset' key is empty", "set dataset: <name or file path>"
+        )
     if data_args.eval_dataset and data_args.val_size > 0:
         raise ConfigError(
             f"both eval_dataset ({', '.join(data_args.eval_dataset)}) and val_size "
             f"({data_args.val_size}) are set",
             "keep one: eval_dataset for a separate eval set, or val_size to split the training data",
         )
-    load = dict(dataset_dir=data_args.dataset_dir, stage=stage, max_samples=data_args.max_samples, seed=seed)
+    load = {
+        "dataset_dir": data_args.dataset_dir,
+        "stage": stage,
+        "max_samples": data_args.max_samples,
+        "seed": seed,
+    }
     parts = [load_dataset_records(name, **load) for name in names]
     train = _mix(parts, data_args.mix_strategy, data_args.interleave_probs, seed)
     train = train.shuffle(seed=seed)
@@ -97,8 +109,8 @@ def load_records(data_args: "DataArgs", stage: str, *, seed: int) -> RecordSplit
 
 
 def load_dataset_records(
-    name: str, *, dataset_dir: str, stage: str, max_samples: Optional[int] = None, seed: int = 0
-) -> "datasets.Dataset":
+    name: str, *, dataset_dir: str, stage: str, max_samples: int | None = None, seed: int = 0
+) -> datasets.Dataset:
     """Records of one dataset (registry name or file path), capped by num_samples and max_samples."""
     attr = get_dataset_attr(name, dataset_dir)
     assert attr.path is not None  # get_dataset_attr refuses hub-only entries
@@ -141,8 +153,8 @@ def _sample_indices(n_rows: int, num_samples: int, seed: int) -> list[int]:
 
 
 def _mix(
-    parts: list["datasets.Dataset"], strategy: str, probs: Optional[list[float]], seed: int
-) -> "datasets.Dataset":
+    parts: list[datasets.Dataset], strategy: str, probs: list[float] | None, seed: int
+) -> datasets.Dataset:
     """One dataset from several: concatenated, or interleaved until the smallest / largest runs out."""
     from datasets import concatenate_datasets, interleave_datasets
 
@@ -170,8 +182,8 @@ def _mix(
 
 
 def _split(
-    data: "datasets.Dataset", val_size: float, names: list[str]
-) -> tuple["datasets.Dataset", "datasets.Dataset"]:
+    data: datasets.Dataset, val_size: float, names: list[str]
+) -> tuple[datasets.Dataset, datasets.Dataset]:
     """Hold out the last ``val_size`` records of the (already shuffled) data as the eval split."""
     n_total = len(data)
     n_eval = int(val_size) if val_size >= 1 else math.ceil(val_size * n_total)

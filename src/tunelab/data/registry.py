@@ -23,19 +23,19 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from tunelab.errors import DataError
 
 __all__ = [
-    "REGISTRY_FILE",
     "DATA_SUFFIXES",
     "HUB_KEYS",
+    "REGISTRY_FILE",
     "DatasetAttr",
+    "detect_attr",
+    "get_dataset_attr",
     "load_registry",
     "resolve_dataset_dir",
-    "get_dataset_attr",
-    "detect_attr",
 ]
 
 REGISTRY_FILE = "dataset_info.json"
@@ -75,19 +75,19 @@ class DatasetAttr:
 
     name: str
     dataset_dir: Path
-    file_name: Optional[str] = None
+    file_name: str | None = None
     formatting: str = "alpaca"
     ranking: bool = False
-    subset: Optional[str] = None
+    subset: str | None = None
     split: str = "train"
-    folder: Optional[str] = None
-    num_samples: Optional[int] = None
+    folder: str | None = None
+    num_samples: int | None = None
     columns: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     hub: dict[str, str] = field(default_factory=dict)
 
     @property
-    def path(self) -> Optional[Path]:
+    def path(self) -> Path | None:
         """The local file or folder, or None for a hub-only entry."""
         if self.file_name is None:
             return None
@@ -99,7 +99,7 @@ class DatasetAttr:
         """True when the entry names a file tunelab can read (it may still be missing on disk)."""
         return self.file_name is not None
 
-    def column(self, key: str) -> Optional[str]:
+    def column(self, key: str) -> str | None:
         """Raw column name for ``key`` (prompt, response, messages, chosen, ...), or None if unset."""
         if key in self.columns:
             return self.columns[key]
@@ -247,7 +247,7 @@ def _check_local(attr: DatasetAttr, registry_path: Path) -> DatasetAttr:
     return attr
 
 
-def _as_data_file(name: str, folder: Path) -> Optional[Path]:
+def _as_data_file(name: str, folder: Path) -> Path | None:
     """``name`` as an existing data file, tried as given and then relative to the dataset folder."""
     for candidate in (Path(name).expanduser(), folder / name):
         if candidate.is_file() and candidate.suffix.lower() in DATA_SUFFIXES:
@@ -255,7 +255,7 @@ def _as_data_file(name: str, folder: Path) -> Optional[Path]:
     return None
 
 
-def detect_attr(path: Path, *, name: Optional[str] = None) -> DatasetAttr:
+def detect_attr(path: Path, *, name: str | None = None) -> DatasetAttr:
     """A DatasetAttr for an unregistered file, with its format guessed from the first record's keys.
 
     alpaca when it has instruction/output, sharegpt when conversations/messages (role/content

@@ -15,29 +15,33 @@ from tunelab.model.adapters import apply_finetuning, find_decoder_layers, find_l
 from tunelab.model.attention import resolve_attn_implementation
 from tunelab.model.gguf import convert_gguf
 from tunelab.model.loader import build_quantization_config, build_rope_parameters, load_model, load_tokenizer
-from tunelab.model.parameters import build_loraplus_param_groups, count_parameters, upcast_trainable_parameters
+from tunelab.model.parameters import (
+    build_loraplus_param_groups,
+    count_parameters,
+    upcast_trainable_parameters,
+)
 from tunelab.model.precision import describe_compute_choice, resolve_compute_dtype
 from tunelab.model.resolve import find_smollm2_gguf, resolve_model_path
 from tunelab.model.tiny import TINY_PRESETS, build_tiny
 
 __all__ = [
     "TINY_PRESETS",
-    "build_tiny",
-    "resolve_model_path",
-    "find_smollm2_gguf",
-    "convert_gguf",
-    "resolve_compute_dtype",
-    "describe_compute_choice",
-    "resolve_attn_implementation",
-    "load_tokenizer",
-    "load_model",
+    "apply_finetuning",
+    "build_loraplus_param_groups",
     "build_quantization_config",
     "build_rope_parameters",
-    "apply_finetuning",
-    "load_adapters",
-    "find_lora_targets",
-    "find_decoder_layers",
+    "build_tiny",
+    "convert_gguf",
     "count_parameters",
+    "describe_compute_choice",
+    "find_decoder_layers",
+    "find_lora_targets",
+    "find_smollm2_gguf",
+    "load_adapters",
+    "load_model",
+    "load_tokenizer",
+    "resolve_attn_implementation",
+    "resolve_compute_dtype",
+    "resolve_model_path",
     "upcast_trainable_parameters",
-    "build_loraplus_param_groups",
 ]

@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tunelab.errors import ConfigError, ModelError
-from tunelab.model.parameters import upcast_trainable_parameters
+
+# count_parameters and build_loraplus_param_groups live in parameters.py; re-exported here because
+# callers reach for them next to apply_finetuning.
+from tunelab.model.parameters import (
+    build_loraplus_param_groups,
+    count_parameters,
+    upcast_trainable_parameters,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -20,7 +27,14 @@ if TYPE_CHECKING:
 
     from tunelab.config.schema import FinetuningArgs
 
-__all__ = ["apply_finetuning", "load_adapters", "find_lora_targets", "find_decoder_layers"]
+__all__ = [
+    "apply_finetuning",
+    "build_loraplus_param_groups",
+    "count_parameters",
+    "find_decoder_layers",
+    "find_lora_targets",
+    "load_adapters",
+]
 
 
 def apply_finetuning(
@@ -122,7 +136,11 @@ def _apply_lora(model: PreTrainedModel, args: FinetuningArgs) -> torch.nn.Module
     from peft import LoraConfig, TaskType, get_peft_model
 
     available = find_lora_targets(model)
-    targets = available if _wants_all(args.lora_target) else _check_names(args.lora_target, available, "lora_target")
+    targets = (
+        available
+        if _wants_all(args.lora_target)
+        else _check_names(args.lora_target, available, "lora_target")
+    )
     modules_to_save = None
     if args.additional_target:
         leaf_names = sorted({name.rsplit(".", 1)[-1] for name, _ in model.named_modules() if name})
@@ -152,16 +170,22 @@ def _apply_freeze(model: PreTrainedModel, args: FinetuningArgs) -> None:
             f"freeze_trainable_layers={n_train} but the model has {n_layers} layers",
             f"use a value between 1 and {n_layers} (last layers) or between -{n_layers} and -1 (first layers)",
         )
-    chosen = range(n_layers - n_train, n_layers) if n_train > 0 else range(0, -n_train)
+    chosen = range(n_layers - n_train, n_layers) if n_train > 0 else range(-n_train)
     layer_prefixes = tuple(f"{prefix}.{index}." for index in chosen)
     in_layers = f"{prefix}."
 
     names = [name for name, _ in model.named_parameters()]
-    layer_parts = {part for name in names if name.startswith(in_layers) for part in _module_parts(name, in_layers)}
-    outside_parts = {part for name in names if not name.startswith(in_layers) for part in _module_parts(name, "")}
+    layer_parts = {
+        part for name in names if name.startswith(in_layers) for part in _module_parts(name, in_layers)
+    }
+    outside_parts = {
+        part for name in names if not name.startswith(in_layers) for part in _module_parts(name, "")
+    }
     outside_parts -= set(prefix.split("."))  # "model" would mean everything, not a module to add
-    modules = None if _wants_all(args.freeze_trainable_modules) else set(
-        _check_names(args.freeze_trainable_modules, sorted(layer_parts), "freeze_trainable_modules")
+    modules = (
+        None
+        if _wants_all(args.freeze_trainable_modules)
+        else set(_check_names(args.freeze_trainable_modules, sorted(layer_parts), "freeze_trainable_modules"))
     )
     extra = set(_check_names(args.freeze_extra_modules or [], sorted(outside_parts), "freeze_extra_modules"))
 
@@ -191,7 +215,8 @@ def _check_names(requested: Iterable[str], available: list[str], key: str) -> li
     if unknown:
         raise ConfigError(
             f"{key}: unknown module name(s) {', '.join(unknown)}",
-            f"available for {key}: {', '.join(available)}" + (" (or 'all')" if key != "additional_target" else ""),
+            f"available for {key}: {', '.join(available)}"
+            + (" (or 'all')" if key != "additional_target" else ""),
         )
     return requested
 

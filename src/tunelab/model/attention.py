@@ -12,7 +12,9 @@ _CHOICES = ("auto", "disabled", "sdpa", "fa2")
 def choose_attn_implementation(flash_attn: str, *, fa2_available: bool, cuda_available: bool) -> str:
     """Map the `flash_attn` setting to a transformers implementation name, given what is installed."""
     if flash_attn not in _CHOICES:
-        raise ConfigError(f"flash_attn={flash_attn!r} is not a known option", f"use one of: {', '.join(_CHOICES)}")
+        raise ConfigError(
+            f"flash_attn={flash_attn!r} is not a known option", f"use one of: {', '.join(_CHOICES)}"
+        )
     if flash_attn == "disabled":
         return "eager"
     if flash_attn == "sdpa":

@@ -21,11 +21,11 @@ if TYPE_CHECKING:
     from tunelab.config.schema import ModelArgs
 
 __all__ = [
-    "load_tokenizer",
-    "load_model",
     "build_quantization_config",
     "build_rope_parameters",
     "check_quantization_supported",
+    "load_model",
+    "load_tokenizer",
 ]
 
 _QLORA_HINT = (
@@ -78,7 +78,9 @@ def load_model(
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=model_args.trust_remote_code)
     except (OSError, ValueError, KeyError) as err:
-        raise ModelError(f"cannot read the model config in {path}: {err}", "check config.json in that directory") from err
+        raise ModelError(
+            f"cannot read the model config in {path}: {err}", "check config.json in that directory"
+        ) from err
 
     if model_args.rope_scaling is not None:
         target = model_args.model_max_length or model_max_length
@@ -111,7 +113,9 @@ def load_model(
         kwargs["quantization_config"] = BitsAndBytesConfig(**quantization)
         kwargs["device_map"] = {"": torch.cuda.current_device()}
 
-    weights_hint = "the directory needs model.safetensors (or sharded safetensors + index) matching config.json"
+    weights_hint = (
+        "the directory needs model.safetensors (or sharded safetensors + index) matching config.json"
+    )
     try:
         model, info = AutoModelForCausalLM.from_pretrained(path, output_loading_info=True, **kwargs)
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:
@@ -134,13 +138,16 @@ def load_model(
             model.activation_checkpointing_enable({"use_reentrant": False})
         except ValueError as err:
             raise ConfigError(
-                f"gradient_checkpointing: {type(model).__name__} does not support it", "set gradient_checkpointing: false"
+                f"gradient_checkpointing: {type(model).__name__} does not support it",
+                "set gradient_checkpointing: false",
             ) from err
         model.config.use_cache = False
     return model
 
 
-def build_quantization_config(model_args: ModelArgs, compute_dtype: torch.dtype | None = None) -> dict[str, Any] | None:
+def build_quantization_config(
+    model_args: ModelArgs, compute_dtype: torch.dtype | None = None
+) -> dict[str, Any] | None:
     """Keyword arguments for transformers' BitsAndBytesConfig, or None when no quantization is asked.
 
     Pure (no bitsandbytes, no GPU needed) so that the wiring from config keys can be tested anywhere.
@@ -150,7 +157,8 @@ def build_quantization_config(model_args: ModelArgs, compute_dtype: torch.dtype 
         return None
     if model_args.quantization_method != "bnb":
         raise ConfigError(
-            f"quantization_method={model_args.quantization_method!r} is not supported", "use quantization_method: bnb"
+            f"quantization_method={model_args.quantization_method!r} is not supported",
+            "use quantization_method: bnb",
         )
     if bits == 8:
         return {"load_in_8bit": True}
@@ -175,7 +183,9 @@ def check_quantization_supported() -> None:
     if not torch.cuda.is_available():
         raise ResourceError("quantization_bit is set but there is no CUDA GPU on this machine", _QLORA_HINT)
     if importlib.util.find_spec("bitsandbytes") is None:
-        raise ResourceError("quantization_bit is set but the bitsandbytes package is not installed", _QLORA_HINT)
+        raise ResourceError(
+            "quantization_bit is set but the bitsandbytes package is not installed", _QLORA_HINT
+        )
 
 
 def build_rope_parameters(

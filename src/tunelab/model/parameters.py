@@ -9,7 +9,7 @@ from tunelab.errors import ConfigError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["count_parameters", "upcast_trainable_parameters", "build_loraplus_param_groups"]
+__all__ = ["build_loraplus_param_groups", "count_parameters", "upcast_trainable_parameters"]
 
 
 def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
@@ -64,7 +64,12 @@ def build_loraplus_param_groups(
         if isinstance(module, torch.nn.Embedding)
         for param in module.parameters(recurse=False)
     }
-    buckets: dict[str, list[torch.nn.Parameter]] = {"lora_b": [], "embedding": [], "decay": [], "no_decay": []}
+    buckets: dict[str, list[torch.nn.Parameter]] = {
+        "lora_b": [],
+        "embedding": [],
+        "decay": [],
+        "no_decay": [],
+    }
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue

@@ -16,7 +16,7 @@ from tunelab.errors import ConfigError, ResourceError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["ComputeChoice", "choose_compute", "resolve_compute_dtype", "describe_compute_choice", "cpu_flags"]
+__all__ = ["ComputeChoice", "choose_compute", "cpu_flags", "describe_compute_choice", "resolve_compute_dtype"]
 
 _COMPUTE_TYPES = ("auto", "bf16", "fp16", "fp32")
 # Either of these flags means the CPU multiplies bf16 matrices in hardware.
@@ -80,7 +80,8 @@ def choose_compute(
             )
         if not cuda_available and not cpu_bf16:
             return ComputeChoice(
-                "bf16", "bf16 requested, but this CPU has no AMX/AVX512-BF16: expect it to be much slower than fp32"
+                "bf16",
+                "bf16 requested, but this CPU has no AMX/AVX512-BF16: expect it to be much slower than fp32",
             )
         return ComputeChoice("bf16", "bf16 requested")
     # auto

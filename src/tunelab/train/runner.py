@@ -34,6 +34,15 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text
 
 
+def _final_eval(trainer: Trainer) -> dict[str, Any]:
+    """Eval metrics at the last step: reuse the scheduled evaluation when it ran there."""
+    history = trainer.state.log_history
+    last = next((row for row in reversed(history) if "eval_loss" in row), None)
+    if last is not None and last.get("step") == trainer.state.global_step:
+        return {k: v for k, v in last.items() if k.startswith("eval_")}
+    return trainer.evaluate()
+
+
 def run_trainer(
     trainer: Trainer,
     run: RunDir,
@@ -79,7 +88,7 @@ def run_trainer(
     if (speed := log_cb.mean_tokens_per_second(trainer.state)) is not None:
         metrics["tokens_per_second"] = speed
     if trainer.eval_dataset is not None:
-        eval_metrics = trainer.evaluate()
+        eval_metrics = _final_eval(trainer)
         if "eval_loss" in eval_metrics:
             eval_metrics["eval_perplexity"] = math.exp(min(eval_metrics["eval_loss"], 50.0))
         metrics.update(eval_metrics)

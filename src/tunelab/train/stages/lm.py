@@ -16,9 +16,16 @@ from transformers import Trainer
 from tunelab.config import RunConfig
 from tunelab.data.collator import build_collator
 from tunelab.data.pipeline import build_datasets
-from tunelab.model import apply_finetuning, count_parameters, load_model, load_tokenizer
+from tunelab.data.packing import packing_mode
+from tunelab.errors import ConfigError
+from tunelab.model import apply_finetuning, count_parameters, load_adapters, load_model, load_tokenizer
 from tunelab.runs.rundir import RunDir
-from tunelab.train.builders import build_callbacks, build_optimizer, build_training_arguments
+from tunelab.train.builders import (
+    build_callbacks,
+    build_optimizer,
+    build_training_arguments,
+    drop_default_printers,
+)
 from tunelab.train.context import RunContext
 from tunelab.train.runner import RunResult, run_trainer
 
@@ -34,12 +41,16 @@ def run_lm(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Optiona
         gradient_checkpointing=config.training.gradient_checkpointing,
         model_max_length=config.data.cutoff_len,
     )
+    model.config.use_cache = False  # a KV cache is useless in training and breaks packed-sample isolation
+    if config.model.adapter_name_or_path:
+        model = load_adapters(model, config.model.adapter_name_or_path, is_trainable=True)
     model = apply_finetuning(model, config.finetuning)
+    flatten = _packing_layout(config, model.config._attn_implementation)
     trainable, total = count_parameters(model)
     ctx.say(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.3f}%)")
 
     train_set, eval_set, stats = build_datasets(config, tokenizer)
-    ctx.say(stats.describe() if hasattr(stats, "describe") else str(stats))
+    ctx.say(stats.describe())
 
     args = build_training_arguments(config, run.path, ctx.compute_dtype)
     callbacks, stop = build_callbacks(config, run)
@@ -48,12 +59,18 @@ def run_lm(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Optiona
         args=args,
         train_dataset=train_set,
         eval_dataset=eval_set,
-        data_collator=build_collator(tokenizer, packing=config.data.packing),
+        data_collator=build_collator(tokenizer, packing=config.data.packing, flatten=flatten),
         processing_class=tokenizer,
         callbacks=callbacks,
         optimizers=(build_optimizer(model, config), None),
     )
-    extra = {"trainable_params": trainable, "total_params": total, "compute_type": ctx.compute_name}
+    drop_default_printers(trainer)
+    extra = {
+        "trainable_params": trainable,
+        "total_params": total,
+        "compute_type": ctx.compute_name,
+        **{f"data_{key}": value for key, value in stats.as_dict().items()},
+    }
     card = {
         "base_model": config.model.model_name_or_path,
         "stage": config.finetuning.stage,
@@ -66,3 +83,17 @@ def run_lm(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Optiona
         "trainable_params": f"{trainable:,} / {total:,}",
     }
     return run_trainer(trainer, run, stop, resume_from=resume_from, extra_metrics=extra, card_info=card)
+
+
+def _packing_layout(config: RunConfig, attn_implementation: str) -> bool:
+    """Whether packed batches must be flattened into one row (flash-attention); refuse unsafe packing."""
+    if not config.data.packing:
+        return False
+    mode = packing_mode(attn_implementation)
+    if mode is None:
+        raise ConfigError(
+            f"packing=true is not safe with attention implementation {attn_implementation!r}: "
+            "packed samples would attend to each other",
+            "set flash_attn=sdpa (or fa2), or use packing=false with group_by_length=true",
+        )
+    return mode == "flatten"
