@@ -33,6 +33,10 @@ def _run(fn: Callable[[], Any]) -> Any:
     from tunelab.errors import TunelabError
 
     try:
+        if not _state["debug"]:
+            from tunelab.quiet import quiet_libraries
+
+            quiet_libraries()
         return fn()
     except TunelabError as exc:
         if _state["debug"]:
@@ -143,7 +147,7 @@ def version() -> None:
 
 @app.command(help=t("demo"))
 def demo(
-    steps: int = typer.Option(60, "--steps", help=t("demo.steps")),
+    steps: int = typer.Option(40, "--steps", help=t("demo.steps")),
     output_dir: str = typer.Option("runs/demo-smollm2-identity", "--output-dir", help=t("demo.output")),
 ) -> None:
     def go() -> None:

@@ -28,7 +28,8 @@ DEMO_CONFIG: dict[str, Any] = {
     "template": "chatml",
     "default_system": "You are a helpful AI assistant.",
     "cutoff_len": 128,
-    "per_device_train_batch_size": 8,
+    "packing": True,  # identity samples are ~65 tokens: two per row instead of half a row of padding
+    "per_device_train_batch_size": 4,
     "per_device_eval_batch_size": 16,
     "learning_rate": 1e-3,
     "lr_scheduler_type": "cosine",
@@ -82,7 +83,7 @@ def _measure(config: RunConfig, adapter: Optional[str], questions: list[str]) ->
     return loss, answers
 
 
-def run_demo(*, output_dir: str = "runs/demo-smollm2-identity", steps: int = 60, console: Any = None) -> dict[str, Any]:
+def run_demo(*, output_dir: str = "runs/demo-smollm2-identity", steps: int = 40, console: Any = None) -> dict[str, Any]:
     """Measure the base model, train LoRA, measure again; print and return the comparison."""
     from rich.console import Console
     from rich.table import Table
@@ -102,9 +103,9 @@ def run_demo(*, output_dir: str = "runs/demo-smollm2-identity", steps: int = 60,
     loss_after, answers_after = _measure(config, str(result.run_dir), shown)
 
     table = Table(title="held-out questions (not in the training data)", show_lines=True)
-    table.add_column("question")
-    table.add_column("before (base SmolLM2)")
-    table.add_column("after (tunelab LoRA)")
+    table.add_column("question", overflow="fold")
+    table.add_column("before (base SmolLM2)", overflow="fold")
+    table.add_column("after (tunelab LoRA)", overflow="fold")
     for q, before, after in zip(shown, answers_before, answers_after):
         table.add_row(q, before, after)
     console.print(table)

@@ -22,7 +22,8 @@ def evaluate_loss(model: Any, dataset: Any, collator: Callable, *, batch_size: i
     rows = [dataset[i] for i in range(len(dataset))]
     for start in range(0, len(rows), batch_size):
         batch = collator(rows[start : start + batch_size])
-        batch = {k: v.to(device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        # non-tensor entries matter too: packed batches carry use_cache=False to keep samples apart
+        batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
         labels = batch.pop("labels")
         logits = model(**batch).logits.float()
         shift_logits, shift_labels = logits[:, :-1], labels[:, 1:]

@@ -14,13 +14,13 @@ __all__ = ["plot_run", "smooth"]
 def smooth(values: Sequence[float], weight: Optional[float] = None) -> list[float]:
     """Exponential moving average with bias correction; the weight grows with the series length.
 
-    Short runs get light smoothing so the curve still shows every step's trend; long noisy runs
-    get heavier smoothing (the same idea as TensorBoard's slider, chosen automatically).
+    Short runs get light smoothing (none below 6 points) so the curve does not lag the data; long
+    noisy runs get heavier smoothing (the same idea as TensorBoard's slider, chosen automatically).
     """
     if not values:
         return []
     if weight is None:
-        weight = min(0.95, 1.0 - 1.0 / max(2.0, math.sqrt(len(values))))
+        weight = min(0.9, max(0.0, 1.0 - 5.0 / len(values)))
     out, avg = [], 0.0
     for i, value in enumerate(values, start=1):
         avg = weight * avg + (1 - weight) * value

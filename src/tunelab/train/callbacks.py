@@ -28,8 +28,9 @@ def _finite(value: Any) -> Optional[float]:
 class RunLogCallback(TrainerCallback):
     """Write one trainer_log.jsonl row per log step and redraw the plots every few rows.
 
-    Throughput is measured here from tokens seen between two log steps and wall time, so it is
-    the speed the user actually gets (data loading and logging included), not a kernel benchmark.
+    Throughput is tokens seen between two log steps over the wall time of the training steps in
+    between (data loading included, evaluation and checkpoint saving excluded), so a row after an
+    evaluation does not look like a slowdown.
     """
 
     def __init__(self, run: RunDir, *, plot_every: int = 5, plot: bool = True) -> None:
@@ -38,7 +39,9 @@ class RunLogCallback(TrainerCallback):
         self.plot = plot
         self._start = 0.0
         self._offset = 0.0  # elapsed seconds of earlier sessions of a resumed run
-        self._last_time = 0.0
+        self._train_seconds = 0.0  # wall time inside training steps since the last log row
+        self._session_train_seconds = 0.0
+        self._step_started: Optional[float] = None
         self._last_tokens = 0
         self._start_step = 0
         self._start_tokens = 0
@@ -46,11 +49,29 @@ class RunLogCallback(TrainerCallback):
         self.last_row: dict[str, Any] = {}
 
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
-        self._start = self._last_time = time.perf_counter()
+        self._start = time.perf_counter()
         self._last_tokens = self._start_tokens = state.num_input_tokens_seen
         self._start_step = state.global_step
         previous = [r for r in self.run.read_log() if r.get("current_steps", 0) <= state.global_step]
         self._offset = float(previous[-1].get("elapsed_seconds", 0.0)) if previous else 0.0
+
+    def on_step_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+        # the step's batch was fetched just before this; measure from the previous step's end
+        if self._step_started is None:
+            self._step_started = time.perf_counter()
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+        now = time.perf_counter()
+        if self._step_started is not None:
+            self._train_seconds += now - self._step_started
+            self._session_train_seconds += now - self._step_started
+        self._step_started = now
+
+    def on_evaluate(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+        self._step_started = None  # evaluation time is not training time
+
+    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+        self._step_started = None
 
     def on_log(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, logs: Optional[dict] = None, **kw: Any
@@ -76,23 +97,25 @@ class RunLogCallback(TrainerCallback):
         if remaining is not None:
             row["remaining_time"] = format_duration(remaining)
         tokens = state.num_input_tokens_seen
-        if "loss" in row and tokens > self._last_tokens and now > self._last_time:
-            row["tokens_per_second"] = round((tokens - self._last_tokens) / (now - self._last_time), 1)
+        if "loss" in row and tokens > self._last_tokens and self._train_seconds > 0:
+            row["tokens_per_second"] = round((tokens - self._last_tokens) / self._train_seconds, 1)
             row["num_input_tokens_seen"] = int(tokens)
-            self._last_tokens, self._last_time = tokens, now
+            self._last_tokens, self._train_seconds = tokens, 0.0
         self.run.write_log_row(row)
         self.last_row = row
         self._rows += 1
         if self.plot and (self._rows % self.plot_every == 0 or "eval_loss" in row):
             plot_run(self.run.path)
+        if self._step_started is not None:  # logging and plotting are not training time either
+            self._step_started = time.perf_counter()
 
     def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
         if self.plot:
             plot_run(self.run.path)
 
     def mean_tokens_per_second(self, state: TrainerState) -> Optional[float]:
-        """Non-padding tokens trained per wall-clock second in this session."""
-        elapsed = time.perf_counter() - self._start
+        """Non-padding tokens per second of training-step time in this session (eval/saving excluded)."""
+        elapsed = self._session_train_seconds
         tokens = state.num_input_tokens_seen - self._start_tokens
         return round(tokens / elapsed, 1) if tokens > 0 and elapsed > 0 else None
 
