@@ -39,6 +39,7 @@ demo: install
 	$(BIN)/tunelab demo
 
 test: install
+	$(BIN)/ruff check src tests
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test-slow: install

@@ -19,14 +19,21 @@ runner = CliRunner()
 def test_help_does_not_import_torch() -> None:
     code = "import sys; from tunelab.cli import app; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
-    out = subprocess.run([sys.executable, "-m", "tunelab", "--help"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "tunelab", "--help"], capture_output=True, text=True, check=True
+    )
     assert "train" in out.stdout
 
 
 def test_help_in_chinese() -> None:
     env = {**os.environ, "TUNELAB_LANG": "zh", "COLUMNS": "200"}
-    out = subprocess.run([sys.executable, "-m", "tunelab", "train", "--help"], capture_output=True, text=True,
-                         env=env, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "tunelab", "train", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     assert "按 YAML 配置训练模型" in out.stdout
 
 

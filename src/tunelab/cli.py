@@ -6,8 +6,9 @@ Feature modules are imported inside the commands so that `tunelab --help` never 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, List, Optional
+from typing import Any
 
 import typer
 
@@ -48,7 +49,7 @@ def _run(fn: Callable[[], Any]) -> Any:
         raise typer.Exit(2) from None
 
 
-def _split_config_args(config: Optional[str], overrides: List[str]) -> tuple[Optional[str], list[str]]:
+def _split_config_args(config: str | None, overrides: list[str]) -> tuple[str | None, list[str]]:
     """`tunelab train key=value ...` without a file is allowed: a first arg with '=' is an override."""
     if config is not None and "=" in config and not Path(config).is_file():
         return None, [config, *overrides]
@@ -62,11 +63,11 @@ def _main(debug: bool = typer.Option(False, "--debug", help=t("debug"))) -> None
 
 @app.command(help=t("train"))
 def train(
-    config: Optional[str] = typer.Argument(None, help=t("train.config")),
-    overrides: Optional[List[str]] = typer.Argument(None, help=t("train.overrides")),
+    config: str | None = typer.Argument(None, help=t("train.config")),
+    overrides: list[str] | None = typer.Argument(None, help=t("train.overrides")),
     print_config: bool = typer.Option(False, "--print-config", help=t("train.print_config")),
     help_keys: bool = typer.Option(False, "--help-keys", help=t("train.help_keys")),
-    lang: Optional[str] = typer.Option(None, "--lang", help=t("lang")),
+    lang: str | None = typer.Option(None, "--lang", help=t("lang")),
 ) -> None:
     if help_keys:
         from tunelab.config.help import format_key_help
@@ -99,7 +100,9 @@ def _report_run(result: Any) -> None:
         )
         raise typer.Exit(130)
     metrics = result.metrics
-    shown = {k: metrics[k] for k in ("train_loss", "eval_loss", "eval_perplexity", "train_runtime") if k in metrics}
+    shown = {
+        k: metrics[k] for k in ("train_loss", "eval_loss", "eval_perplexity", "train_runtime") if k in metrics
+    }
     console.print(f"[green]done[/]: {result.run_dir}  " + "  ".join(f"{k}={v:.4g}" for k, v in shown.items()))
 
 
@@ -111,8 +114,8 @@ def _lang_default() -> str:
 
 @data_app.command("preview", help=t("data.preview"))
 def data_preview(
-    config: Optional[str] = typer.Argument(None, help=t("train.config")),
-    overrides: Optional[List[str]] = typer.Argument(None, help=t("train.overrides")),
+    config: str | None = typer.Argument(None, help=t("train.config")),
+    overrides: list[str] | None = typer.Argument(None, help=t("train.overrides")),
     n: int = typer.Option(3, "-n", "--n", help=t("data.n")),
 ) -> None:
     path, items = _split_config_args(config, overrides or [])

@@ -8,7 +8,7 @@ training files, so the change shows generalisation, not recall of training strin
 from __future__ import annotations
 
 import time
-from typing import Any, Optional
+from typing import Any
 
 from tunelab.config import RunConfig, config_from_dict
 
@@ -46,19 +46,23 @@ DEMO_CONFIG: dict[str, Any] = {
 
 def demo_config(output_dir: str, steps: int) -> RunConfig:
     """The demo's config: embedded defaults, so it runs with no file and no ../shared."""
-    return config_from_dict({**DEMO_CONFIG, "output_dir": output_dir, "max_steps": steps}, source="demo defaults")
+    return config_from_dict(
+        {**DEMO_CONFIG, "output_dir": output_dir, "max_steps": steps}, source="demo defaults"
+    )
 
 
 def _heldout(config: RunConfig) -> tuple[list[str], Any]:
     from tunelab.data.loader import load_records
 
-    data = config.data.model_copy(update={"dataset": config.data.eval_dataset, "eval_dataset": None, "val_size": 0.0})
+    data = config.data.model_copy(
+        update={"dataset": config.data.eval_dataset, "eval_dataset": None, "val_size": 0.0}
+    )
     records = load_records(data, "sft", seed=config.training.seed).train
     questions = [r["messages"][0]["content"] for r in records]
     return questions, records
 
 
-def _measure(config: RunConfig, adapter: Optional[str], questions: list[str]) -> tuple[float, list[str]]:
+def _measure(config: RunConfig, adapter: str | None, questions: list[str]) -> tuple[float, list[str]]:
     """Eval loss on the held-out split and greedy answers, for the base model or base + adapter."""
     from tunelab.data.collator import build_collator
     from tunelab.data.pipeline import build_datasets
@@ -83,7 +87,9 @@ def _measure(config: RunConfig, adapter: Optional[str], questions: list[str]) ->
     return loss, answers
 
 
-def run_demo(*, output_dir: str = "runs/demo-smollm2-identity", steps: int = 40, console: Any = None) -> dict[str, Any]:
+def run_demo(
+    *, output_dir: str = "runs/demo-smollm2-identity", steps: int = 40, console: Any = None
+) -> dict[str, Any]:
     """Measure the base model, train LoRA, measure again; print and return the comparison."""
     from rich.console import Console
     from rich.table import Table

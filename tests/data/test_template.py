@@ -7,7 +7,8 @@ import json
 import pytest
 from transformers import AutoTokenizer
 
-from tunelab.data.template import TEMPLATES, get_template, render_tools
+from tunelab.data.template import TEMPLATES, get_template
+from tunelab.data.tools import render_tools
 from tunelab.errors import ConfigError, DataError
 
 LLAMA3_TOKENS = ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]

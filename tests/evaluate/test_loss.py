@@ -14,7 +14,11 @@ from tunelab.evaluate.loss import evaluate_loss
 
 def test_matches_model_loss_and_ignores_batching(tiny_model_dir: Path, tiny_tokenizer) -> None:
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    texts = ["the learning rate sets the step size", "a short one", "batch size and accumulation steps multiply"]
+    texts = [
+        "the learning rate sets the step size",
+        "a short one",
+        "batch size and accumulation steps multiply",
+    ]
     rows = []
     for text in texts:
         ids = tiny_tokenizer.encode(text)
@@ -30,4 +34,6 @@ def test_matches_model_loss_and_ignores_batching(tiny_model_dir: Path, tiny_toke
             k = sum(1 for t in row["labels"][1:] if t != -100)
             total, n = total + out.loss.item() * k, n + k
     assert one["loss"] == pytest.approx(total / n, rel=1e-5)
-    assert one["tokens"] == n and one["perplexity"] == pytest.approx(torch.tensor(total / n).exp().item(), rel=1e-5)
+    assert one["tokens"] == n and one["perplexity"] == pytest.approx(
+        torch.tensor(total / n).exp().item(), rel=1e-5
+    )

@@ -57,7 +57,9 @@ def test_smooth_is_bias_corrected_and_flat_on_constant() -> None:
 def test_plots_written_from_the_log(tmp_path: Path) -> None:
     run = RunDir(tmp_path)
     for step in range(1, 11):
-        run.write_log_row({"current_steps": step, "loss": 3.0 / step, "learning_rate": 1e-3 * step, "grad_norm": 1.0})
+        run.write_log_row(
+            {"current_steps": step, "loss": 3.0 / step, "learning_rate": 1e-3 * step, "grad_norm": 1.0}
+        )
     run.write_log_row({"current_steps": 10, "eval_loss": 0.5})
     written = plot_run(tmp_path)
     assert {p.name for p in written} == {"loss.png", "lr.png", "grad_norm.png"}
@@ -67,9 +69,12 @@ def test_plots_written_from_the_log(tmp_path: Path) -> None:
 
 def test_model_card_lists_settings_and_results(tmp_path: Path) -> None:
     path = write_model_card(
-        tmp_path, {"base_model": "tiny:llama", "stage": "sft", "finetuning_type": "lora", "lora_rank": 8},
+        tmp_path,
+        {"base_model": "tiny:llama", "stage": "sft", "finetuning_type": "lora", "lora_rank": 8},
         {"train_loss": 1.23456, "eval_loss": 1.5},
     )
     text = path.read_text()
-    assert "base_model: tiny:llama" in text and "| lora_rank | 8 |" in text and "| train_loss | 1.235 |" in text
+    assert (
+        "base_model: tiny:llama" in text and "| lora_rank | 8 |" in text and "| train_loss | 1.235 |" in text
+    )
     assert "AutoPeftModelForCausalLM" in text

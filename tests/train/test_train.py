@@ -20,8 +20,18 @@ from tunelab.runs import RunDir
 from tunelab.train import STAGES, train
 from tunelab.train.run import resolve_resume
 
-LOG_FIELDS = {"current_steps", "total_steps", "loss", "learning_rate", "grad_norm", "epoch", "percentage",
-              "elapsed_time", "remaining_time", "tokens_per_second"}
+LOG_FIELDS = {
+    "current_steps",
+    "total_steps",
+    "loss",
+    "learning_rate",
+    "grad_norm",
+    "epoch",
+    "percentage",
+    "elapsed_time",
+    "remaining_time",
+    "tokens_per_second",
+}
 
 
 def tiny_config(model_dir: Path, out: Path, **overrides: Any):
@@ -67,8 +77,18 @@ def test_sft_lora_writes_the_run_directory(tiny_model_dir: Path, tmp_path: Path)
     result = train(config)
     assert result.status == "finished"
     run = RunDir(out)
-    for name in ("config.yaml", "trainer_log.jsonl", "metrics.json", "README.md", "adapter_model.safetensors",
-                 "adapter_config.json", "tokenizer.json", "plots/loss.png", "plots/lr.png", "plots/grad_norm.png"):
+    for name in (
+        "config.yaml",
+        "trainer_log.jsonl",
+        "metrics.json",
+        "README.md",
+        "adapter_model.safetensors",
+        "adapter_config.json",
+        "tokenizer.json",
+        "plots/loss.png",
+        "plots/lr.png",
+        "plots/grad_norm.png",
+    ):
         assert (out / name).is_file(), name
     assert [p.name for p in run.checkpoints()] == ["checkpoint-15", "checkpoint-30"]
     train_rows = [r for r in run.read_log() if "loss" in r]
@@ -103,8 +123,15 @@ def test_lora_changes_only_adapter_weights(tiny_model_dir: Path, tmp_path: Path)
 
 
 def test_pt_full_loss_falls(tiny_qwen2_dir: Path, tmp_path: Path) -> None:
-    config = tiny_config(tiny_qwen2_dir, tmp_path / "pt", stage="pt", finetuning_type="full",
-                         dataset="pretrain_text,pretrain_jsonl", template=None, learning_rate=2e-3)
+    config = tiny_config(
+        tiny_qwen2_dir,
+        tmp_path / "pt",
+        stage="pt",
+        finetuning_type="full",
+        dataset="pretrain_text,pretrain_jsonl",
+        template=None,
+        learning_rate=2e-3,
+    )
     result = train(config)
     first, last = first_last_loss(RunDir(result.run_dir))
     assert last < first - 0.3, (first, last)
@@ -117,8 +144,14 @@ def test_refuses_to_overwrite_finished_run(tiny_model_dir: Path, tmp_path: Path)
     with pytest.raises(ConfigError, match="already holds a finished run"):
         resolve_resume(config, RunDir(tmp_path / "run"))
     with pytest.raises(ConfigError, match="no checkpoint there"):
-        resolve_resume(config.model_copy(update={"training": config.training.model_copy(
-            update={"resume_from_checkpoint": str(tmp_path)})}), RunDir(tmp_path / "run"))
+        resolve_resume(
+            config.model_copy(
+                update={
+                    "training": config.training.model_copy(update={"resume_from_checkpoint": str(tmp_path)})
+                }
+            ),
+            RunDir(tmp_path / "run"),
+        )
 
 
 def _wait_for(predicate: Any, timeout: float) -> None:
@@ -133,13 +166,28 @@ def _wait_for(predicate: Any, timeout: float) -> None:
 def test_ctrl_c_saves_checkpoint_and_resume_finishes(tiny_model_dir: Path, tmp_path: Path) -> None:
     """SIGINT mid-run -> exit 130 with a checkpoint; resume=auto continues to the same final state."""
     out = tmp_path / "run"
-    overrides = [f"model_name_or_path={tiny_model_dir}", "dataset=instruct_en", "dataset_dir=builtin",
-                 "template=chatml", "cutoff_len=128", "per_device_train_batch_size=8", "max_steps=400",
-                 "logging_steps=2", "save_steps=1000", f"output_dir={out}", "compute_type=fp32",
-                 "learning_rate=5e-3", "disable_tqdm=true"]
-    proc = subprocess.Popen([sys.executable, "-m", "tunelab", "train", *overrides],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    overrides = [
+        f"model_name_or_path={tiny_model_dir}",
+        "dataset=instruct_en",
+        "dataset_dir=builtin",
+        "template=chatml",
+        "cutoff_len=128",
+        "per_device_train_batch_size=8",
+        "max_steps=400",
+        "logging_steps=2",
+        "save_steps=1000",
+        f"output_dir={out}",
+        "compute_type=fp32",
+        "learning_rate=5e-3",
+        "disable_tqdm=true",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tunelab", "train", *overrides],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         _wait_for(lambda: len(RunDir(out).read_log()) >= 2, 120)
         proc.send_signal(signal.SIGINT)

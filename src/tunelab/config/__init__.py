@@ -15,18 +15,18 @@ from tunelab.config.schema import (
 )
 
 __all__ = [
-    "RunConfig",
-    "ModelArgs",
+    "KEY_TO_GROUP",
     "DataArgs",
     "FinetuningArgs",
-    "TrainingArgs",
     "GenerationArgs",
+    "ModelArgs",
     "OutputArgs",
-    "KEY_TO_GROUP",
+    "RunConfig",
+    "TrainingArgs",
     "all_keys",
+    "config_from_dict",
+    "dump_config",
     "help_text",
     "load_config",
-    "config_from_dict",
     "parse_overrides",
-    "dump_config",
 ]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -13,7 +14,7 @@ from tunelab.config.run_config import KEY_TO_GROUP, RunConfig
 from tunelab.config.schema import GROUP_TYPES
 from tunelab.errors import ConfigError
 
-__all__ = ["load_config", "parse_overrides", "dump_config", "config_from_dict"]
+__all__ = ["config_from_dict", "dump_config", "load_config", "parse_overrides"]
 
 
 def _key_lines(text: str) -> dict[str, int]:
@@ -66,13 +67,15 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
 
 
 def config_from_dict(
-    values: dict[str, Any], *, source: str = "config", lines: Optional[dict[str, int]] = None
+    values: dict[str, Any], *, source: str = "config", lines: dict[str, int] | None = None
 ) -> RunConfig:
     """Validate flat keys into a RunConfig; report every problem at once with location and fix."""
     lines = lines or {}
     unknown = [k for k in values if k not in KEY_TO_GROUP]
     if unknown:
-        detail = "\n".join(f"  {_where(source, lines, k)}: unknown key '{k}' — {_suggest(k)}" for k in unknown)
+        detail = "\n".join(
+            f"  {_where(source, lines, k)}: unknown key '{k}' — {_suggest(k)}" for k in unknown
+        )
         raise ConfigError(
             f"{len(unknown)} unknown key(s) in {source}:\n{detail}",
             "fix the spelling or remove the key; `tunelab train --help-keys` lists every key",
@@ -113,7 +116,7 @@ def _hint(exc: ValidationError) -> str:
     return "see `tunelab train --help-keys` for each key's meaning and range"
 
 
-def load_config(path: Optional[str | Path], overrides: Sequence[str] = ()) -> RunConfig:
+def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> RunConfig:
     """Load a YAML file (or nothing) and apply ``key=value`` overrides; validate once."""
     values: dict[str, Any] = {}
     lines: dict[str, int] = {}
@@ -122,20 +125,26 @@ def load_config(path: Optional[str | Path], overrides: Sequence[str] = ()) -> Ru
         p = Path(path)
         source = str(p)
         if not p.is_file():
-            raise ConfigError(f"config file {p} does not exist", "check the path, e.g. examples/sft_lora_tiny.yaml")
+            raise ConfigError(
+                f"config file {p} does not exist", "check the path, e.g. examples/sft_lora_tiny.yaml"
+            )
         text = p.read_text(encoding="utf-8")
         try:
             loaded = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" line {mark.line + 1}" if mark else ""
-            raise ConfigError(f"{p}{where}: not valid YAML ({getattr(exc, 'problem', exc)})",
-                              "check indentation and that each entry is `key: value`") from None
+            raise ConfigError(
+                f"{p}{where}: not valid YAML ({getattr(exc, 'problem', exc)})",
+                "check indentation and that each entry is `key: value`",
+            ) from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
-            raise ConfigError(f"{p}: expected a mapping of key: value, got {type(loaded).__name__}",
-                              "write one `key: value` per line")
+            raise ConfigError(
+                f"{p}: expected a mapping of key: value, got {type(loaded).__name__}",
+                "write one `key: value` per line",
+            )
         values.update(loaded)
         lines = _key_lines(text)
     cli = parse_overrides(overrides)

@@ -16,7 +16,7 @@ from tunelab.config.schema import (
     TrainingArgs,
 )
 
-__all__ = ["RunConfig", "KEY_TO_GROUP", "all_keys"]
+__all__ = ["KEY_TO_GROUP", "RunConfig", "all_keys"]
 
 
 def _index_keys() -> dict[str, str]:
@@ -50,7 +50,7 @@ class RunConfig(BaseModel):
     output: OutputArgs = OutputArgs()
 
     @model_validator(mode="after")
-    def _check_across_groups(self) -> "RunConfig":
+    def _check_across_groups(self) -> RunConfig:
         """Rules that span groups, checked once where the config is built."""
         problems: list[str] = []
         t, m = self.training, self.model
@@ -80,7 +80,7 @@ class RunConfig(BaseModel):
         return self.model.compute_type
 
     @classmethod
-    def from_flat(cls, flat: dict[str, Any]) -> "RunConfig":
+    def from_flat(cls, flat: dict[str, Any]) -> RunConfig:
         """Build from flat keys (unknown keys must be rejected by the caller first)."""
         grouped: dict[str, dict[str, Any]] = {g: {} for g in GROUP_TYPES}
         for key, value in flat.items():

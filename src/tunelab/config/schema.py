@@ -6,21 +6,21 @@ training YAML maps onto these groups key by key.
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import field_validator, model_validator
 
 from tunelab.config.fields import Group, field
 
 __all__ = [
-    "ModelArgs",
+    "FINETUNING_TYPES",
+    "STAGES",
     "DataArgs",
     "FinetuningArgs",
-    "TrainingArgs",
     "GenerationArgs",
+    "ModelArgs",
     "OutputArgs",
-    "STAGES",
-    "FINETUNING_TYPES",
+    "TrainingArgs",
 ]
 
 STAGES = ("pt", "sft", "rm", "dpo", "kto", "ppo", "cls")
@@ -41,7 +41,7 @@ class ModelArgs(Group):
         en="Local model directory, a .gguf file, 'smollm2', or 'tiny:<preset>' (random tiny model).",
         zh="本地模型目录、.gguf 文件、'smollm2'，或 'tiny:<预设>'（随机初始化的小模型）。",
     )
-    adapter_name_or_path: Optional[list[str]] = field(
+    adapter_name_or_path: list[str] | None = field(
         None,
         en="LoRA adapter directories to load on top of the model (comma-separated).",
         zh="加载到模型上的 LoRA 适配器目录（逗号分隔）。",
@@ -61,7 +61,7 @@ class ModelArgs(Group):
         en="Attention implementation: auto (best available), disabled (eager), sdpa, fa2 (flash-attention 2).",
         zh="注意力实现：auto（自动选最优）、disabled（eager）、sdpa、fa2（flash-attention 2）。",
     )
-    quantization_bit: Optional[Literal[4, 8]] = field(
+    quantization_bit: Literal[4, 8] | None = field(
         None,
         en="Load the base model in 4 or 8 bits (QLoRA); needs bitsandbytes and a CUDA GPU.",
         zh="以 4 或 8 比特加载基座模型（QLoRA）；需要 bitsandbytes 和 CUDA GPU。",
@@ -76,37 +76,35 @@ class ModelArgs(Group):
         en="Quantize the 4-bit quantization constants too (saves ~0.4 bit per parameter).",
         zh="对 4 比特量化常数再做一次量化（每参数约省 0.4 比特）。",
     )
-    rope_scaling: Optional[Literal["linear", "dynamic", "yarn", "llama3"]] = field(
+    rope_scaling: Literal["linear", "dynamic", "yarn", "llama3"] | None = field(
         None,
         en="RoPE scaling method to extend the context beyond the model's trained length.",
         zh="RoPE 缩放方法，用于把上下文扩展到模型训练长度之外。",
     )
-    model_max_length: Optional[int] = field(
+    model_max_length: int | None = field(
         None,
         en="Context length used with rope_scaling; defaults to cutoff_len.",
         zh="与 rope_scaling 配合使用的上下文长度；默认等于 cutoff_len。",
         gt=0,
     )
-    cache_dir: Optional[str] = field(
+    cache_dir: str | None = field(
         None,
         en="Where converted (GGUF) and tiny models are cached; default ~/.cache/tunelab.",
         zh="转换后的 GGUF 模型和 tiny 模型的缓存目录；默认 ~/.cache/tunelab。",
     )
 
-    _split_adapters = field_validator("adapter_name_or_path", mode="before")(
-        lambda cls, v: _split_csv(v)
-    )
+    _split_adapters = field_validator("adapter_name_or_path", mode="before")(lambda cls, v: _split_csv(v))
 
 
 class DataArgs(Group):
     """Which datasets to read and how to turn them into token sequences."""
 
-    dataset: Optional[list[str]] = field(
+    dataset: list[str] | None = field(
         None,
         en="Names of training datasets in dataset_info.json (comma-separated), or data file paths.",
         zh="dataset_info.json 中的训练数据集名称（逗号分隔），或数据文件路径。",
     )
-    eval_dataset: Optional[list[str]] = field(
+    eval_dataset: list[str] | None = field(
         None,
         en="Names of evaluation datasets; if unset, val_size splits the training data.",
         zh="评估数据集名称；未设置时用 val_size 从训练数据中划分。",
@@ -116,7 +114,7 @@ class DataArgs(Group):
         en="Folder holding dataset_info.json and the data files; 'builtin' uses tunelab's bundled data.",
         zh="存放 dataset_info.json 和数据文件的目录；'builtin' 使用 tunelab 自带数据。",
     )
-    template: Optional[str] = field(
+    template: str | None = field(
         None,
         en="Chat template name (default, empty, chatml, qwen, llama3, chatglm3, mistral, alpaca, tokenizer); "
         "unset uses the tokenizer's own chat template when it has one.",
@@ -129,7 +127,7 @@ class DataArgs(Group):
         zh="每条训练序列的最大 token 数；更长的样本会被截断。",
         gt=0,
     )
-    max_samples: Optional[int] = field(
+    max_samples: int | None = field(
         None,
         en="Use at most this many records from each dataset (for quick runs).",
         zh="每个数据集最多使用的样本数（用于快速实验）。",
@@ -166,17 +164,17 @@ class DataArgs(Group):
         en="How several datasets are mixed: concatenated, or interleaved until the smallest/largest ends.",
         zh="多个数据集的混合方式：拼接，或交错采样直到最小/最大的数据集用完。",
     )
-    interleave_probs: Optional[list[float]] = field(
+    interleave_probs: list[float] | None = field(
         None,
         en="Sampling probabilities per dataset for the interleave strategies.",
         zh="交错混合时各数据集的采样概率。",
     )
-    tool_format: Optional[str] = field(
+    tool_format: str | None = field(
         None,
         en="How tool definitions are rendered into the system prompt (default: JSON list).",
         zh="工具定义写入系统提示词的格式（默认 JSON 列表）。",
     )
-    default_system: Optional[str] = field(
+    default_system: str | None = field(
         None,
         en="System prompt used when a record has none.",
         zh="样本没有系统提示词时使用的默认系统提示词。",
@@ -186,7 +184,7 @@ class DataArgs(Group):
         en="Accepted for LLaMA-Factory compatibility; tunelab tokenizes in memory on every run.",
         zh="为兼容 LLaMA-Factory 而接受；tunelab 每次运行都在内存中重新分词。",
     )
-    preprocessing_num_workers: Optional[int] = field(
+    preprocessing_num_workers: int | None = field(
         None,
         en="Processes used to tokenize the data.",
         zh="分词使用的进程数。",
@@ -198,11 +196,9 @@ class DataArgs(Group):
     )
 
     @model_validator(mode="after")
-    def _check_val_size(self) -> "DataArgs":
+    def _check_val_size(self) -> DataArgs:
         if self.val_size >= 1 and self.val_size != int(self.val_size):
-            raise ValueError(
-                f"val_size={self.val_size}: use a fraction in [0, 1) or a whole record count"
-            )
+            raise ValueError(f"val_size={self.val_size}: use a fraction in [0, 1) or a whole record count")
         return self
 
 
@@ -222,7 +218,7 @@ class FinetuningArgs(Group):
     lora_rank: int = field(
         8, en="LoRA rank r: capacity of the adapter.", zh="LoRA 秩 r：适配器的容量。", gt=0
     )
-    lora_alpha: Optional[float] = field(
+    lora_alpha: float | None = field(
         None,
         en="LoRA scaling alpha; unset means 2 x lora_rank.",
         zh="LoRA 缩放系数 alpha；未设置时为 2 × lora_rank。",
@@ -236,7 +232,7 @@ class FinetuningArgs(Group):
         en="Modules that get LoRA adapters: 'all' linear layers, or names like q_proj,v_proj.",
         zh="加 LoRA 的模块：'all' 表示所有线性层，或如 q_proj,v_proj 的名称。",
     )
-    additional_target: Optional[list[str]] = field(
+    additional_target: list[str] | None = field(
         None,
         en="Extra modules trained fully beside LoRA (e.g. embed_tokens,lm_head).",
         zh="在 LoRA 之外完整训练的额外模块（如 embed_tokens,lm_head）。",
@@ -262,7 +258,7 @@ class FinetuningArgs(Group):
         zh="PiSSA 快速 SVD 的迭代次数；-1 使用精确 SVD。",
         ge=-1,
     )
-    loraplus_lr_ratio: Optional[float] = field(
+    loraplus_lr_ratio: float | None = field(
         None,
         en="LoRA+: learning rate of LoRA B matrices = ratio x learning_rate (16 is typical).",
         zh="LoRA+：LoRA B 矩阵学习率 = 该比例 × learning_rate（常用 16）。",
@@ -278,7 +274,7 @@ class FinetuningArgs(Group):
         en="freeze: modules trained inside the trainable layers ('all', or names like mlp,self_attn).",
         zh="freeze：可训练层中要训练的模块（'all'，或如 mlp,self_attn 的名称）。",
     )
-    freeze_extra_modules: Optional[list[str]] = field(
+    freeze_extra_modules: list[str] | None = field(
         None,
         en="freeze: modules outside the layers to train too (e.g. embed_tokens,norm).",
         zh="freeze：层之外也要训练的模块（如 embed_tokens,norm）。",
@@ -293,7 +289,7 @@ class FinetuningArgs(Group):
     )(lambda cls, v: _split_csv(v))
 
     @model_validator(mode="after")
-    def _check_freeze_layers(self) -> "FinetuningArgs":
+    def _check_freeze_layers(self) -> FinetuningArgs:
         if self.freeze_trainable_layers == 0:
             raise ValueError("freeze_trainable_layers=0 trains nothing; use a positive or negative count")
         return self
@@ -307,12 +303,8 @@ class FinetuningArgs(Group):
 class TrainingArgs(Group):
     """The optimisation loop, with HF TrainingArguments names."""
 
-    learning_rate: float = field(
-        1e-4, en="Peak learning rate.", zh="峰值学习率。", gt=0
-    )
-    num_train_epochs: float = field(
-        3.0, en="Passes over the training data.", zh="训练数据的遍历轮数。", gt=0
-    )
+    learning_rate: float = field(1e-4, en="Peak learning rate.", zh="峰值学习率。", gt=0)
+    num_train_epochs: float = field(3.0, en="Passes over the training data.", zh="训练数据的遍历轮数。", gt=0)
     max_steps: int = field(
         -1,
         en="Stop after this many optimizer steps (overrides num_train_epochs when > 0).",
@@ -353,9 +345,7 @@ class TrainingArgs(Group):
         zh="预热步数（大于 0 时覆盖 warmup_ratio）。",
         ge=0,
     )
-    weight_decay: float = field(
-        0.0, en="Decoupled weight decay.", zh="解耦权重衰减。", ge=0
-    )
+    weight_decay: float = field(0.0, en="Decoupled weight decay.", zh="解耦权重衰减。", ge=0)
     max_grad_norm: float = field(
         1.0,
         en="Clip the gradient norm to this value (0 disables clipping).",
@@ -365,44 +355,75 @@ class TrainingArgs(Group):
     optim: Literal["adamw_torch", "adamw_torch_fused", "adafactor", "sgd"] = field(
         "adamw_torch", en="Optimizer.", zh="优化器。"
     )
-    adam_beta1: float = field(0.9, en="Adam beta1: decay of the gradient moving average.", zh="Adam beta1：梯度滑动平均的衰减系数。", ge=0, lt=1)
-    adam_beta2: float = field(0.999, en="Adam beta2: decay of the squared-gradient moving average.", zh="Adam beta2：梯度平方滑动平均的衰减系数。", ge=0, lt=1)
-    adam_epsilon: float = field(1e-8, en="Adam epsilon: keeps the update finite where gradients are tiny.", zh="Adam epsilon：梯度极小时保持更新有限的常数。", gt=0)
+    adam_beta1: float = field(
+        0.9,
+        en="Adam beta1: decay of the gradient moving average.",
+        zh="Adam beta1：梯度滑动平均的衰减系数。",
+        ge=0,
+        lt=1,
+    )
+    adam_beta2: float = field(
+        0.999,
+        en="Adam beta2: decay of the squared-gradient moving average.",
+        zh="Adam beta2：梯度平方滑动平均的衰减系数。",
+        ge=0,
+        lt=1,
+    )
+    adam_epsilon: float = field(
+        1e-8,
+        en="Adam epsilon: keeps the update finite where gradients are tiny.",
+        zh="Adam epsilon：梯度极小时保持更新有限的常数。",
+        gt=0,
+    )
     bf16: bool = field(
-        False, en="Train in bfloat16 (same as compute_type: bf16).", zh="以 bfloat16 训练（等同 compute_type: bf16）。"
+        False,
+        en="Train in bfloat16 (same as compute_type: bf16).",
+        zh="以 bfloat16 训练（等同 compute_type: bf16）。",
     )
     fp16: bool = field(
-        False, en="Train in float16 with loss scaling (same as compute_type: fp16).", zh="以 float16 加损失缩放训练（等同 compute_type: fp16）。"
+        False,
+        en="Train in float16 with loss scaling (same as compute_type: fp16).",
+        zh="以 float16 加损失缩放训练（等同 compute_type: fp16）。",
     )
     gradient_checkpointing: bool = field(
         False,
         en="Recompute activations in the backward pass: less memory, ~30% slower.",
         zh="反向传播时重算激活值：更省显存，约慢 30%。",
     )
-    seed: int = field(42, en="Random seed for data order and initialisation.", zh="数据顺序和初始化的随机种子。")
+    seed: int = field(
+        42, en="Random seed for data order and initialisation.", zh="数据顺序和初始化的随机种子。"
+    )
     eval_strategy: Literal["no", "steps", "epoch"] = field(
-        "no", en="When to evaluate: no, every eval_steps, or every epoch.", zh="何时评估：不评估、每 eval_steps 步、或每轮。"
+        "no",
+        en="When to evaluate: no, every eval_steps, or every epoch.",
+        zh="何时评估：不评估、每 eval_steps 步、或每轮。",
     )
-    eval_steps: Optional[int] = field(
-        None, en="Evaluate every N steps (default: logging_steps).", zh="每 N 步评估一次（默认等于 logging_steps）。", gt=0
+    eval_steps: int | None = field(
+        None,
+        en="Evaluate every N steps (default: logging_steps).",
+        zh="每 N 步评估一次（默认等于 logging_steps）。",
+        gt=0,
     )
-    resume_from_checkpoint: Optional[str] = field(
+    resume_from_checkpoint: str | None = field(
         None,
         en="Checkpoint directory to resume from, or 'auto' for the run's latest checkpoint.",
         zh="从该检查点目录恢复训练；'auto' 表示使用本次运行最新的检查点。",
     )
-    dataloader_num_workers: int = field(
-        0, en="Data-loading worker processes.", zh="数据加载进程数。", ge=0
-    )
+    dataloader_num_workers: int = field(0, en="Data-loading worker processes.", zh="数据加载进程数。", ge=0)
     do_train: bool = field(
-        True, en="Accepted for LLaMA-Factory compatibility (train always trains).", zh="为兼容 LLaMA-Factory 而接受（train 总会训练）。"
+        True,
+        en="Accepted for LLaMA-Factory compatibility (train always trains).",
+        zh="为兼容 LLaMA-Factory 而接受（train 总会训练）。",
     )
     ddp_timeout: int = field(
-        1800, en="Seconds a distributed process waits for the others.", zh="分布式进程等待其他进程的秒数。", gt=0
+        1800,
+        en="Seconds a distributed process waits for the others.",
+        zh="分布式进程等待其他进程的秒数。",
+        gt=0,
     )
 
     @model_validator(mode="after")
-    def _check_precision(self) -> "TrainingArgs":
+    def _check_precision(self) -> TrainingArgs:
         if self.bf16 and self.fp16:
             raise ValueError("bf16 and fp16 are both true; choose one (or set compute_type)")
         return self
@@ -414,17 +435,17 @@ class GenerationArgs(Group):
     max_new_tokens: int = field(
         128, en="Maximum tokens generated per answer.", zh="每次回答最多生成的 token 数。", gt=0
     )
-    do_sample: bool = field(
-        False, en="Sample instead of greedy decoding.", zh="采样解码而非贪心解码。"
-    )
+    do_sample: bool = field(False, en="Sample instead of greedy decoding.", zh="采样解码而非贪心解码。")
     temperature: float = field(
         0.7, en="Sampling temperature (with do_sample).", zh="采样温度（需开启 do_sample）。", gt=0
     )
-    top_p: float = field(
-        0.9, en="Nucleus sampling probability mass.", zh="核采样的概率质量。", gt=0, le=1
+    top_p: float = field(0.9, en="Nucleus sampling probability mass.", zh="核采样的概率质量。", gt=0, le=1)
+    top_k: int = field(
+        50, en="Sample only from the k most likely tokens.", zh="只从概率最高的 k 个 token 中采样。", ge=0
     )
-    top_k: int = field(50, en="Sample only from the k most likely tokens.", zh="只从概率最高的 k 个 token 中采样。", ge=0)
-    num_beams: int = field(1, en="Beam-search width (1 = no beam search).", zh="束搜索宽度（1 表示不用束搜索）。", gt=0)
+    num_beams: int = field(
+        1, en="Beam-search width (1 = no beam search).", zh="束搜索宽度（1 表示不用束搜索）。", gt=0
+    )
     repetition_penalty: float = field(
         1.0, en="Penalty > 1 discourages repeating tokens.", zh="大于 1 时抑制重复 token。", gt=0
     )
@@ -433,7 +454,7 @@ class GenerationArgs(Group):
 class OutputArgs(Group):
     """Where the run directory goes and what is written into it."""
 
-    output_dir: Optional[str] = field(
+    output_dir: str | None = field(
         None,
         en="Run directory; default runs/<stage>-<finetuning_type>-<time>.",
         zh="运行目录；默认 runs/<阶段>-<微调类型>-<时间>。",
@@ -449,25 +470,24 @@ class OutputArgs(Group):
     save_steps: int = field(
         500, en="Save a resumable checkpoint every N steps.", zh="每 N 步保存一个可恢复的检查点。", gt=0
     )
-    save_total_limit: Optional[int] = field(
-        None, en="Keep at most N checkpoints (oldest removed first).", zh="最多保留 N 个检查点（先删除最旧的）。", gt=0
+    save_total_limit: int | None = field(
+        None,
+        en="Keep at most N checkpoints (oldest removed first).",
+        zh="最多保留 N 个检查点（先删除最旧的）。",
+        gt=0,
     )
     save_only_model: bool = field(
         False,
         en="Save weights only in checkpoints (smaller, but not resumable).",
         zh="检查点只保存权重（更小，但无法恢复训练）。",
     )
-    plot_loss: bool = field(
-        True, en="Write plots/loss.png and friends.", zh="生成 plots/loss.png 等图表。"
-    )
+    plot_loss: bool = field(True, en="Write plots/loss.png and friends.", zh="生成 plots/loss.png 等图表。")
     report_to: list[str] = field(
         ["none"],
         en="Logging integrations: none, tensorboard, wandb, mlflow.",
         zh="日志集成：none、tensorboard、wandb、mlflow。",
     )
-    disable_tqdm: bool = field(
-        False, en="Hide the progress display.", zh="隐藏进度显示。"
-    )
+    disable_tqdm: bool = field(False, en="Hide the progress display.", zh="隐藏进度显示。")
 
     _split_report = field_validator("report_to", mode="before")(lambda cls, v: _split_csv(v))
 

@@ -15,7 +15,7 @@ A record is a plain dict (cheap to store in a ``datasets.Dataset``) with these k
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 __all__ = ["ROLES", "new_record"]
 
@@ -24,14 +24,14 @@ ROLES = ("system", "user", "assistant", "function", "observation")
 
 def new_record(
     *,
-    messages: Optional[list[dict[str, str]]] = None,
+    messages: list[dict[str, str]] | None = None,
     system: str = "",
     tools: str = "",
     text: str = "",
-    chosen: Optional[str] = None,
-    rejected: Optional[str] = None,
-    kto_tag: Optional[bool] = None,
-    label: Optional[str] = None,
+    chosen: str | None = None,
+    rejected: str | None = None,
+    kto_tag: bool | None = None,
+    label: str | None = None,
     source: str = "",
 ) -> dict[str, Any]:
     """Return a record with every key present, so all records of a dataset share one schema."""

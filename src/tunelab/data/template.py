@@ -24,15 +24,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from tunelab.data.tools import check_tool_format, parse_tools, render_tools
 from tunelab.errors import ConfigError, DataError
 
 __all__ = [
     "TEMPLATES",
-    "TOOL_FORMATS",
     "Template",
     "TokenizerTemplate",
     "get_template",
-    "render_tools",
     "template_names",
 ]
 
@@ -73,7 +72,7 @@ class Template:
         if default_system is not None:
             changes["default_system"] = default_system
         if tool_format is not None:
-            _check_tool_format(tool_format)
+            check_tool_format(tool_format)
             changes["tool_format"] = tool_format
         return replace(self, **changes) if changes else self
 
@@ -242,52 +241,6 @@ def _check_roles(messages: Sequence[dict[str, str]], *, need_response: bool) -> 
         )
 
 
-# ---- tools ----------------------------------------------------------------------------------------
-
-TOOL_FORMATS = ("default", "qwen")
-
-
-def _parse_tools(tools: str) -> list[Any]:
-    try:
-        parsed = json.loads(tools)
-    except json.JSONDecodeError as err:
-        raise DataError(
-            f"tools is not valid JSON ({err.msg} at char {err.pos})", "store tools as a JSON list"
-        ) from err
-    return parsed if isinstance(parsed, list) else [parsed]
-
-
-def render_tools(tools: str, tool_format: str = "default") -> str:
-    """Return the text appended to the system prompt for the JSON tool definitions ``tools`` ('' if none)."""
-    _check_tool_format(tool_format)
-    if not tools:
-        return ""
-    items = _parse_tools(tools)
-    if tool_format == "qwen":
-        # The wording Qwen2.5 models were trained with, so their tool use keeps working after tuning.
-        lines = "\n".join(
-            json.dumps(t if "type" in t else {"type": "function", "function": t}, ensure_ascii=False)
-            for t in items
-        )
-        return (
-            "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
-            "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n"
-            f"{lines}\n</tools>\n\nFor each function call, return a json object with function name and "
-            "arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n"
-            '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>'
-        )
-    return (  # default
-        "\n\nYou can call these tools (JSON schema):\n"
-        + json.dumps(items, ensure_ascii=False)
-        + '\nTo call a tool, answer with a JSON object {"name": <tool name>, "arguments": <JSON object>}.'
-    )
-
-
-def _check_tool_format(tool_format: str) -> None:
-    if tool_format not in TOOL_FORMATS:
-        raise ConfigError(f"tool_format: unknown value {tool_format!r}", f"use one of: {TOOL_FORMATS}")
-
-
 # ---- the tokenizer's own chat template ----------------------------------------------------------
 
 
@@ -340,7 +293,7 @@ class TokenizerTemplate(Template):
         self, messages: Sequence[dict[str, str]], system: str, tools: str
     ) -> tuple[list[dict[str, Any]], int, list[Any] | None]:
         """Messages in Hugging Face chat form, the count of leading system messages, and parsed tools."""
-        tool_list = _parse_tools(tools) if tools else None
+        tool_list = parse_tools(tools) if tools else None
         system = system or self.default_system
         lead = [{"role": "system", "content": system}] if system else []
         return lead + [_to_hf_message(m) for m in messages], len(lead), tool_list

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -28,9 +29,7 @@ def evaluate_loss(model: Any, dataset: Any, collator: Callable, *, batch_size: i
         logits = model(**batch).logits.float()
         shift_logits, shift_labels = logits[:, :-1], labels[:, 1:]
         mask = shift_labels != -100
-        loss = torch.nn.functional.cross_entropy(
-            shift_logits[mask], shift_labels[mask], reduction="sum"
-        )
+        loss = torch.nn.functional.cross_entropy(shift_logits[mask], shift_labels[mask], reduction="sum")
         total_loss += float(loss)
         total_tokens += int(mask.sum())
     mean = total_loss / max(total_tokens, 1)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -54,6 +55,6 @@ def generate_answers(
     return answers
 
 
-def _decode_until_stop(tokenizer: Any, ids: list[int], stop_ids: Sequence[int], pad_id: Optional[int]) -> str:
+def _decode_until_stop(tokenizer: Any, ids: list[int], stop_ids: Sequence[int], pad_id: int | None) -> str:
     cut = next((i for i, tok in enumerate(ids) if tok in stop_ids), len(ids))
     return tokenizer.decode(ids[:cut], skip_special_tokens=True).strip()

@@ -9,7 +9,14 @@ from tunelab.runs.rundir import atomic_write_text
 
 __all__ = ["write_model_card"]
 
-_SHOWN_METRICS = ("train_loss", "eval_loss", "eval_perplexity", "train_runtime", "tokens_per_second", "global_step")
+_SHOWN_METRICS = (
+    "train_loss",
+    "eval_loss",
+    "eval_perplexity",
+    "train_runtime",
+    "tokens_per_second",
+    "global_step",
+)
 
 
 def _fmt(value: Any) -> str:
@@ -57,9 +64,15 @@ def write_model_card(run_dir: Path, info: dict[str, Any], metrics: dict[str, Any
         "",
         "```python",
         *(
-            ["from peft import AutoPeftModelForCausalLM", f"model = AutoPeftModelForCausalLM.from_pretrained({str(run_dir)!r})"]
+            [
+                "from peft import AutoPeftModelForCausalLM",
+                f"model = AutoPeftModelForCausalLM.from_pretrained({str(run_dir)!r})",
+            ]
             if info.get("finetuning_type") == "lora"
-            else ["from transformers import AutoModelForCausalLM", f"model = AutoModelForCausalLM.from_pretrained({str(run_dir)!r})"]
+            else [
+                "from transformers import AutoModelForCausalLM",
+                f"model = AutoModelForCausalLM.from_pretrained({str(run_dir)!r})",
+            ]
         ),
         "```",
         "",

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from tunelab.runs.rundir import RunDir
 
 __all__ = ["plot_run", "smooth"]
 
 
-def smooth(values: Sequence[float], weight: Optional[float] = None) -> list[float]:
+def smooth(values: Sequence[float], weight: float | None = None) -> list[float]:
     """Exponential moving average with bias correction; the weight grows with the series length.
 
     Short runs get light smoothing (none below 6 points) so the curve does not lag the data; long
@@ -80,7 +81,10 @@ def plot_run(run_dir: str | Path) -> list[Path]:
         ax.legend()
         _save(fig, run.plots_dir / "loss.png")
         written.append(run.plots_dir / "loss.png")
-    for key, name, title in (("learning_rate", "lr.png", "learning rate"), ("grad_norm", "grad_norm.png", "gradient norm")):
+    for key, name, title in (
+        ("learning_rate", "lr.png", "learning rate"),
+        ("grad_norm", "grad_norm.png", "gradient norm"),
+    ):
         xs, ys = _series(rows, key)
         if not ys:
             continue

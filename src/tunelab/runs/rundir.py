@@ -12,7 +12,7 @@ import re
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 __all__ = ["RunDir", "atomic_write_text"]
 
@@ -145,7 +145,7 @@ class RunDir:
                     found.append((int(match.group(1)), child))
         return [p for _, p in sorted(found)]
 
-    def latest_checkpoint(self) -> Optional[Path]:
+    def latest_checkpoint(self) -> Path | None:
         ckpts = self.checkpoints()
         return ckpts[-1] if ckpts else None
 

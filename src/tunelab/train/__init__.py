@@ -5,4 +5,4 @@ from __future__ import annotations
 from tunelab.train.run import STAGES, train
 from tunelab.train.runner import RunResult
 
-__all__ = ["train", "STAGES", "RunResult"]
+__all__ = ["STAGES", "RunResult", "train"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from transformers import TrainingArguments
@@ -12,7 +12,7 @@ from tunelab.config import RunConfig
 from tunelab.runs.rundir import RunDir
 from tunelab.train.callbacks import GracefulStopCallback, ProgressCallback, RunLogCallback
 
-__all__ = ["build_training_arguments", "build_optimizer", "build_callbacks", "drop_default_printers"]
+__all__ = ["build_callbacks", "build_optimizer", "build_training_arguments", "drop_default_printers"]
 
 
 def build_training_arguments(
@@ -67,7 +67,7 @@ def build_training_arguments(
     return TrainingArguments(**kwargs)
 
 
-def build_optimizer(model: torch.nn.Module, config: RunConfig) -> Optional[torch.optim.Optimizer]:
+def build_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Optimizer | None:
     """A LoRA+ optimizer when loraplus_lr_ratio is set; None lets the Trainer build its default.
 
     LoRA+ (Hayou et al., 2024) gives the B matrices a larger learning rate than A, which speeds up
@@ -80,7 +80,9 @@ def build_optimizer(model: torch.nn.Module, config: RunConfig) -> Optional[torch
 
     t = config.training
     groups = build_loraplus_param_groups(model, t.learning_rate, ratio, t.weight_decay)
-    return torch.optim.AdamW(groups, lr=t.learning_rate, betas=(t.adam_beta1, t.adam_beta2), eps=t.adam_epsilon)
+    return torch.optim.AdamW(
+        groups, lr=t.learning_rate, betas=(t.adam_beta1, t.adam_beta2), eps=t.adam_epsilon
+    )
 
 
 def build_callbacks(config: RunConfig, run: RunDir) -> tuple[list[Any], GracefulStopCallback]:
@@ -98,7 +100,8 @@ def drop_default_printers(trainer: Any) -> None:
 
     (transformers' PrinterCallback also turns the logged floats into strings in place.)
     """
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback as HFProgress
+    from transformers.trainer_callback import PrinterCallback
+    from transformers.trainer_callback import ProgressCallback as HFProgress
 
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(HFProgress)

@@ -6,14 +6,14 @@ import math
 import signal
 import time
 from datetime import timedelta
-from typing import Any, Optional
+from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from tunelab.runs.plots import plot_run
 from tunelab.runs.rundir import RunDir
 
-__all__ = ["RunLogCallback", "ProgressCallback", "GracefulStopCallback", "format_duration"]
+__all__ = ["GracefulStopCallback", "ProgressCallback", "RunLogCallback", "format_duration"]
 
 
 def format_duration(seconds: float) -> str:
@@ -21,7 +21,7 @@ def format_duration(seconds: float) -> str:
     return str(timedelta(seconds=int(max(0.0, seconds))))
 
 
-def _finite(value: Any) -> Optional[float]:
+def _finite(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
@@ -41,40 +41,55 @@ class RunLogCallback(TrainerCallback):
         self._offset = 0.0  # elapsed seconds of earlier sessions of a resumed run
         self._train_seconds = 0.0  # wall time inside training steps since the last log row
         self._session_train_seconds = 0.0
-        self._step_started: Optional[float] = None
+        self._step_started: float | None = None
         self._last_tokens = 0
         self._start_step = 0
         self._start_tokens = 0
         self._rows = 0
         self.last_row: dict[str, Any] = {}
 
-    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
         self._start = time.perf_counter()
         self._last_tokens = self._start_tokens = state.num_input_tokens_seen
         self._start_step = state.global_step
         previous = [r for r in self.run.read_log() if r.get("current_steps", 0) <= state.global_step]
         self._offset = float(previous[-1].get("elapsed_seconds", 0.0)) if previous else 0.0
 
-    def on_step_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+    def on_step_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
         # the step's batch was fetched just before this; measure from the previous step's end
         if self._step_started is None:
             self._step_started = time.perf_counter()
 
-    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
         now = time.perf_counter()
         if self._step_started is not None:
             self._train_seconds += now - self._step_started
             self._session_train_seconds += now - self._step_started
         self._step_started = now
 
-    def on_evaluate(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+    def on_evaluate(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
         self._step_started = None  # evaluation time is not training time
 
-    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+    def on_save(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
         self._step_started = None
 
     def on_log(
-        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, logs: Optional[dict] = None, **kw: Any
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict | None = None,
+        **kw: Any,
     ) -> None:
         logs = logs or {}
         if "train_loss" in logs:  # the end-of-training summary goes to metrics.json instead
@@ -109,11 +124,13 @@ class RunLogCallback(TrainerCallback):
         if self._step_started is not None:  # logging and plotting are not training time either
             self._step_started = time.perf_counter()
 
-    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+    def on_train_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
         if self.plot:
             plot_run(self.run.path)
 
-    def mean_tokens_per_second(self, state: TrainerState) -> Optional[float]:
+    def mean_tokens_per_second(self, state: TrainerState) -> float | None:
         """Non-padding tokens per second of training-step time in this session (eval/saving excluded)."""
         elapsed = self._session_train_seconds
         tokens = state.num_input_tokens_seen - self._start_tokens
@@ -131,7 +148,9 @@ class ProgressCallback(TrainerCallback):
         self._progress: Any = None
         self._task: Any = None
 
-    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
         if not self.console.is_terminal:
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -144,15 +163,24 @@ class ProgressCallback(TrainerCallback):
             TimeRemainingColumn(),
             console=self.console,
         )
-        self._task = self._progress.add_task("train", total=state.max_steps, completed=state.global_step, stats="")
+        self._task = self._progress.add_task(
+            "train", total=state.max_steps, completed=state.global_step, stats=""
+        )
         self._progress.start()
 
-    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
         if self._progress is not None:
             self._progress.update(self._task, completed=state.global_step)
 
     def on_log(
-        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, logs: Optional[dict] = None, **kw: Any
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict | None = None,
+        **kw: Any,
     ) -> None:
         if logs and "train_loss" in logs:  # end-of-training summary: nothing new to show
             return
@@ -171,9 +199,13 @@ class ProgressCallback(TrainerCallback):
             self._progress.update(self._task, stats=stats)
         elif parts:
             eta = row.get("remaining_time", "?")
-            self.console.print(f"step {row.get('current_steps')}/{row.get('total_steps')}  {stats}  ETA {eta}")
+            self.console.print(
+                f"step {row.get('current_steps')}/{row.get('total_steps')}  {stats}  ETA {eta}"
+            )
 
-    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+    def on_train_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
@@ -186,7 +218,7 @@ class GracefulStopCallback(TrainerCallback):
     """
 
     def __init__(self) -> None:
-        self.requested: Optional[str] = None
+        self.requested: str | None = None
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
@@ -195,19 +227,25 @@ class GracefulStopCallback(TrainerCallback):
             raise KeyboardInterrupt
         self.requested = signal.Signals(signum).name
 
-    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 self._previous[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not the main thread (e.g. a web UI worker): no handler
                 pass
 
-    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
         if self.requested is not None:
             control.should_save = True
             control.should_training_stop = True
 
-    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+    def on_train_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
         self.restore()
 
     def restore(self) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 from tunelab.config import RunConfig, dump_config
 from tunelab.errors import ConfigError
@@ -12,7 +13,7 @@ from tunelab.runs.rundir import RunDir
 from tunelab.train.context import RunContext
 from tunelab.train.runner import RunResult
 
-__all__ = ["train", "resolve_output_dir", "resolve_resume", "STAGES"]
+__all__ = ["STAGES", "resolve_output_dir", "resolve_resume", "train"]
 
 
 def _run_lm(*args: Any) -> RunResult:
@@ -33,7 +34,7 @@ def resolve_output_dir(config: RunConfig) -> Path:
     return Path("runs") / f"{config.finetuning.stage}-{config.finetuning.finetuning_type}-{stamp}"
 
 
-def resolve_resume(config: RunConfig, run: RunDir) -> Optional[Path]:
+def resolve_resume(config: RunConfig, run: RunDir) -> Path | None:
     """The checkpoint to resume from, or None for a fresh run; refuses to overwrite finished work."""
     wanted = config.training.resume_from_checkpoint
     if wanted == "auto":
@@ -64,8 +65,9 @@ def resolve_resume(config: RunConfig, run: RunDir) -> Optional[Path]:
 
 def train(config: RunConfig, *, console: Any = None) -> RunResult:
     """Train one run described by ``config``; returns where it went and its final metrics."""
-    from tunelab.model.precision import describe_compute_choice, resolve_compute_dtype
     from transformers import set_seed
+
+    from tunelab.model.precision import describe_compute_choice, resolve_compute_dtype
 
     run = RunDir(resolve_output_dir(config))
     resume_from = resolve_resume(config, run)

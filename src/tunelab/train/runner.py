@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from transformers import Trainer
@@ -26,12 +26,14 @@ class RunResult:
     run_dir: Path
     status: str  # "finished" or "interrupted"
     metrics: dict[str, Any] = field(default_factory=dict)
-    checkpoint: Optional[Path] = None
+    checkpoint: Path | None = None
 
 
 def _is_oom(exc: BaseException) -> bool:
     text = str(exc).lower()
-    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text
+    return (
+        isinstance(exc, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text
+    )
 
 
 def _final_eval(trainer: Trainer) -> dict[str, Any]:
@@ -48,7 +50,7 @@ def run_trainer(
     run: RunDir,
     stop: GracefulStopCallback,
     *,
-    resume_from: Optional[Path],
+    resume_from: Path | None,
     extra_metrics: dict[str, Any],
     card_info: dict[str, Any],
 ) -> RunResult:

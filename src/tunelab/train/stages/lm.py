@@ -9,14 +9,13 @@ same work (see DESIGN.md) and our pipeline already does templating, masking and 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 from transformers import Trainer
 
 from tunelab.config import RunConfig
 from tunelab.data.collator import build_collator
-from tunelab.data.pipeline import build_datasets
 from tunelab.data.packing import packing_mode
+from tunelab.data.pipeline import build_datasets
 from tunelab.errors import ConfigError
 from tunelab.model import apply_finetuning, count_parameters, load_adapters, load_model, load_tokenizer
 from tunelab.runs.rundir import RunDir
@@ -32,7 +31,7 @@ from tunelab.train.runner import RunResult, run_trainer
 __all__ = ["run_lm"]
 
 
-def run_lm(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Optional[Path]) -> RunResult:
+def run_lm(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path | None) -> RunResult:
     """Load, build, train and save a pt or sft run; see the module docstring."""
     tokenizer = load_tokenizer(config.model)
     model = load_model(
@@ -79,7 +78,8 @@ def run_lm(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Optiona
         "template": config.data.template or "(tokenizer's own)",
         "cutoff_len": config.data.cutoff_len,
         "learning_rate": config.training.learning_rate,
-        "effective_batch": config.training.per_device_train_batch_size * config.training.gradient_accumulation_steps,
+        "effective_batch": config.training.per_device_train_batch_size
+        * config.training.gradient_accumulation_steps,
         "trainable_params": f"{trainable:,} / {total:,}",
     }
     return run_trainer(trainer, run, stop, resume_from=resume_from, extra_metrics=extra, card_info=card)
