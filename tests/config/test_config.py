@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from tunelab.config import RunConfig, all_keys, dump_config, help_text, load_config
+from tunelab.config.control import NESTED_GROUP_TYPES
 from tunelab.config.schema import GROUP_TYPES
 from tunelab.errors import ConfigError
 
@@ -141,7 +142,7 @@ def test_dump_round_trips(tmp_path: Path) -> None:
 
 
 def test_every_field_has_english_and_chinese_help() -> None:
-    for model in GROUP_TYPES.values():
+    for model in [*GROUP_TYPES.values(), *NESTED_GROUP_TYPES.values()]:
         for name in model.model_fields:
             en, zh = help_text(model, name, "en"), help_text(model, name, "zh")
             assert en and zh and en != zh, name
@@ -152,3 +153,21 @@ def test_keys_are_unique_across_groups() -> None:
     names = [n for m in GROUP_TYPES.values() for n in m.model_fields]
     assert len(names) == len(set(names))
     assert isinstance(RunConfig.from_flat({"model_name_or_path": "x"}), RunConfig)
+
+
+def test_nested_groups_from_yaml_and_dotted_overrides(tmp_path: Path) -> None:
+    path = write(tmp_path, "model_name_or_path: x\nhealth:\n  grad_norm_alarm: 5\n  spike_action: stop\n")
+    cfg = load_config(path, ["health.grad_norm_consecutive=2", "early_stopping.enabled=true"])
+    assert cfg.health.grad_norm_alarm == 5 and cfg.health.spike_action == "stop"  # YAML kept
+    assert cfg.health.grad_norm_consecutive == 2 and cfg.early_stopping.enabled
+    assert load_config(write(tmp_path, dump_config(cfg))) == cfg
+
+
+def test_nested_unknown_key_and_bad_value_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, "model_name_or_path: x\nhealth:\n  grad_norm_alrm: 5\n"))
+    assert "line 2" in str(info.value) and "did you mean 'health.grad_norm_alarm'" in str(info.value)
+    with pytest.raises(ConfigError, match="early_stopping.metric='loss'"):
+        load_config(None, ["model_name_or_path=x", "early_stopping.metric=loss"])
+    with pytest.raises(ConfigError, match="health.spike_action='explode'"):
+        load_config(None, ["model_name_or_path=x", "health.spike_action=explode"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tunelab.config.control import NESTED_GROUP_TYPES
 from tunelab.config.fields import help_text
 from tunelab.config.schema import GROUP_TYPES
 
@@ -14,17 +15,20 @@ _GROUP_TITLES = {
     "training": ("training", "训练"),
     "generation": ("generation", "生成"),
     "output": ("output", "输出"),
+    "health": ("health (health.<key>=...)", "健康监控（health.<键>=...）"),
+    "early_stopping": ("early_stopping (early_stopping.<key>=...)", "早停（early_stopping.<键>=...）"),
 }
 
 
 def format_key_help(lang: str = "en") -> str:
     """Every key, grouped, as `key (default): help` lines: the source for `--help-keys`."""
     lines: list[str] = []
-    for group, model in GROUP_TYPES.items():
+    for group, model in {**GROUP_TYPES, **NESTED_GROUP_TYPES}.items():
         en, zh = _GROUP_TITLES[group]
+        prefix = f"{group}." if group in NESTED_GROUP_TYPES else ""
         lines.append(f"### {zh if lang == 'zh' else en}")
         for name, info in model.model_fields.items():
             default = "required" if info.is_required() else repr(info.default)
-            lines.append(f"  {name} ({default}): {help_text(model, name, lang)}")
+            lines.append(f"  {prefix}{name} ({default}): {help_text(model, name, lang)}")
         lines.append("")
     return "\n".join(lines)

@@ -10,7 +10,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from tunelab.config.run_config import KEY_TO_GROUP, RunConfig
+from tunelab.config.control import NESTED_GROUP_TYPES
+from tunelab.config.run_config import KEY_TO_GROUP, RunConfig, nested_keys
 from tunelab.config.schema import GROUP_TYPES
 from tunelab.errors import ConfigError
 
@@ -34,13 +35,14 @@ def _where(source: str, lines: dict[str, int], key: str) -> str:
 
 
 def _suggest(key: str) -> str:
-    close = difflib.get_close_matches(key, KEY_TO_GROUP, n=1, cutoff=0.6)
+    candidates = nested_keys() if "." in key else list(KEY_TO_GROUP)
+    close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else "see `tunelab train --help-keys` for all keys"
 
 
 def _is_text_field(key: str) -> bool:
     group = KEY_TO_GROUP.get(key)
-    if group is None:
+    if group is None or group in NESTED_GROUP_TYPES:
         return False
     annotation = str(GROUP_TYPES[group].model_fields[key].annotation)
     return "str" in annotation and "int" not in annotation and "float" not in annotation
@@ -61,9 +63,24 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError:
             value = raw
+        group, dot, name = key.partition(".")
+        if dot:  # health.grad_norm_alarm=5 -> {"health": {"grad_norm_alarm": 5}}
+            parsed.setdefault(group, {})[name] = value
+            continue
         # YAML reads output_dir=2024 as a number; a text field keeps what the user typed.
         parsed[key] = raw if _is_text_field(key) and isinstance(value, (int, float)) else value
     return parsed
+
+
+def _merge(values: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Apply overrides; a nested group's override changes only the keys it names."""
+    merged = dict(values)
+    for key, value in overrides.items():
+        if key in NESTED_GROUP_TYPES and isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
 
 
 def config_from_dict(
@@ -95,8 +112,14 @@ def _describe(exc: ValidationError, values: dict[str, Any], source: str, lines: 
     rows = []
     for err in exc.errors():
         loc = [str(p) for p in err["loc"]]
-        key = next((p for p in loc if p in KEY_TO_GROUP), None)
         msg = err["msg"].removeprefix("Value error, ")
+        if loc and loc[0] in NESTED_GROUP_TYPES and len(loc) > 1:
+            dotted, nested = f"{loc[0]}.{loc[1]}", values.get(loc[0]) or {}
+            if err["type"] == "extra_forbidden":
+                msg = f"unknown key — {_suggest(dotted)}"
+            rows.append(f"  {_where(source, lines, loc[0])}: {dotted}={nested.get(loc[1])!r}: {msg}")
+            continue
+        key = next((p for p in loc if p in KEY_TO_GROUP), None)
         if key is None:  # a rule across groups, or a group-level rule
             rows.append(f"  {source}: {msg}")
             continue
@@ -150,8 +173,7 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> RunCo
     cli = parse_overrides(overrides)
     for key in cli:
         lines.pop(key, None)
-    values.update(cli)
-    return config_from_dict(values, source=source, lines=lines)
+    return config_from_dict(_merge(values, cli), source=source, lines=lines)
 
 
 def dump_config(config: RunConfig) -> str:
@@ -159,5 +181,8 @@ def dump_config(config: RunConfig) -> str:
     chunks = []
     for group in ("model", "data", "finetuning", "training", "generation", "output"):
         part = getattr(config, group).model_dump(mode="json")
+        chunks.append(f"### {group}\n" + yaml.safe_dump(part, sort_keys=False, allow_unicode=True))
+    for group in NESTED_GROUP_TYPES:
+        part = {group: getattr(config, group).model_dump(mode="json")}
         chunks.append(f"### {group}\n" + yaml.safe_dump(part, sort_keys=False, allow_unicode=True))
     return "\n".join(chunks)

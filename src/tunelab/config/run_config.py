@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from tunelab.config.control import NESTED_GROUP_TYPES, EarlyStoppingArgs, HealthArgs
 from tunelab.config.schema import (
     GROUP_TYPES,
     DataArgs,
@@ -16,11 +17,11 @@ from tunelab.config.schema import (
     TrainingArgs,
 )
 
-__all__ = ["KEY_TO_GROUP", "RunConfig", "all_keys"]
+__all__ = ["KEY_TO_GROUP", "RunConfig", "all_keys", "nested_keys"]
 
 
 def _index_keys() -> dict[str, str]:
-    index: dict[str, str] = {}
+    index: dict[str, str] = {name: name for name in NESTED_GROUP_TYPES}  # health: {...}
     for group, model in GROUP_TYPES.items():
         for key in model.model_fields:
             if key in index:  # the flat YAML namespace would be ambiguous
@@ -33,8 +34,13 @@ KEY_TO_GROUP: dict[str, str] = _index_keys()
 
 
 def all_keys() -> list[str]:
-    """Every flat key a config file may use."""
+    """Every top-level key a config file may use (flat keys, then the nested group names)."""
     return list(KEY_TO_GROUP)
+
+
+def nested_keys() -> list[str]:
+    """Every dotted key of the nested groups, e.g. health.grad_norm_alarm."""
+    return [f"{group}.{name}" for group, model in NESTED_GROUP_TYPES.items() for name in model.model_fields]
 
 
 class RunConfig(BaseModel):
@@ -48,6 +54,8 @@ class RunConfig(BaseModel):
     training: TrainingArgs = TrainingArgs()
     generation: GenerationArgs = GenerationArgs()
     output: OutputArgs = OutputArgs()
+    health: HealthArgs = HealthArgs()
+    early_stopping: EarlyStoppingArgs = EarlyStoppingArgs()
 
     @model_validator(mode="after")
     def _check_across_groups(self) -> RunConfig:
@@ -82,14 +90,19 @@ class RunConfig(BaseModel):
     @classmethod
     def from_flat(cls, flat: dict[str, Any]) -> RunConfig:
         """Build from flat keys (unknown keys must be rejected by the caller first)."""
-        grouped: dict[str, dict[str, Any]] = {g: {} for g in GROUP_TYPES}
+        grouped: dict[str, Any] = {g: {} for g in GROUP_TYPES}
         for key, value in flat.items():
-            grouped[KEY_TO_GROUP[key]][key] = value
-        return cls(**grouped)  # type: ignore[arg-type]
+            if key in NESTED_GROUP_TYPES:
+                grouped[key] = value if value is not None else {}
+            else:
+                grouped[KEY_TO_GROUP[key]][key] = value
+        return cls(**grouped)
 
     def to_flat(self) -> dict[str, Any]:
         """Flat key -> value, every default filled, in group order (what config.yaml stores)."""
         flat: dict[str, Any] = {}
         for group in GROUP_TYPES:
             flat.update(getattr(self, group).model_dump(mode="json"))
+        for group in NESTED_GROUP_TYPES:
+            flat[group] = getattr(self, group).model_dump(mode="json")
         return flat
