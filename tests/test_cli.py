@@ -69,3 +69,36 @@ def test_help_keys_lists_every_key() -> None:
 @pytest.mark.parametrize("command", [["version"], ["--help"], ["data", "--help"]])
 def test_commands_answer(command: list[str]) -> None:
     assert runner.invoke(app, command).exit_code == 0
+
+
+def test_train_stops_a_divergent_run_with_exit_code_3(tiny_model_dir, tmp_path) -> None:
+    """The issue's acceptance check: the shipped example at learning_rate=5 stops by itself."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    example = Path(__file__).parents[1] / "examples" / "sft_lora_tiny.yaml"
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tunelab",
+            "train",
+            str(example),
+            "learning_rate=5",
+            f"model_name_or_path={tiny_model_dir}",
+            f"output_dir={out}",
+            "plot_loss=false",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "stopped by the health monitor" in proc.stderr and "learning rate 5 far too high" in proc.stderr
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    stop = [e for e in events if e["kind"] == "health" and e["action"] == "stop"]
+    assert stop and stop[0]["step"] <= 10
+    assert (Path(stop[0]["checkpoint"]) / "adapter_model.safetensors").is_file()

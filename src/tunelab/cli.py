@@ -103,7 +103,15 @@ def _report_run(result: Any) -> None:
     shown = {
         k: metrics[k] for k in ("train_loss", "eval_loss", "eval_perplexity", "train_runtime") if k in metrics
     }
-    console.print(f"[green]done[/]: {result.run_dir}  " + "  ".join(f"{k}={v:.4g}" for k, v in shown.items()))
+    figures = "  ".join(f"{k}={v:.4g}" for k, v in shown.items())
+    if result.status == "stopped":  # the health monitor ended a run going wrong: not a success
+        console.print(
+            f"[red]stopped by the health monitor[/] at step {metrics.get('global_step')}: {result.stop_reason}\n"
+            f"checkpoint: {result.checkpoint}  (events: {result.run_dir / 'events.jsonl'})"
+        )
+        raise typer.Exit(3)
+    label = "[green]done[/] (early stopping)" if result.status == "early_stopped" else "[green]done[/]"
+    console.print(f"{label}: {result.run_dir}  {figures}")
 
 
 def _lang_default() -> str:

@@ -14,14 +14,41 @@ from tunelab.config.fields import Group, field
 
 __all__ = ["HealthArgs", "EarlyStoppingArgs", "NESTED_GROUP_TYPES", "Action"]
 
-Action = Literal["warn", "halve_lr", "rollback", "stop"]
+# "off" switches a rule off; the others are ordered by severity (the monitor applies the most severe).
+Action = Literal["off", "warn", "halve_lr", "rollback", "stop"]
+
+_ACTIONS_EN = (
+    "off (rule disabled), warn, halve_lr, rollback (reload the last healthy weights, then halve the LR) "
+    "or stop (save a checkpoint, then end the run)"
+)
+_ACTIONS_ZH = "off（关闭该规则）、warn、halve_lr、rollback（恢复最近健康的权重并把学习率减半）或 stop（保存检查点后结束训练）"
 
 
 class HealthArgs(Group):
-    """The health monitor: rules that watch the loss and gradients and act when training goes wrong."""
+    """The health monitor: rules that watch the loss, gradients and weight updates at every log step.
+
+    Each rule has an ``*_action``: off (the rule is switched off), warn, halve_lr, rollback or stop.
+    halve_lr and rollback count as interventions, bounded by ``max_interventions``.
+    """
 
     enabled: bool = field(
         True, en="Watch the run and act on the rules below.", zh="监控训练，并按下列规则处理异常。"
+    )
+    nonfinite_action: Action = field(
+        "rollback",
+        en="Action when the loss, gradient norm or weights are NaN/Inf; one of " + _ACTIONS_EN + ".",
+        zh="损失、梯度范数或权重为 NaN/Inf 时的处理方式，可选 " + _ACTIONS_ZH + "。",
+    )
+    update_ratio_alarm: float = field(
+        1.0,
+        en="Divergence: trainable weights changing by more than this fraction of their size per optimizer "
+        "step (healthy fine-tuning: ~0.0001-0.01); means the learning rate is far too high.",
+        zh="发散：可训练权重每个优化步的变化超过其自身大小的该比例（正常微调约 0.0001-0.01），"
+        "说明学习率远远过高。",
+        gt=0,
+    )
+    update_ratio_action: Action = field(
+        "stop", en="Action on divergence (weight updates too large).", zh="发散（权重更新过大）时的处理方式。"
     )
     grad_norm_alarm: float = field(
         10.0,
@@ -37,11 +64,6 @@ class HealthArgs(Group):
     )
     grad_norm_action: Action = field(
         "halve_lr", en="Action when gradients explode.", zh="梯度爆炸时的处理方式。"
-    )
-    nonfinite_action: Action = field(
-        "rollback",
-        en="Action when the loss or gradient norm is NaN/Inf.",
-        zh="损失或梯度范数为 NaN/Inf 时的处理方式。",
     )
     spike_factor: float = field(
         3.0,
@@ -63,11 +85,26 @@ class HealthArgs(Group):
         zh="震荡：近期损失围绕趋势的波动超过其下降幅度的该比例（学习率过高）。",
         gt=0,
     )
+    oscillation_min_spread: float = field(
+        0.05,
+        en="Oscillation also needs the spread to exceed this fraction of the loss itself, so that the "
+        "ordinary batch-to-batch noise of a converged run does not count.",
+        zh="震荡还要求波动超过损失值本身的该比例，以免把收敛后正常的批间噪声当作震荡。",
+        ge=0,
+    )
     oscillation_action: Action = field("warn", en="Action on oscillation.", zh="出现震荡时的处理方式。")
     stagnation_rel_change: float = field(
         1e-4,
-        en="Stagnation: relative loss change over the window below this (LR too low or nothing trainable).",
-        zh="停滞：窗口内损失的相对变化低于该值（学习率过低或没有可训练参数）。",
+        en="Stagnation: loss range over the window below this fraction of the loss (identical losses).",
+        zh="停滞：窗口内损失的波动范围低于损失值的该比例（损失几乎完全相同）。",
+        ge=0,
+    )
+    stagnation_update_ratio: float = field(
+        1e-6,
+        en="Stagnation: trainable weights changing by less than this fraction of their size per step over "
+        "the window (LR too low, nothing trainable, or updates lost to low precision).",
+        zh="停滞：窗口内可训练权重每步的变化低于其自身大小的该比例（学习率过低、没有可训练参数，"
+        "或更新因精度不足而丢失）。",
         ge=0,
     )
     stagnation_action: Action = field("warn", en="Action on stagnation.", zh="出现停滞时的处理方式。")
@@ -84,6 +121,27 @@ class HealthArgs(Group):
         zh="halve_lr/rollback 最多执行的次数；再次触发时停止训练。",
         ge=0,
     )
+    snapshot_max_params: int = field(
+        50_000_000,
+        en="Keep an in-memory copy of the trainable weights and optimizer state at each healthy log step "
+        "(for rollback) when there are at most this many trainable parameters; above it, rollback reloads "
+        "the last healthy checkpoint instead (0: never copy).",
+        zh="可训练参数不超过该数量时，在每个健康的日志步于内存中保存可训练权重和优化器状态的副本"
+        "（供 rollback 使用）；超过时 rollback 改为加载最近健康的检查点（0 表示从不复制）。",
+        ge=0,
+    )
+
+    def rule_actions(self) -> dict[str, str]:
+        """Rule name -> configured action, in the order the monitor checks them."""
+        return {
+            "nonfinite": self.nonfinite_action,
+            "update_ratio": self.update_ratio_action,
+            "grad_norm": self.grad_norm_action,
+            "spike": self.spike_action,
+            "oscillation": self.oscillation_action,
+            "stagnation": self.stagnation_action,
+            "overfitting": self.overfit_action,
+        }
 
 
 class EarlyStoppingArgs(Group):

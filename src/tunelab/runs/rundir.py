@@ -96,8 +96,15 @@ class RunDir:
 
     def _append(self, path: Path, row: dict[str, Any]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(row, ensure_ascii=False, allow_nan=True) + "\n")
+        line = json.dumps(row, ensure_ascii=False, allow_nan=True) + "\n"
+        with path.open("a+b") as handle:
+            # a writer killed mid-line leaves a torn last line: start ours on a fresh one, so the
+            # readers (which skip unparsable lines) lose only the torn row, never the next one
+            if handle.tell() > 0:
+                handle.seek(-1, 2)
+                if handle.read(1) != b"\n":
+                    line = "\n" + line
+            handle.write(line.encode("utf-8"))
             handle.flush()
 
     def write_log_row(self, row: dict[str, Any]) -> None:

@@ -1,7 +1,8 @@
-"""Shared builders every stage assembles its trainer from: arguments, optimizer, callbacks."""
+"""Shared builders every stage assembles its trainer from: arguments and callbacks."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -9,20 +10,118 @@ import torch
 from transformers import TrainingArguments
 
 from tunelab.config import RunConfig
+from tunelab.errors import ConfigError
 from tunelab.runs.rundir import RunDir
 from tunelab.train.callbacks import GracefulStopCallback, ProgressCallback, RunLogCallback
+from tunelab.train.integrations import resolve_report_to
 
-__all__ = ["build_callbacks", "build_optimizer", "build_training_arguments", "drop_default_printers"]
+__all__ = ["build_callbacks", "build_training_arguments", "drop_default_printers"]
+
+
+# lr_scheduler_type values TrainingArguments accepts; the schedule itself is built by
+# TunelabTrainer.create_scheduler (train/schedule.py), so for the others (step) any valid name does
+_HF_SCHEDULERS = frozenset(
+    "constant constant_with_warmup linear cosine cosine_with_restarts polynomial inverse_sqrt "
+    "reduce_lr_on_plateau".split()
+)
+
+
+def _eval_save_problems(config: RunConfig, eval_metrics: Sequence[str]) -> list[tuple[str, str]]:
+    """(message, hint) for every evaluation/saving setting that cannot work together.
+
+    Pure config arithmetic (no torch): the same rules can run where the config is validated.
+    """
+    t, o, d = config.training, config.output, config.data
+    evaluates = t.eval_strategy != "no"
+    problems: list[tuple[str, str]] = []
+    if evaluates and not d.eval_dataset and d.val_size == 0:
+        problems.append(
+            (
+                f"eval_strategy={t.eval_strategy} needs evaluation data, but val_size=0 and eval_dataset is unset",
+                "set val_size (e.g. val_size=0.1) or eval_dataset=<dataset name>, or eval_strategy=no",
+            )
+        )
+    if t.load_best_model_at_end and not evaluates:
+        problems.append(
+            (
+                "load_best_model_at_end=true needs evaluations to pick the best checkpoint, but eval_strategy=no",
+                f"set eval_strategy={o.save_strategy} (with val_size or eval_dataset), or load_best_model_at_end=false",
+            )
+        )
+    if t.load_best_model_at_end and evaluates and o.save_strategy != t.eval_strategy:
+        problems.append(
+            (
+                f"load_best_model_at_end=true needs a checkpoint at every evaluation, but "
+                f"save_strategy={o.save_strategy} and eval_strategy={t.eval_strategy}",
+                f"set save_strategy={t.eval_strategy} (or eval_strategy={o.save_strategy})",
+            )
+        )
+    eval_steps = t.eval_steps or o.logging_steps
+    if (
+        t.load_best_model_at_end
+        and t.eval_strategy == "steps" == o.save_strategy
+        and o.save_steps % eval_steps
+    ):
+        source = "eval_steps" if t.eval_steps else "eval_steps (unset: logging_steps)"
+        divisor = max(n for n in range(1, eval_steps + 1) if o.save_steps % n == 0)
+        problems.append(
+            (
+                f"load_best_model_at_end=true needs save_steps ({o.save_steps}) to be a multiple of "
+                f"{source} ({eval_steps}), so that every evaluation has a checkpoint to return to",
+                f"set eval_steps={divisor} or save_steps={-(-o.save_steps // eval_steps) * eval_steps}",
+            )
+        )
+    if t.lr_scheduler_type == "reduce_lr_on_plateau" and not evaluates:
+        problems.append(
+            (
+                "lr_scheduler_type=reduce_lr_on_plateau reacts to evaluations, but eval_strategy=no",
+                "set eval_strategy=steps (with val_size or eval_dataset), or choose another lr_scheduler_type",
+            )
+        )
+    if evaluates and t.metric_for_best_model.removeprefix("eval_") not in eval_metrics:
+        problems.append(
+            (
+                f"metric_for_best_model={t.metric_for_best_model}: the {config.finetuning.stage} stage's "
+                "evaluation does not report it",
+                f"use one of: {', '.join(f'eval_{m}' for m in eval_metrics)} "
+                "(eval_loss ranks checkpoints as perplexity does)",
+            )
+        )
+    return problems
 
 
 def build_training_arguments(
-    config: RunConfig, output_dir: Path, compute_dtype: torch.dtype, **overrides: Any
+    config: RunConfig,
+    output_dir: Path,
+    compute_dtype: torch.dtype,
+    *,
+    eval_metrics: Sequence[str] = ("loss",),
+    has_eval_set: bool | None = None,
+    **overrides: Any,
 ) -> TrainingArguments:
-    """Map the validated config onto HF TrainingArguments (names are the same by design)."""
+    """Map the validated config onto HF TrainingArguments (names are the same by design).
+
+    ``eval_metrics`` names what the stage's evaluation reports (without ``eval_``), so a
+    metric_for_best_model it cannot compute fails now instead of at the first evaluation;
+    ``has_eval_set=False`` says the evaluation split came out empty. Settings that cannot work
+    together raise one ConfigError listing all of them, instead of transformers' ValueError.
+    """
     t, o = config.training, config.output
+    problems = _eval_save_problems(config, eval_metrics)
+    if has_eval_set is False and t.eval_strategy != "no":
+        problems.append(
+            (
+                f"eval_strategy={t.eval_strategy}, but the evaluation split is empty after tokenization",
+                "raise val_size, check eval_dataset's records (too long for cutoff_len? no response?), "
+                "or set eval_strategy=no",
+            )
+        )
+    if problems:
+        raise ConfigError("; ".join(m for m, _ in problems), "; ".join(h for _, h in problems))
+
     use_cuda = torch.cuda.is_available()
     warmup: float = t.warmup_steps if t.warmup_steps > 0 else t.warmup_ratio
-    has_eval = t.eval_strategy != "no"
+    evaluates = t.eval_strategy != "no"
     kwargs: dict[str, Any] = dict(
         output_dir=str(output_dir),
         learning_rate=t.learning_rate,
@@ -31,7 +130,7 @@ def build_training_arguments(
         per_device_train_batch_size=t.per_device_train_batch_size,
         per_device_eval_batch_size=t.per_device_eval_batch_size,
         gradient_accumulation_steps=t.gradient_accumulation_steps,
-        lr_scheduler_type=t.lr_scheduler_type,
+        lr_scheduler_type=t.lr_scheduler_type if t.lr_scheduler_type in _HF_SCHEDULERS else "constant",
         warmup_steps=warmup,
         weight_decay=t.weight_decay,
         max_grad_norm=t.max_grad_norm,
@@ -39,6 +138,7 @@ def build_training_arguments(
         adam_beta1=t.adam_beta1,
         adam_beta2=t.adam_beta2,
         adam_epsilon=t.adam_epsilon,
+        # bf16/fp16 = autocast; fp16 also gets the Trainer's dynamic loss scaling (GradScaler)
         bf16=compute_dtype == torch.bfloat16,
         fp16=compute_dtype == torch.float16,
         use_cpu=not use_cuda,
@@ -47,13 +147,19 @@ def build_training_arguments(
         seed=t.seed,
         eval_strategy=t.eval_strategy,
         eval_steps=(t.eval_steps or o.logging_steps) if t.eval_strategy == "steps" else None,
+        # with a metric set, every evaluation records the best checkpoint, which checkpoint
+        # rotation (save_total_limit) then never deletes, with or without load_best_model_at_end
+        metric_for_best_model=t.metric_for_best_model if evaluates else None,
+        greater_is_better=t.best_metric_higher if evaluates else None,
+        load_best_model_at_end=t.load_best_model_at_end,
         logging_steps=o.logging_steps,
         logging_first_step=False,
-        save_strategy="steps",
+        save_strategy=o.save_strategy,
         save_steps=o.save_steps,
         save_total_limit=o.save_total_limit,
         save_only_model=o.save_only_model,
-        report_to=[r for r in o.report_to if r != "none"] or "none",
+        neftune_noise_alpha=t.neftune_noise_alpha,
+        report_to=resolve_report_to(o.report_to) or "none",
         disable_tqdm=True,  # our ProgressCallback replaces tqdm
         dataloader_num_workers=t.dataloader_num_workers,
         train_sampling_strategy="group_by_length" if config.data.group_by_length else "random",
@@ -61,37 +167,44 @@ def build_training_arguments(
         remove_unused_columns=False,  # our collators build exactly the inputs the model takes
         ddp_timeout=t.ddp_timeout,
         prediction_loss_only=True,
-        do_eval=has_eval,
+        do_eval=evaluates,
     )
     kwargs.update(overrides)
     return TrainingArguments(**kwargs)
 
 
-def build_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Optimizer | None:
-    """A LoRA+ optimizer when loraplus_lr_ratio is set; None lets the Trainer build its default.
+def build_callbacks(
+    config: RunConfig, run: RunDir, *, lang: str | None = None, console: Any = None
+) -> tuple[list[Any], GracefulStopCallback]:
+    """Run-directory logging, graceful stop, progress display, health monitor and early stopping.
 
-    LoRA+ (Hayou et al., 2024) gives the B matrices a larger learning rate than A, which speeds up
-    feature learning at the same stability; the Trainer has no option for it, so it is built here.
+    The monitor and early stopping print in ``lang`` ('en'/'zh'; default: TUNELAB_LANG/LANG) to the progress display's console
+    when there is one (messages land above the bar), else to ``console`` (default: stderr), and stop
+    the run through ``control.should_training_stop``; after training, their ``stop_reason`` says why.
     """
-    ratio = config.finetuning.loraplus_lr_ratio
-    if ratio is None or config.finetuning.finetuning_type != "lora":
-        return None
-    from tunelab.model.adapters import build_loraplus_param_groups
+    from tunelab.cli_text import cli_lang
+    from tunelab.train.early_stopping import EarlyStopCallback
+    from tunelab.train.monitor import HealthMonitor
 
-    t = config.training
-    groups = build_loraplus_param_groups(model, t.learning_rate, ratio, t.weight_decay)
-    return torch.optim.AdamW(
-        groups, lr=t.learning_rate, betas=(t.adam_beta1, t.adam_beta2), eps=t.adam_epsilon
-    )
+    lang = lang or cli_lang()
 
-
-def build_callbacks(config: RunConfig, run: RunDir) -> tuple[list[Any], GracefulStopCallback]:
-    """Run-directory logging, progress display and graceful stop, in that order."""
     log = RunLogCallback(run, plot=config.output.plot_loss)
     stop = GracefulStopCallback()
     callbacks: list[Any] = [log, stop]
     if not config.output.disable_tqdm:
         callbacks.append(ProgressCallback(log))
+        console = callbacks[-1].console  # printing through the bar's console keeps the bar intact
+    if config.health.enabled:
+        lr = config.training.learning_rate
+        callbacks.append(HealthMonitor(config.health, run, learning_rate=lr, lang=lang, console=console))
+    if config.early_stopping.enabled:
+        if config.training.eval_strategy == "no":  # belongs to the config's cross-group checks
+            raise ConfigError(
+                "early_stopping.enabled=true needs evaluations, but eval_strategy=no",
+                "set eval_strategy=steps with eval_steps=N (and val_size > 0 or eval_dataset), "
+                "or early_stopping.enabled=false",
+            )
+        callbacks.append(EarlyStopCallback(config.early_stopping, run, lang=lang, console=console))
     return callbacks, stop
 
 

@@ -44,7 +44,9 @@ def resolve_resume(config: RunConfig, run: RunDir) -> Path | None:
                 "resume_from_checkpoint=auto needs the run directory to resume",
                 "add output_dir=<the run directory> (runs/... printed when the run started)",
             )
-        return latest  # None: nothing saved yet, start from the beginning
+        _check_not_behind_finished_run(run, latest)
+        # None: nothing saved yet, start from the beginning
+        return _check_resumable(latest) if latest is not None else None
     if wanted:
         path = Path(wanted)
         if not (path / "trainer_state.json").is_file():
@@ -52,7 +54,7 @@ def resolve_resume(config: RunConfig, run: RunDir) -> Path | None:
                 f"resume_from_checkpoint={wanted}: no checkpoint there (trainer_state.json missing)",
                 f"use a checkpoint-* folder of the run, or 'auto'; found: {[p.name for p in run.checkpoints()]}",
             )
-        return path
+        return _check_resumable(path)
     if not config.output.overwrite_output_dir and (run.is_finished() or run.checkpoints()):
         what = "a finished run" if run.is_finished() else f"checkpoints up to {run.latest_checkpoint().name}"  # type: ignore[union-attr]
         raise ConfigError(
@@ -77,6 +79,8 @@ def train(config: RunConfig, *, console: Any = None) -> RunResult:
             f"stage={config.finetuning.stage} is not available yet",
             f"available stages: {', '.join(STAGES)}",
         )
+    # decided before anything is written: fp16 without a GPU fails here, leaving no run directory
+    dtype = resolve_compute_dtype(config.compute_type)
     if config.output.overwrite_output_dir and resume_from is None and run.path.exists():
         _clear_run(run)
     run.create()
@@ -85,14 +89,21 @@ def train(config: RunConfig, *, console: Any = None) -> RunResult:
     )
     run.write_config(dump_config(resolved))
 
-    dtype = resolve_compute_dtype(config.compute_type)
     ctx = RunContext(dtype, describe_compute_choice(config.compute_type), console)
     ctx.say(f"run directory: {run.path}")
     ctx.say(f"precision: {ctx.compute_reason}")
     if resume_from is not None:
         step = int(resume_from.name.split("-")[-1])
+        # rows past the checkpoint are rewritten by the resumed run (this also drops a torn last line)
         run.truncate_log_after(step)
-        run.write_event("resume", f"resuming from {resume_from.name}", checkpoint=str(resume_from), step=step)
+        torn = _remove_torn_checkpoints(run)
+        run.write_event(
+            "resume",
+            f"resuming from {resume_from.name}"
+            + (f"; removed incomplete {', '.join(p.name for p in torn)}" if torn else ""),
+            checkpoint=str(resume_from),
+            step=step,
+        )
         ctx.say(f"resuming from {resume_from}")
     set_seed(config.training.seed)
     return stage_fn(resolved, run, ctx, resume_from)
@@ -102,7 +113,59 @@ def _clear_run(run: RunDir) -> None:
     """overwrite_output_dir: remove the previous run's outputs (only files tunelab writes)."""
     import shutil
 
-    for ckpt in run.checkpoints():
+    for ckpt in [*run.checkpoints(), *_torn_checkpoints(run)]:
         shutil.rmtree(ckpt)
     for name in ("trainer_log.jsonl", "events.jsonl", "metrics.json"):
         (run.path / name).unlink(missing_ok=True)
+
+
+def _check_resumable(checkpoint: Path) -> Path:
+    """``checkpoint``, if it holds the training state (not only weights) needed to resume exactly.
+
+    The Trainer saves RNG state together with optimizer and scheduler state, and skips all three
+    with save_only_model; without them a "resumed" run would silently restart the optimizer.
+    """
+    if not any(checkpoint.glob("rng_state*.pth")):
+        raise ConfigError(
+            f"{checkpoint} holds weights only (saved with save_only_model=true): no optimizer, "
+            "scheduler or RNG state to resume from",
+            f"start a new run from its weights instead: adapter_name_or_path={checkpoint} (LoRA) or "
+            f"model_name_or_path={checkpoint} (full), with another output_dir",
+        )
+    return checkpoint
+
+
+def _torn_checkpoints(run: RunDir) -> list[Path]:
+    """checkpoint-* folders whose save never finished (the process died while writing them)."""
+    complete = set(run.checkpoints())
+    return sorted(
+        p for p in run.path.glob("checkpoint-*") if p.is_dir() and p not in complete and p.name[11:].isdigit()
+    )
+
+
+def _remove_torn_checkpoints(run: RunDir) -> list[Path]:
+    """Delete torn checkpoint folders: the resumed run saves those steps again, and transformers'
+    checkpoint rotation would otherwise count (and keep) them."""
+    import shutil
+
+    torn = _torn_checkpoints(run)
+    for path in torn:
+        shutil.rmtree(path)
+    return torn
+
+
+def _check_not_behind_finished_run(run: RunDir, latest: Path | None) -> None:
+    """Refuse to resume a finished run from a checkpoint older than its end: that would redo
+    (and overwrite) finished steps. It happens when save_total_limit=1 kept only the best checkpoint,
+    which transformers does at the end of a run; the final weights are in the run directory itself."""
+    finished_at = run.read_metrics().get("global_step") if run.is_finished() else None
+    if not isinstance(finished_at, int):
+        return
+    at = int(latest.name.split("-")[-1]) if latest is not None else 0
+    if at < finished_at:
+        kept = f"its latest checkpoint is {latest.name}" if latest is not None else "it kept no checkpoint"
+        raise ConfigError(
+            f"{run.path} finished at step {finished_at}, but {kept}: resuming would redo steps {at + 1}-{finished_at}",
+            f"to train on, start a new run from its final weights (adapter_name_or_path={run.path} for LoRA, "
+            f"model_name_or_path={run.path} otherwise) with another output_dir",
+        )

@@ -24,9 +24,22 @@ class RunResult:
     """What a finished (or gracefully stopped) run produced."""
 
     run_dir: Path
-    status: str  # "finished" or "interrupted"
+    # "finished"; "early_stopped" (the metric stopped improving: a normal end); "stopped" (the
+    # health monitor ended a run going wrong); "interrupted" (Ctrl-C / SIGTERM, resumable)
+    status: str
     metrics: dict[str, Any] = field(default_factory=dict)
     checkpoint: Path | None = None
+    stop_reason: str | None = None
+
+
+def _stopped_by(trainer: Trainer) -> tuple[str, str, str] | None:
+    """(status, callback kind, message) when a health or early-stopping callback ended the run."""
+    for callback in trainer.callback_handler.callbacks:
+        reason = getattr(callback, "stop_reason", None)
+        if reason:
+            kind = getattr(callback, "kind", "")
+            return ("stopped" if kind == "health" else "early_stopped"), kind, reason
+    return None
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -86,6 +99,10 @@ def run_trainer(
     metrics: dict[str, Any] = dict(output.metrics)
     metrics.update(extra_metrics)
     metrics["global_step"] = trainer.state.global_step
+    status, reason = "finished", None
+    if (stopped := _stopped_by(trainer)) is not None:
+        status, metrics["stopped_by"], reason = stopped
+    metrics["status"] = status
     log_cb = next(cb for cb in trainer.callback_handler.callbacks if isinstance(cb, RunLogCallback))
     if (speed := log_cb.mean_tokens_per_second(trainer.state)) is not None:
         metrics["tokens_per_second"] = speed
@@ -100,4 +117,6 @@ def run_trainer(
     run.write_metrics(metrics)
     plot_run(run.path)
     write_model_card(run.path, card_info, metrics)
-    return RunResult(run.path, "finished", metrics=metrics, checkpoint=run.latest_checkpoint())
+    return RunResult(
+        run.path, status, metrics=metrics, checkpoint=run.latest_checkpoint(), stop_reason=reason
+    )

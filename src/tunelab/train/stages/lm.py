@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transformers import Trainer
-
 from tunelab.config import RunConfig
 from tunelab.data.collator import build_collator
 from tunelab.data.packing import packing_mode
@@ -19,14 +17,10 @@ from tunelab.data.pipeline import build_datasets
 from tunelab.errors import ConfigError
 from tunelab.model import apply_finetuning, count_parameters, load_adapters, load_model, load_tokenizer
 from tunelab.runs.rundir import RunDir
-from tunelab.train.builders import (
-    build_callbacks,
-    build_optimizer,
-    build_training_arguments,
-    drop_default_printers,
-)
+from tunelab.train.builders import build_callbacks, build_training_arguments, drop_default_printers
 from tunelab.train.context import RunContext
 from tunelab.train.runner import RunResult, run_trainer
+from tunelab.train.trainer import TunelabTrainer
 
 __all__ = ["run_lm"]
 
@@ -53,7 +47,7 @@ def run_lm(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path | 
 
     args = build_training_arguments(config, run.path, ctx.compute_dtype)
     callbacks, stop = build_callbacks(config, run)
-    trainer = Trainer(
+    trainer = TunelabTrainer(
         model=model,
         args=args,
         train_dataset=train_set,
@@ -61,7 +55,9 @@ def run_lm(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path | 
         data_collator=build_collator(tokenizer, packing=config.data.packing, flatten=flatten),
         processing_class=tokenizer,
         callbacks=callbacks,
-        optimizers=(build_optimizer(model, config), None),
+        training=config.training,
+        finetuning=config.finetuning,
+        run=run,
     )
     drop_default_printers(trainer)
     extra = {
