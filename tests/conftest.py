@@ -30,8 +30,24 @@ def tiny_qwen2_dir(tiny_cache_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_bert_dir(tiny_cache_dir: Path) -> Path:
+    """Directory of the tiny BERT-style encoder (masked-LM checkpoint + WordPiece tokenizer), for cls."""
+    from tunelab.model.tiny import build_tiny
+
+    return build_tiny("bert", tiny_cache_dir)
+
+
+@pytest.fixture(scope="session")
 def tiny_tokenizer(tiny_model_dir: Path):
     """The tiny llama model's tokenizer (ChatML chat template, pad <|endoftext|>, eos <|im_end|>)."""
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_model_dir: Path):
+    """A ChatEngine on the tiny llama model (fp32, chatml), shared by the eval and inference tests."""
+    from tunelab.infer.engine import chat_engine
+
+    return chat_engine(model=str(tiny_model_dir), template="chatml", overrides=["compute_type=fp32"])

@@ -171,3 +171,14 @@ def test_nested_unknown_key_and_bad_value_are_named(tmp_path: Path) -> None:
         load_config(None, ["model_name_or_path=x", "early_stopping.metric=loss"])
     with pytest.raises(ConfigError, match="health.spike_action='explode'"):
         load_config(None, ["model_name_or_path=x", "health.spike_action=explode"])
+
+
+def test_yaml_bare_no_is_the_string_no(tmp_path) -> None:
+    """YAML 1.1 reads `no` as false; `eval_strategy: no` (file or override) must still mean "no"."""
+    from tunelab.config import load_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("model_name_or_path: tiny:llama\ndataset: instruct_en\neval_strategy: no\n")
+    assert load_config(str(path), []).training.eval_strategy == "no"
+    assert load_config(str(path), ["eval_strategy=steps", "val_size=0.1"]).training.eval_strategy == "steps"
+    assert load_config(str(path), ["eval_strategy=no"]).training.eval_strategy == "no"

@@ -21,7 +21,7 @@ import pytest
 import tunelab
 
 DATA_DIR = Path(tunelab.__file__).parent / "resources" / "data"
-NOT_DATA = {"dataset_info.json", "README.md", "make_instruct.py"}
+NOT_DATA = {"dataset_info.json", "README.md", "make_instruct.py", "make_preference.py", "make_topics.py"}
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 # LLaMA-Factory's entry keys and per-format column names (DatasetAttr in its data/parser.py).
@@ -46,6 +46,7 @@ ALPACA_COLUMNS = {
     "rejected",
     "kto_tag",
     "images",
+    "label",  # tunelab's stage cls (text + label); LLaMA-Factory ignores the key
 }
 SHAREGPT_COLUMNS = {"messages", "system", "tools", "chosen", "rejected", "kto_tag", "images"}
 ALPACA_DEFAULTS = {"prompt": "instruction", "query": "input", "response": "output"}
@@ -85,6 +86,12 @@ def test_registry_lists_every_data_file_and_only_existing_ones() -> None:
         "chat_sharegpt",
         "pretrain_text",
         "pretrain_jsonl",
+        "pref_polite_en",
+        "pref_polite_sharegpt",
+        "kto_polite_en",
+        "topics_synthetic",
+        "sentiment_en",
+        "sentiment_zh",
     }
     registered = {entry["file_name"] for entry in registry.values()}
     on_disk = {p.name for p in DATA_DIR.iterdir() if p.is_file() and p.name not in NOT_DATA}
@@ -187,10 +194,10 @@ def test_files_load_as_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
     for name, entry in _registry().items():
         path = DATA_DIR / entry["file_name"]
-        builder = "text" if path.suffix == ".txt" else "json"
+        builder = {".txt": "text", ".csv": "csv"}.get(path.suffix, "json")
         table = datasets.load_dataset(builder, data_files=str(path), split="train", cache_dir=str(tmp_path))
         expected = (
-            len(path.read_text(encoding="utf-8").splitlines())
+            len(path.read_text(encoding="utf-8").splitlines()) - (path.suffix == ".csv")  # csv header
             if path.suffix != ".json"
             else len(_load(path.name))
         )

@@ -7,20 +7,26 @@ from tunelab.config.loader import config_from_dict, dump_config, load_config, pa
 from tunelab.config.run_config import KEY_TO_GROUP, RunConfig, all_keys
 from tunelab.config.schema import (
     DataArgs,
+    EvalArgs,
+    ExportArgs,
     FinetuningArgs,
     GenerationArgs,
     ModelArgs,
     OutputArgs,
+    PreferenceArgs,
     TrainingArgs,
 )
 
 __all__ = [
     "KEY_TO_GROUP",
     "DataArgs",
+    "EvalArgs",
+    "ExportArgs",
     "FinetuningArgs",
     "GenerationArgs",
     "ModelArgs",
     "OutputArgs",
+    "PreferenceArgs",
     "RunConfig",
     "TrainingArgs",
     "all_keys",

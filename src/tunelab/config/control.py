@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import model_validator
 
 from tunelab.config.fields import Group, field
+from tunelab.config.schema_tune import TuneArgs
 
 __all__ = ["HealthArgs", "EarlyStoppingArgs", "NESTED_GROUP_TYPES", "Action"]
 
@@ -187,4 +188,8 @@ class EarlyStoppingArgs(Group):
         return "loss" in self.metric or "perplexity" in self.metric
 
 
-NESTED_GROUP_TYPES: dict[str, type[Group]] = {"health": HealthArgs, "early_stopping": EarlyStoppingArgs}
+NESTED_GROUP_TYPES: dict[str, type[Group]] = {
+    "health": HealthArgs,
+    "early_stopping": EarlyStoppingArgs,
+    "tune": TuneArgs,  # read by `tunelab tune` / `sweep`, ignored by training
+}

@@ -15,8 +15,15 @@ _GROUP_TITLES = {
     "training": ("training", "训练"),
     "generation": ("generation", "生成"),
     "output": ("output", "输出"),
+    "export": ("export (tunelab export)", "导出（tunelab export）"),
+    "eval": ("eval (tunelab eval)", "评估（tunelab eval）"),
+    "preference": ("preference (stages rm, dpo, kto, ppo)", "偏好训练（rm、dpo、kto、ppo 阶段）"),
     "health": ("health (health.<key>=...)", "健康监控（health.<键>=...）"),
     "early_stopping": ("early_stopping (early_stopping.<key>=...)", "早停（early_stopping.<键>=...）"),
+    "tune": (
+        "tune (tune.<key>=..., for tunelab tune / sweep)",
+        "超参数搜索（tune.<键>=...，用于 tunelab tune / sweep）",
+    ),
 }
 
 

@@ -179,7 +179,7 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> RunCo
 def dump_config(config: RunConfig) -> str:
     """YAML text of the resolved config, every default filled, grouped with comment headers."""
     chunks = []
-    for group in ("model", "data", "finetuning", "training", "generation", "output"):
+    for group in GROUP_TYPES:
         part = getattr(config, group).model_dump(mode="json")
         chunks.append(f"### {group}\n" + yaml.safe_dump(part, sort_keys=False, allow_unicode=True))
     for group in NESTED_GROUP_TYPES:

@@ -10,12 +10,16 @@ from tunelab.config.control import NESTED_GROUP_TYPES, EarlyStoppingArgs, Health
 from tunelab.config.schema import (
     GROUP_TYPES,
     DataArgs,
+    EvalArgs,
+    ExportArgs,
     FinetuningArgs,
     GenerationArgs,
     ModelArgs,
     OutputArgs,
+    PreferenceArgs,
     TrainingArgs,
 )
+from tunelab.config.schema_tune import TuneArgs
 
 __all__ = ["KEY_TO_GROUP", "RunConfig", "all_keys", "nested_keys"]
 
@@ -54,8 +58,12 @@ class RunConfig(BaseModel):
     training: TrainingArgs = TrainingArgs()
     generation: GenerationArgs = GenerationArgs()
     output: OutputArgs = OutputArgs()
+    export: ExportArgs = ExportArgs()
+    eval: EvalArgs = EvalArgs()
+    preference: PreferenceArgs = PreferenceArgs()
     health: HealthArgs = HealthArgs()
     early_stopping: EarlyStoppingArgs = EarlyStoppingArgs()
+    tune: TuneArgs = TuneArgs()
 
     @model_validator(mode="after")
     def _check_across_groups(self) -> RunConfig:
@@ -74,8 +82,30 @@ class RunConfig(BaseModel):
         f = self.finetuning
         if f.pissa_init and f.use_dora:
             problems.append("pissa_init and use_dora cannot be combined; choose one")
+        if f.stage == "ppo" and not self.preference.reward_model:
+            problems.append(
+                "stage: ppo needs reward_model: the run directory of a `stage: rm` run (train one first)"
+            )
         if problems:
             raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _fill_stage_defaults(self) -> RunConfig:
+        """Stage cls splits one dataset 70/15/15 (train/val/test) unless the sizes or eval_dataset are set.
+
+        Filled here, where the config is built, so config.yaml records the sizes actually used.
+        """
+        d = self.data
+        if self.finetuning.class_weights != "none" and self.finetuning.stage != "cls":
+            raise ValueError(
+                f"class_weights={self.finetuning.class_weights} weights the classes of stage cls, "
+                f"but stage is {self.finetuning.stage}; remove it or set stage: cls"
+            )
+        if self.finetuning.stage == "cls" and not d.eval_dataset:
+            unset = {"val_size", "test_size"} - d.model_fields_set
+            if unset:
+                self.data = d.model_copy(update=dict.fromkeys(unset, 0.15))
         return self
 
     @property

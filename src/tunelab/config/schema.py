@@ -11,16 +11,22 @@ from typing import Literal
 from pydantic import field_validator, model_validator
 
 from tunelab.config.fields import Group, field
+from tunelab.config.schema_eval import EvalArgs
+from tunelab.config.schema_export import ExportArgs
+from tunelab.config.schema_pref import PreferenceArgs
 from tunelab.config.schema_train import GenerationArgs, OutputArgs, TrainingArgs, split_csv
 
 __all__ = [
     "FINETUNING_TYPES",
     "STAGES",
     "DataArgs",
+    "EvalArgs",
+    "ExportArgs",
     "FinetuningArgs",
     "GenerationArgs",
     "ModelArgs",
     "OutputArgs",
+    "PreferenceArgs",
     "TrainingArgs",
 ]
 
@@ -32,8 +38,10 @@ class ModelArgs(Group):
     """Which model to load and how to run its arithmetic."""
 
     model_name_or_path: str = field(
-        en="Local model directory, a .gguf file, 'smollm2', or 'tiny:<preset>' (random tiny model).",
-        zh="本地模型目录、.gguf 文件、'smollm2'，或 'tiny:<预设>'（随机初始化的小模型）。",
+        en="Local model directory, a .gguf file, 'smollm2', 'minilm' (encoder for stage cls), "
+        "or 'tiny:<preset>' (random tiny model: llama, qwen2, bert).",
+        zh="本地模型目录、.gguf 文件、'smollm2'、'minilm'（用于 cls 阶段的编码器），"
+        "或 'tiny:<预设>'（随机初始化的小模型：llama、qwen2、bert）。",
     )
     adapter_name_or_path: list[str] | None = field(
         None,
@@ -129,8 +137,16 @@ class DataArgs(Group):
     )
     val_size: float = field(
         0.0,
-        en="Validation split: a fraction in [0, 1) or a record count >= 1.",
-        zh="验证集划分：[0, 1) 之间的比例，或 >= 1 的样本数。",
+        en="Validation split: a fraction in [0, 1) or a record count >= 1 (stage cls: 0.15 when unset).",
+        zh="验证集划分：[0, 1) 之间的比例，或 >= 1 的样本数（cls 阶段未设置时为 0.15）。",
+        ge=0,
+    )
+    test_size: float = field(
+        0.0,
+        en="Test split held out from training and model selection, scored once at the end: a fraction "
+        "in [0, 1) or a record count >= 1 (stage cls: 0.15 when unset, giving 70/15/15).",
+        zh="测试集划分：不参与训练和模型选择，只在最后评估一次；[0, 1) 之间的比例或 >= 1 的样本数"
+        "（cls 阶段未设置时为 0.15，即 70/15/15 划分）。",
         ge=0,
     )
     train_on_prompt: bool = field(
@@ -191,8 +207,15 @@ class DataArgs(Group):
 
     @model_validator(mode="after")
     def _check_val_size(self) -> DataArgs:
-        if self.val_size >= 1 and self.val_size != int(self.val_size):
-            raise ValueError(f"val_size={self.val_size}: use a fraction in [0, 1) or a whole record count")
+        for key in ("val_size", "test_size"):
+            size = getattr(self, key)
+            if size >= 1 and size != int(size):
+                raise ValueError(f"{key}={size}: use a fraction in [0, 1) or a whole record count")
+        if self.val_size < 1 and self.test_size < 1 and self.val_size + self.test_size >= 1:
+            raise ValueError(
+                f"val_size={self.val_size} and test_size={self.test_size} leave nothing to train on; "
+                "keep their sum below 1"
+            )
         return self
 
 
@@ -273,6 +296,12 @@ class FinetuningArgs(Group):
         en="freeze: modules outside the layers to train too (e.g. embed_tokens,norm).",
         zh="freeze：层之外也要训练的模块（如 embed_tokens,norm）。",
     )
+    class_weights: Literal["none", "balanced"] = field(
+        "none",
+        en="cls: weight the cross-entropy per class; balanced = n_samples / (n_classes x class count), "
+        "so rare classes count as much as common ones.",
+        zh="cls：按类别加权交叉熵；balanced = 样本数 / (类别数 × 该类样本数)，让少数类与多数类同等重要。",
+    )
 
     _split_lists = field_validator(
         "lora_target",
@@ -301,4 +330,7 @@ GROUP_TYPES: dict[str, type[Group]] = {
     "training": TrainingArgs,
     "generation": GenerationArgs,
     "output": OutputArgs,
+    "export": ExportArgs,
+    "eval": EvalArgs,
+    "preference": PreferenceArgs,
 }

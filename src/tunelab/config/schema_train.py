@@ -180,6 +180,13 @@ class TrainingArgs(Group):
         zh="每 N 步评估一次（默认等于 logging_steps）。",
         gt=0,
     )
+
+    @field_validator("eval_strategy", mode="before")
+    @classmethod
+    def _yaml_no(cls, value: object) -> object:
+        """YAML 1.1 reads a bare ``no`` as false: ``eval_strategy: no`` means "no", as in transformers."""
+        return "no" if value is False else value
+
     metric_for_best_model: str = field(
         "eval_loss",
         en="Evaluation metric that defines the best checkpoint (and drives reduce_lr_on_plateau).",

@@ -37,10 +37,11 @@ __all__ = ["RecordSplits", "load_dataset_records", "load_records", "record_featu
 
 @dataclass
 class RecordSplits:
-    """Training records (shuffled) and evaluation records (None when there is no eval split)."""
+    """Training records (shuffled), evaluation records and held-out test records (None when absent)."""
 
     train: datasets.Dataset
     eval: datasets.Dataset | None
+    test: datasets.Dataset | None = None
 
 
 def record_features() -> datasets.Features:
@@ -74,8 +75,9 @@ def records_to_dataset(records: Sequence[dict[str, Any]]) -> datasets.Dataset:
 def load_records(data_args: DataArgs, stage: str, *, seed: int) -> RecordSplits:
     """Records of ``data_args.dataset`` for ``stage``: mixed, split into train/eval, train shuffled.
 
-    ``seed`` drives every random choice (num_samples sampling, interleaving, shuffle, val split),
-    so the same config gives the same records in the same order.
+    ``seed`` drives every random choice (num_samples sampling, interleaving, shuffle, val/test split),
+    so the same config gives the same records in the same order. ``test_size`` holds out a test split
+    first; ``val_size`` then takes the eval split; both are fractions of the whole data (or counts).
     """
     names = list(data_args.dataset or [])
     if not names:
@@ -97,6 +99,9 @@ def load_records(data_args: DataArgs, stage: str, *, seed: int) -> RecordSplits:
     parts = [load_dataset_records(name, **load) for name in names]
     train = _mix(parts, data_args.mix_strategy, data_args.interleave_probs, seed)
     train = train.shuffle(seed=seed)
+    test_set = None
+    if data_args.test_size > 0:
+        train, test_set = _split(train, data_args.test_size, names, key="test_size")
     eval_set = None
     if data_args.eval_dataset:
         from datasets import concatenate_datasets
@@ -104,8 +109,9 @@ def load_records(data_args: DataArgs, stage: str, *, seed: int) -> RecordSplits:
         # Eval sets are concatenated whatever mix_strategy says: interleaving would drop eval records.
         eval_set = concatenate_datasets([load_dataset_records(n, **load) for n in data_args.eval_dataset])
     elif data_args.val_size > 0:
-        train, eval_set = _split(train, data_args.val_size, names)
-    return RecordSplits(train=train, eval=eval_set)
+        n_total = len(train) + (len(test_set) if test_set is not None else 0)
+        train, eval_set = _split(train, data_args.val_size, names, n_total=n_total)
+    return RecordSplits(train=train, eval=eval_set, test=test_set)
 
 
 def load_dataset_records(
@@ -182,15 +188,25 @@ def _mix(
 
 
 def _split(
-    data: datasets.Dataset, val_size: float, names: list[str]
+    data: datasets.Dataset,
+    size: float,
+    names: list[str],
+    *,
+    key: str = "val_size",
+    n_total: int | None = None,
 ) -> tuple[datasets.Dataset, datasets.Dataset]:
-    """Hold out the last ``val_size`` records of the (already shuffled) data as the eval split."""
-    n_total = len(data)
-    n_eval = int(val_size) if val_size >= 1 else math.ceil(val_size * n_total)
-    if n_eval >= n_total:
+    """Hold out the last ``size`` records of the (already shuffled) data (``key`` names the setting).
+
+    A fraction is taken of ``n_total`` (default: ``len(data)``), so that val_size and test_size are
+    both shares of the whole dataset even when the test split was taken first.
+    """
+    n_have = len(data)
+    n_total = n_have if n_total is None else n_total
+    n_out = int(size) if size >= 1 else math.ceil(size * n_total)
+    if n_out >= n_have:
         raise DataError(
-            f"val_size={val_size:g} asks for {n_eval} eval records but {', '.join(names)} "
-            f"has only {n_total} records, leaving none to train on",
-            f"use a val_size below {n_total} (a count) or a fraction such as 0.1",
+            f"{key}={size:g} asks for {n_out} {'eval' if key == 'val_size' else 'test'} records but "
+            f"{', '.join(names)} has only {n_have} records, leaving none to train on",
+            f"use a {key} below {n_have} (a count) or a smaller fraction such as 0.1",
         )
-    return data.select(range(n_total - n_eval)), data.select(range(n_total - n_eval, n_total))
+    return data.select(range(n_have - n_out)), data.select(range(n_have - n_out, n_have))

@@ -38,12 +38,20 @@ __all__ = [
 
 
 def apply_finetuning(
-    model: PreTrainedModel, finetuning_args: FinetuningArgs, *, is_trainable: bool = True
+    model: PreTrainedModel,
+    finetuning_args: FinetuningArgs,
+    *,
+    is_trainable: bool = True,
+    task_type: str = "CAUSAL_LM",
+    head_modules: Sequence[str] = (),
 ) -> torch.nn.Module:
     """Make exactly the parameters `finetuning_args` asks for trainable (LoRA wraps the model in peft).
 
     A model that already carries a loaded adapter (see `load_adapters`) keeps training that adapter.
     With `is_trainable=False` everything is frozen (evaluation, inference).
+    `task_type` is peft's (CAUSAL_LM, SEQ_CLS); `head_modules` name newly initialised modules (a
+    classification head) that always train in full: LoRA saves them with the adapter
+    (modules_to_save), freeze makes them trainable besides the chosen layers.
     """
     from peft import PeftModel
 
@@ -63,9 +71,11 @@ def apply_finetuning(
                 "use finetuning_type: lora to continue training an adapter, or drop adapter_name_or_path",
             )
     elif kind == "lora":
-        model = _apply_lora(model, finetuning_args)
+        model = _apply_lora(model, finetuning_args, task_type, list(head_modules))
     elif kind == "freeze":
         _apply_freeze(model, finetuning_args)
+        for name in head_modules:
+            model.get_submodule(name).requires_grad_(True)
     elif kind == "full":
         model.requires_grad_(True)
     else:
@@ -132,8 +142,13 @@ def find_decoder_layers(model: torch.nn.Module) -> tuple[str, int]:
     )
 
 
-def _apply_lora(model: PreTrainedModel, args: FinetuningArgs) -> torch.nn.Module:
-    from peft import LoraConfig, TaskType, get_peft_model
+def _apply_lora(
+    model: PreTrainedModel,
+    args: FinetuningArgs,
+    task_type: str = "CAUSAL_LM",
+    head_modules: list[str] | None = None,
+) -> torch.nn.Module:
+    from peft import LoraConfig, get_peft_model
 
     available = find_lora_targets(model)
     targets = (
@@ -145,11 +160,13 @@ def _apply_lora(model: PreTrainedModel, args: FinetuningArgs) -> torch.nn.Module
     if args.additional_target:
         leaf_names = sorted({name.rsplit(".", 1)[-1] for name, _ in model.named_modules() if name})
         modules_to_save = _check_names(args.additional_target, leaf_names, "additional_target")
+    if head_modules:  # peft keeps modules_to_save out of the LoRA targets
+        modules_to_save = [*(modules_to_save or []), *head_modules]
     init: bool | str = True
     if args.pissa_init:
         init = "pissa" if args.pissa_iter == -1 else f"pissa_niter_{args.pissa_iter}"
     config = LoraConfig(
-        task_type=TaskType.CAUSAL_LM,
+        task_type=task_type,
         r=args.lora_rank,
         lora_alpha=args.effective_lora_alpha,
         lora_dropout=args.lora_dropout,

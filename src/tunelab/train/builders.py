@@ -188,7 +188,8 @@ def build_callbacks(
 
     lang = lang or cli_lang()
 
-    log = RunLogCallback(run, plot=config.output.plot_loss)
+    perplexity = config.finetuning.stage in ("pt", "sft")  # other stages' eval_loss is no token NLL
+    log = RunLogCallback(run, plot=config.output.plot_loss, perplexity=perplexity)
     stop = GracefulStopCallback()
     callbacks: list[Any] = [log, stop]
     if not config.output.disable_tqdm:

@@ -13,7 +13,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 from tunelab.runs.plots import plot_run
 from tunelab.runs.rundir import RunDir
 
-__all__ = ["GracefulStopCallback", "ProgressCallback", "RunLogCallback", "format_duration"]
+__all__ = ["GracefulStopCallback", "ProgressCallback", "RunLogCallback", "format_duration", "is_stage_metric"]
 
 
 def format_duration(seconds: float) -> str:
@@ -23,6 +23,20 @@ def format_duration(seconds: float) -> str:
 
 def _finite(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+# Stage metrics copied into trainer_log.jsonl as logged (each also as eval_<name>): rm, dpo, kto, ppo.
+_STAGE_METRIC_PREFIXES = ("rewards/", "logps/")
+_STAGE_METRICS = frozenset(
+    "accuracy margin kl kl_coef reward reward_std policy_loss value_loss entropy clip_fraction "
+    "approx_kl response_length".split()
+)
+
+
+def is_stage_metric(key: str) -> bool:
+    """Whether ``key`` (with or without ``eval_``) is a preference-stage metric the run log keeps."""
+    name = key.removeprefix("eval_")
+    return name in _STAGE_METRICS or name.startswith(_STAGE_METRIC_PREFIXES)
 
 
 class RunLogCallback(TrainerCallback):
@@ -37,8 +51,11 @@ class RunLogCallback(TrainerCallback):
     evaluation does not look like a slowdown.
     """
 
-    def __init__(self, run: RunDir, *, plot_interval: float = 30.0, plot: bool = True) -> None:
+    def __init__(
+        self, run: RunDir, *, plot_interval: float = 30.0, plot: bool = True, perplexity: bool = True
+    ) -> None:
         self.run = run
+        self.perplexity = perplexity  # eval_loss is a token NLL (pt/sft), so eval_perplexity means something
         self.plot_interval = plot_interval
         self.plot = plot
         self._last_plot = time.perf_counter()
@@ -107,7 +124,8 @@ class RunLogCallback(TrainerCallback):
         for key in ("loss", "eval_loss", "learning_rate", "grad_norm"):
             if _finite(logs.get(key)) is not None:
                 row[key] = _finite(logs[key])
-        if "eval_loss" in row and math.isfinite(row["eval_loss"]):
+        row.update({k: _finite(v) for k, v in logs.items() if is_stage_metric(k) and _finite(v) is not None})
+        if self.perplexity and "eval_loss" in row and math.isfinite(row["eval_loss"]):
             row["eval_perplexity"] = math.exp(min(row["eval_loss"], 50.0))
         row["epoch"] = round(float(state.epoch or 0.0), 4)
         row["percentage"] = round(100.0 * step / total, 2)

@@ -17,6 +17,8 @@ class RunContext:
     compute_dtype: torch.dtype
     compute_reason: str = ""
     console: Any = field(default=None, repr=False)
+    # TrainerCallbacks the caller of train() adds to the stage's own (e.g. the tune pruning callback)
+    callbacks: list[Any] = field(default_factory=list, repr=False)
 
     @property
     def compute_name(self) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,30 @@ def _run_lm(*args: Any) -> RunResult:
     return run_lm(*args)
 
 
+def _run_cls(*args: Any) -> RunResult:
+    from tunelab.train.stages.cls import run_cls
+
+    return run_cls(*args)
+
+
+def _lazy_stage(module: str) -> Callable[..., RunResult]:
+    """run_<module> of tunelab.train.stages.<module>, imported on the first call (it imports torch/TRL)."""
+
+    def run(*args: Any) -> RunResult:
+        from importlib import import_module
+
+        return getattr(import_module(f"tunelab.train.stages.{module}"), f"run_{module}")(*args)
+
+    return run
+
+
 # stage name -> function(config, run, ctx, resume_from); a test keeps this in step with the schema.
-STAGES: dict[str, Callable[..., RunResult]] = {"pt": _run_lm, "sft": _run_lm}
+STAGES: dict[str, Callable[..., RunResult]] = {
+    "pt": _run_lm,
+    "sft": _run_lm,
+    "cls": _run_cls,
+    **{stage: _lazy_stage(stage) for stage in ("rm", "dpo", "kto", "ppo")},
+}
 
 
 def resolve_output_dir(config: RunConfig) -> Path:
@@ -65,8 +87,12 @@ def resolve_resume(config: RunConfig, run: RunDir) -> Path | None:
     return None
 
 
-def train(config: RunConfig, *, console: Any = None) -> RunResult:
-    """Train one run described by ``config``; returns where it went and its final metrics."""
+def train(config: RunConfig, *, console: Any = None, callbacks: Sequence[Any] = ()) -> RunResult:
+    """Train one run described by ``config``; returns where it went and its final metrics.
+
+    ``callbacks``: extra transformers TrainerCallbacks (e.g. `tunelab tune`'s pruning callback); one
+    with a ``stop_reason`` attribute that ends the run reports it like the health monitor does.
+    """
     from transformers import set_seed
 
     from tunelab.model.precision import describe_compute_choice, resolve_compute_dtype
@@ -89,7 +115,7 @@ def train(config: RunConfig, *, console: Any = None) -> RunResult:
     )
     run.write_config(dump_config(resolved))
 
-    ctx = RunContext(dtype, describe_compute_choice(config.compute_type), console)
+    ctx = RunContext(dtype, describe_compute_choice(config.compute_type), console, list(callbacks))
     ctx.say(f"run directory: {run.path}")
     ctx.say(f"precision: {ctx.compute_reason}")
     if resume_from is not None:

@@ -25,7 +25,8 @@ class RunResult:
 
     run_dir: Path
     # "finished"; "early_stopped" (the metric stopped improving: a normal end); "stopped" (the
-    # health monitor ended a run going wrong); "interrupted" (Ctrl-C / SIGTERM, resumable)
+    # health monitor ended a run going wrong); "pruned" (`tunelab tune` stopped an unpromising trial);
+    # "interrupted" (Ctrl-C / SIGTERM, resumable)
     status: str
     metrics: dict[str, Any] = field(default_factory=dict)
     checkpoint: Path | None = None
@@ -38,7 +39,9 @@ def _stopped_by(trainer: Trainer) -> tuple[str, str, str] | None:
         reason = getattr(callback, "stop_reason", None)
         if reason:
             kind = getattr(callback, "kind", "")
-            return ("stopped" if kind == "health" else "early_stopped"), kind, reason
+            # "pruned": `tunelab tune` ended an unpromising trial (tune/pruning.py)
+            status = {"health": "stopped", "pruned": "pruned"}.get(kind, "early_stopped")
+            return status, kind, reason
     return None
 
 
@@ -52,7 +55,8 @@ def _is_oom(exc: BaseException) -> bool:
 def _final_eval(trainer: Trainer) -> dict[str, Any]:
     """Eval metrics at the last step: reuse the scheduled evaluation when it ran there."""
     history = trainer.state.log_history
-    last = next((row for row in reversed(history) if "eval_loss" in row), None)
+    # an evaluation row: eval_loss, or (ppo, whose evaluation has no loss) any eval_ metric
+    last = next((row for row in reversed(history) if any(k.startswith("eval_") for k in row)), None)
     if last is not None and last.get("step") == trainer.state.global_step:
         return {k: v for k, v in last.items() if k.startswith("eval_")}
     return trainer.evaluate()
@@ -66,11 +70,13 @@ def run_trainer(
     resume_from: Path | None,
     extra_metrics: dict[str, Any],
     card_info: dict[str, Any],
+    perplexity: bool = True,
 ) -> RunResult:
     """Train, then save the final weights, metrics, plots and model card.
 
     A graceful stop (Ctrl-C / SIGTERM) leaves a checkpoint and returns status "interrupted";
     out-of-memory becomes a ResourceError with the usual fixes, the last checkpoint untouched.
+    ``perplexity=False``: the stage's eval_loss is not a token NLL (rm, dpo, ...), so no eval_perplexity.
     """
     try:
         output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
@@ -108,7 +114,7 @@ def run_trainer(
         metrics["tokens_per_second"] = speed
     if trainer.eval_dataset is not None:
         eval_metrics = _final_eval(trainer)
-        if "eval_loss" in eval_metrics:
+        if perplexity and "eval_loss" in eval_metrics:  # language-model stages only
             eval_metrics["eval_perplexity"] = math.exp(min(eval_metrics["eval_loss"], 50.0))
         metrics.update(eval_metrics)
     trainer.save_model(str(run.path))

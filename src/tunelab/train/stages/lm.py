@@ -47,6 +47,7 @@ def run_lm(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path | 
 
     args = build_training_arguments(config, run.path, ctx.compute_dtype)
     callbacks, stop = build_callbacks(config, run)
+    callbacks.extend(ctx.callbacks)
     trainer = TunelabTrainer(
         model=model,
         args=args,
