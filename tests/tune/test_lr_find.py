@@ -1,0 +1,119 @@
+"""`tunelab lr-find`: the range test leaves the model as it was, stops on divergence, suggests, plots."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from tunelab.cli import app
+from tunelab.config import load_config
+from tunelab.errors import ConfigError
+from tunelab.tune.lr_find import lr_range_test, smooth_losses, suggest_learning_rates
+
+runner = CliRunner()
+
+
+def test_suggestions_on_a_curve_with_a_known_good_range() -> None:
+    # a loss that falls fastest around 1e-3, is lowest at 1e-2 and explodes after
+    lrs = [10 ** (-6 + 6 * i / 99) for i in range(100)]
+    losses = [
+        2.0 - math.tanh(2 * (math.log10(lr) + 3)) + (50 * (lr - 1e-2) if lr > 1e-2 else 0) for lr in lrs
+    ]
+    suggestions = suggest_learning_rates(lrs, losses)
+    assert 5e-4 < suggestions["steepest"] < 2e-3
+    assert 5e-4 < suggestions["min_div_10"] < 2e-3
+    assert smooth_losses([1.0, 1.0, 1.0]) == pytest.approx([1.0, 1.0, 1.0])  # bias-corrected EMA
+    with pytest.raises(ConfigError):
+        suggest_learning_rates(lrs[:2], losses[:2])
+
+
+def test_range_test_restores_weights_and_stops_on_divergence() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(64, 4), torch.randn(64, 1)
+
+    def step(i: int) -> float:
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        return float(loss.detach())
+
+    lrs, losses, smoothed, diverged = lr_range_test(
+        model, optimizer, step, start_lr=1e-4, end_lr=100, num_steps=80
+    )
+    assert diverged and len(lrs) < 80  # SGD on least squares blows up past lr ~ 1
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert optimizer.param_groups[0]["lr"] == 0.1
+
+
+def test_lr_find_on_a_tiny_model(tiny_model_dir: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(
+        f"model_name_or_path: {tiny_model_dir}\ndataset: instruct_en\ndataset_dir: builtin\ntemplate: chatml\n"
+        "finetuning_type: full\nper_device_train_batch_size: 8\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "lr.yaml"
+    result = runner.invoke(
+        app,
+        [
+            "lr-find",
+            str(cfg),
+            "--steps",
+            "20",
+            "--start-lr",
+            "1e-5",
+            "--output-dir",
+            str(tmp_path / "lrf"),
+            "-o",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "lrf" / "lr_find.json").read_text())
+    assert (tmp_path / "lrf" / "lr_find.png").stat().st_size > 10_000
+    assert 1e-5 <= data["suggestion"] <= 1.0 and set(data["suggestions"]) == {
+        "steepest",
+        "minimum",
+        "min_div_10",
+    }
+    assert len(data["lrs"]) == len(data["losses"]) == data["n_steps"] <= 20
+    assert load_config(out).training.learning_rate == data["suggestion"]
+    # the model files on disk were only read
+    from safetensors.torch import load_file
+
+    weights = load_file(str(tiny_model_dir / "model.safetensors"))
+    assert all(torch.isfinite(t).all() for t in weights.values())
+
+
+@pytest.mark.parametrize("method", ["lora", "freeze"])
+def test_range_test_on_a_real_model_leaves_its_weights_untouched(tiny_model_dir: Path, method: str) -> None:
+    from tunelab.tune.probe import TrainingProbe
+
+    config = load_config(
+        None,
+        [f"model_name_or_path={tiny_model_dir}", "dataset=instruct_en", "dataset_dir=builtin", "template=chatml",
+         f"finetuning_type={method}", "per_device_train_batch_size=4"],
+    )  # fmt: skip
+    probe = TrainingProbe(config)
+    before = {name: p.detach().clone() for name, p in probe.model.named_parameters()}
+    batches = probe.sample_batches(4, 8)
+
+    def step(i: int) -> float:
+        return probe.train_step(batches[i])
+
+    lrs, losses, _, _ = lr_range_test(
+        probe.model, probe.optimizer, step, start_lr=1e-5, end_lr=10.0, num_steps=8
+    )
+    assert len(losses) == len(lrs) >= 5 and lrs[0] == pytest.approx(1e-5)
+    after = dict(probe.model.named_parameters())
+    assert all(torch.equal(before[name], after[name].detach()) for name in before)
+    assert probe.optimizer.param_groups[0]["lr"] == config.training.learning_rate
