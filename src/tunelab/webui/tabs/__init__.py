@@ -1,0 +1,1 @@
+"""The tabs of the web UI, one module each."""

@@ -1,0 +1,225 @@
+"""The Evaluate & Predict tab: `tunelab eval` as a job, then its metrics, sample predictions and,
+with a reference model, the before/after comparison."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from tunelab.errors import TunelabError
+from tunelab.webui.context import UIContext, error_html
+from tunelab.webui.forms import form_to_flat, to_yaml
+from tunelab.webui.i18n import tr
+from tunelab.webui.jobview import job_status_html, start_job_html
+
+__all__ = ["EVAL_KEYS", "build", "eval_results", "start_eval"]
+
+EVAL_KEYS = (
+    ("eval_dataset", "eval_split", "cutoff_len", "max_samples", "per_device_eval_batch_size"),
+    ("predict_with_generate", "max_new_tokens", "temperature", "top_p", "do_sample"),
+    ("save_dir",),
+)
+NO_COMPARE = "none"
+PREDICTIONS_FILE = "generated_predictions.jsonl"
+
+
+def start_eval(
+    ctx: UIContext, lang: str, compare: str, keys: list[str], values: list[Any], form_values: list[Any]
+) -> tuple[str | None, str]:
+    """Start `tunelab eval` on the top bar's model with the tab's settings; (job id, status)."""
+    try:
+        flat = ctx.form_flat(form_values)
+        flat.pop("output_dir", None)
+        flat.update(form_to_flat(keys, values))
+        if not flat.get("save_dir"):
+            flat["save_dir"] = str(ctx.runs_dir / f"eval-{time.strftime('%Y%m%d-%H%M%S')}")
+        ctx.guard.check_config(flat)
+        from tunelab.config import config_from_dict
+
+        config_from_dict(flat, source="web UI evaluate")
+        args = ["eval"]
+        path = ctx.state_dir / "configs" / f"eval-{time.strftime('%Y%m%d-%H%M%S')}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(to_yaml(flat), encoding="utf-8")
+        args.append(str(path))
+        if compare and compare != NO_COMPARE:
+            if compare != "base":
+                ctx.guard.check(compare, "compare")
+            args += ["--compare", compare]
+    except TunelabError as exc:
+        return None, error_html(exc, lang)
+    job, status = start_job_html(ctx, "eval", args, lang, run_dir=flat["save_dir"])
+    return job.id, status
+
+
+def _metrics_of(folder: Path) -> dict[str, Any]:
+    try:
+        return json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def eval_results(save_dir: str | None, *, n_samples: int = 20) -> tuple[Any, Any]:
+    """(metrics table — two models side by side with deltas in compare mode —, sample predictions)."""
+    import pandas as pd
+
+    if not save_dir:
+        return pd.DataFrame(), pd.DataFrame()
+    out = Path(save_dir)
+    comparison = out / "comparison.json"
+    if comparison.is_file():
+        data = json.loads(comparison.read_text(encoding="utf-8"))
+        ref, cand, delta = data["reference"], data["candidate"], data.get("delta", {})
+        keys = [k for k in cand["metrics"] if k != "model"]
+        table = pd.DataFrame(
+            [
+                {
+                    "metric": k,
+                    ref["label"]: _cell(ref["metrics"].get(k)),
+                    cand["label"]: _cell(cand["metrics"].get(k)),
+                    "delta": _cell(delta.get(k)),
+                }
+                for k in keys
+            ]
+        )
+        predictions = out / "candidate" / PREDICTIONS_FILE
+    else:
+        metrics = _metrics_of(out)
+        table = pd.DataFrame([{"metric": k, "value": _cell(v)} for k, v in metrics.items()])
+        predictions = out / PREDICTIONS_FILE
+    rows = []
+    if predictions.is_file():
+        for line in predictions.read_text(encoding="utf-8").splitlines()[:n_samples]:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            rows.append({k: str(row.get(k, ""))[:400] for k in ("prompt", "label", "predict")})
+    return table, pd.DataFrame(rows, columns=["prompt", "label", "predict"])
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def build(ctx: UIContext) -> dict[str, Any]:
+    """Build the Evaluate & Predict tab inside the current Blocks and wire its events."""
+    import gradio as gr
+
+    from tunelab.webui.tabs.train import dataset_choices
+    from tunelab.webui.topbar import adapter_choices
+
+    lang, t = ctx.default_lang, ctx.translator
+    w: dict[str, Any] = {}
+    keys: list[str] = []
+    settings: list[Any] = []
+    for row in EVAL_KEYS:
+        with gr.Row():
+            for key in row:
+                extra: dict[str, Any] = {"elem_id": f"tl-eval-{key}"}
+                if key == "eval_dataset":
+                    extra.update(multiselect=True, choices=dataset_choices("builtin"), scale=2)
+                settings.append(ctx.widget(key, **extra))
+                keys.append(key)
+            if row == ("save_dir",):
+                w["compare"] = t.label(
+                    gr.Dropdown(
+                        choices=[NO_COMPARE, "base"],
+                        value=NO_COMPARE,
+                        allow_custom_value=True,
+                        label=tr("lbl.compare_with", lang),
+                        info=tr("info.compare_with", lang),
+                        elem_id="tl-eval-compare",
+                        scale=2,
+                    ),
+                    "lbl.compare_with",
+                    "info.compare_with",
+                )
+    with gr.Row():
+        w["start"] = t.value(
+            gr.Button(tr("btn.evaluate", lang), variant="primary", elem_id="tl-eval-start"), "btn.evaluate"
+        )
+        w["abort"] = t.value(gr.Button(tr("btn.abort", lang), variant="stop"), "btn.abort")
+    w["status"] = gr.HTML("", elem_id="tl-eval-status")
+    w["metrics"] = t.label(
+        gr.Dataframe(
+            headers=["metric", "value"],
+            label=tr("lbl.metrics", lang),
+            interactive=False,
+            elem_id="tl-eval-metrics",
+        ),
+        "lbl.metrics",
+    )
+    w["predictions"] = t.label(
+        gr.Dataframe(
+            headers=["prompt", "label", "predict"],
+            label=tr("lbl.predictions", lang),
+            interactive=False,
+            wrap=True,
+            column_widths=["40%", "30%", "30%"],
+        ),
+        "lbl.predictions",
+    )
+    w["log"] = t.label(
+        gr.Textbox(label=tr("lbl.log", lang), lines=6, max_lines=12, autoscroll=True), "lbl.log"
+    )
+    w["job_id"] = gr.State(None)
+    w["timer"] = gr.Timer(1.5, active=False)
+    dataset_widget = settings[keys.index("eval_dataset")]
+
+    def refresh_choices(dataset_dir: str) -> list[Any]:
+        runs = [r for r in adapter_choices(ctx.runs_dir) if "checkpoint-" not in Path(r).name]
+        return [
+            gr.update(choices=dataset_choices(dataset_dir)),
+            gr.update(choices=[NO_COMPARE, "base", *runs]),
+        ]
+
+    ctx.fields["dataset_dir"].change(
+        refresh_choices, ctx.fields["dataset_dir"], [dataset_widget, w["compare"]]
+    )
+
+    def on_start(lang: str, compare: str, *values: Any) -> list[Any]:
+        job_id, status = start_eval(
+            ctx, lang, compare, keys, list(values[: len(keys)]), list(values[len(keys) :])
+        )
+        return [job_id, status, gr.Timer(active=job_id is not None)]
+
+    w["start"].click(
+        on_start,
+        [ctx.lang, w["compare"], *settings, *ctx.form_inputs],
+        [w["job_id"], w["status"], w["timer"]],
+    )
+    w["abort"].click(lambda job_id: ctx.jobs.abort(job_id) and None, w["job_id"], None)
+
+    def on_tick(lang: str, job_id: str | None) -> list[Any]:
+        job = ctx.jobs.get(job_id)
+        log = ctx.jobs.log_tail(job)
+        if job is None or job.running:
+            return [
+                job_status_html(job, lang),
+                log,
+                gr.update(),
+                gr.update(),
+                gr.Timer(active=job is not None),
+            ]
+        table, predictions = eval_results(job.run_dir)
+        return [job_status_html(job, lang), log, table, predictions, gr.Timer(active=False)]
+
+    w["timer"].tick(
+        on_tick,
+        [ctx.lang, w["job_id"]],
+        [w["status"], w["log"], w["metrics"], w["predictions"], w["timer"]],
+        show_progress="hidden",
+    )
+    w["on_load"] = [(refresh_choices, [ctx.fields["dataset_dir"]], [dataset_widget, w["compare"]])]
+
+    def reattach() -> list[Any]:
+        job = ctx.jobs.latest("eval", running=True)
+        return [job.id if job else None, gr.Timer(active=job is not None)]
+
+    w["on_load"].append((reattach, [], [w["job_id"], w["timer"]]))
+    return w

@@ -1,0 +1,150 @@
+"""The Runs tab: every run under the runs folder; compare several (curves overlaid, config differences)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tunelab.errors import TunelabError
+from tunelab.webui.context import UIContext, error_html
+from tunelab.webui.i18n import tr
+from tunelab.webui.watch import curve_figure, curve_frame
+
+__all__ = ["build", "compare", "run_table"]
+
+_COLUMNS = ("run", "status", "stage", "method", "model", "steps", "train_loss", "eval_loss", "when")
+
+
+def run_table(ctx: UIContext) -> tuple[Any, list[str]]:
+    """(DataFrame of the runs, newest first; their paths) via tunelab.runs.listing."""
+    import pandas as pd
+
+    from tunelab.runs.listing import list_runs
+
+    try:
+        runs = list_runs(ctx.runs_dir)
+    except TunelabError:
+        runs = []
+    rows = [
+        {
+            "run": r.name,
+            "status": r.status,
+            "stage": r.stage or "",
+            "method": r.method or "",
+            "model": r.model or "",
+            "steps": f"{r.steps}/{r.total_steps}" if r.total_steps else str(r.steps or ""),
+            "train_loss": round(r.train_loss, 4) if r.train_loss is not None else None,
+            "eval_loss": round(r.eval_loss, 4) if r.eval_loss is not None else None,
+            "when": r.when,
+        }
+        for r in runs
+    ]
+    return pd.DataFrame(rows, columns=list(_COLUMNS)), [str(r.path) for r in runs]
+
+
+def compare(ctx: UIContext, lang: str, names: list[str] | None) -> tuple[Any, Any, Any, str]:
+    """(overlaid loss curves, metrics table, config-difference table, status) for the chosen runs."""
+    import pandas as pd
+
+    from tunelab.runs.compare import compare_runs
+    from tunelab.runs.rundir import RunDir
+
+    empty = None
+    paths = [ctx.runs_dir / n for n in names or []]
+    if len(paths) < 2:
+        return empty, pd.DataFrame(), pd.DataFrame(), tr("runs.pick_two", lang)
+    try:
+        for path in paths:
+            ctx.guard.check(path, "run")
+        result = compare_runs(paths, plot_path=ctx.state_dir / "compare_loss.png")
+    except TunelabError as exc:
+        return empty, pd.DataFrame(), pd.DataFrame(), error_html(exc, lang)
+    frames = []
+    for run in result.runs:
+        rows = RunDir(run.path).read_log()
+        frame = curve_frame(rows, {"loss": f"{run.name} train", "eval_loss": f"{run.name} eval"})
+        frames.append(frame)
+    curves = curve_figure(
+        pd.concat(frames, ignore_index=True), title=tr("lbl.compare_curves", lang), ylabel="loss"
+    )
+    labels = [r.name for r in result.runs]
+    metrics = pd.DataFrame(
+        [{"metric": k, **{n: _cell(v) for n, v in zip(labels, vals)}} for k, vals in result.metrics.items()]
+    )
+    diffs = pd.DataFrame(
+        [{"key": k, **{n: _cell(v) for n, v in zip(labels, vals)}} for k, vals in result.differences.items()]
+    )
+    if diffs.empty:
+        diffs = pd.DataFrame([{"key": tr("runs.no_diff", lang)}])
+    return curves, metrics, diffs, ""
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def build(ctx: UIContext) -> dict[str, Any]:
+    """Build the Runs tab inside the current Blocks and wire its events."""
+    import gradio as gr
+
+    lang, t = ctx.default_lang, ctx.translator
+    w: dict[str, Any] = {}
+    with gr.Row():
+        w["refresh"] = t.value(
+            gr.Button(tr("btn.refresh", lang), scale=0, min_width=100, elem_id="tl-runs-refresh"),
+            "btn.refresh",
+        )
+        w["pick"] = t.label(
+            gr.Dropdown(
+                multiselect=True,
+                choices=[],
+                label=tr("lbl.compare_runs", lang),
+                elem_id="tl-runs-pick",
+                scale=4,
+            ),
+            "lbl.compare_runs",
+        )
+        w["compare"] = t.value(
+            gr.Button(
+                tr("btn.compare", lang), variant="primary", scale=0, min_width=100, elem_id="tl-runs-compare"
+            ),
+            "btn.compare",
+        )
+    w["table"] = t.label(
+        gr.Dataframe(
+            headers=list(_COLUMNS), label=tr("lbl.runs", lang), interactive=False, elem_id="tl-runs-table"
+        ),
+        "lbl.runs",
+    )
+    w["status"] = gr.HTML("")
+    w["curves"] = t.label(
+        gr.Plot(label=tr("lbl.compare_curves", lang), elem_id="tl-runs-curves", format="png"),
+        "lbl.compare_curves",
+    )
+    with gr.Row():
+        w["metrics"] = t.label(
+            gr.Dataframe(headers=["metric"], label=tr("lbl.metrics", lang), interactive=False), "lbl.metrics"
+        )
+        w["diffs"] = t.label(
+            gr.Dataframe(headers=["key"], label=tr("lbl.config_diff", lang), interactive=False),
+            "lbl.config_diff",
+        )
+
+    def refresh(current: list[str] | None) -> list[Any]:
+        table, paths = run_table(ctx)
+        names = [
+            str(Path(p).relative_to(ctx.runs_dir)) if Path(p).is_relative_to(ctx.runs_dir) else p
+            for p in paths
+        ]
+        return [table, gr.update(choices=names, value=[c for c in current or [] if c in names])]
+
+    w["refresh"].click(refresh, w["pick"], [w["table"], w["pick"]])
+    w["compare"].click(
+        lambda lang, names: compare(ctx, lang, names),
+        [ctx.lang, w["pick"]],
+        [w["curves"], w["metrics"], w["diffs"], w["status"]],
+    )
+    w["on_load"] = [(refresh, [w["pick"]], [w["table"], w["pick"]])]
+    return w

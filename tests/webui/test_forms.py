@@ -1,0 +1,83 @@
+"""The form is generated from the schema: widgets, labels and help texts cannot drift from it."""
+
+from __future__ import annotations
+
+import pytest
+
+from tunelab.config import config_from_dict, help_text
+from tunelab.webui.forms import config_keys, config_value, field_spec, flat_to_form, form_to_flat, to_cli_line
+from tunelab.webui.i18n import FIELD_LABELS, field_label
+
+
+def test_every_labelled_key_is_a_schema_key() -> None:
+    keys = set(config_keys())
+    assert sorted(k for k in FIELD_LABELS if k not in keys) == []
+
+
+def test_field_spec_reads_kind_choices_range_and_help_from_the_schema() -> None:
+    spec = field_spec("lr_scheduler_type")
+    assert spec.kind == "choice" and "cosine" in spec.choices and spec.default == "cosine"
+    rank = field_spec("lora_rank")
+    assert rank.kind == "int" and rank.minimum == 0 and rank.exclusive_minimum
+    quant = field_spec("quantization_bit")
+    assert quant.optional and quant.choice_labels() == ["none", "4", "8"]
+    from tunelab.config.control import HealthArgs
+
+    assert field_spec("health.grad_norm_alarm").help("zh") == help_text(HealthArgs, "grad_norm_alarm", "zh")
+    with pytest.raises(KeyError):
+        field_spec("lora_rnak")
+
+
+def test_widget_values_round_trip_to_the_same_config() -> None:
+    flat = {
+        "model_name_or_path": "tiny:llama",
+        "dataset": ["identity_en", "instruct_en"],
+        "learning_rate": 3e-4,
+        "quantization_bit": None,
+        "lora_target": ["q_proj", "v_proj"],
+        "health": {"grad_norm_alarm": 5.0, "enabled": False},
+        "template": "chatml",
+    }
+    keys = [
+        "model_name_or_path",
+        "dataset",
+        "learning_rate",
+        "quantization_bit",
+        "lora_target",
+        "health.grad_norm_alarm",
+        "health.enabled",
+        "template",
+        "max_samples",
+    ]
+    shown = flat_to_form(keys, flat)
+    assert shown[1] == "identity_en, instruct_en" and shown[3] == "none" and shown[8] is None
+    back = form_to_flat(keys, shown)
+    assert back == {k: v for k, v in flat.items() if v is not None}
+    config = config_from_dict(back)
+    assert config.health.grad_norm_alarm == 5.0 and config.finetuning.lora_target == ["q_proj", "v_proj"]
+
+
+def test_an_empty_number_box_means_unset_for_keys_that_exclude_zero() -> None:
+    assert config_value(field_spec("max_samples"), 0) is None  # max_samples > 0: the box's 0 is "unset"
+    assert config_value(field_spec("max_samples"), 64) == 64
+    assert config_value(field_spec("warmup_steps"), 0) == 0  # 0 is a real warm-up length
+    assert config_value(field_spec("dataset"), ["a", " ", "b"]) == ["a", "b"]
+    assert config_value(field_spec("output_dir"), "  ") is None
+
+
+def test_cli_line_is_what_the_terminal_would_run() -> None:
+    line = to_cli_line(
+        "train", {"model_name_or_path": "tiny:llama", "dataset": ["a", "b"], "health": {"enabled": False}}
+    )
+    assert line == "tunelab train model_name_or_path=tiny:llama dataset=a,b health.enabled=false"
+    from tunelab.config import load_config
+
+    config = load_config(None, line.split()[2:])
+    assert config.data.dataset == ["a", "b"] and config.health.enabled is False
+
+
+def test_labels_exist_in_both_languages() -> None:
+    for key, (en, zh) in FIELD_LABELS.items():
+        assert en and zh, key
+    assert field_label("learning_rate", "zh") == "学习率"
+    assert field_label("seed_not_labelled", "en") == "seed_not_labelled"
