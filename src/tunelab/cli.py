@@ -169,6 +169,427 @@ def demo(
     _run(go)
 
 
+@app.command("export", help=t("export"))
+def export_cmd(
+    config: str | None = typer.Argument(None, help=t("train.config")),
+    overrides: list[str] | None = typer.Argument(None, help=t("train.overrides")),
+    run: str | None = typer.Option(None, "--run", help=t("src.run")),
+    model: str | None = typer.Option(None, "--model", help=t("src.model")),
+    adapter: str | None = typer.Option(None, "--adapter", help=t("src.adapter")),
+) -> None:
+    path, items = _split_config_args(config, overrides or [])
+
+    def go() -> None:
+        from tunelab.export import export_model
+
+        result = export_model(path, items, run=run, model=model, adapter=adapter, console=_console())
+        report = result.report
+        print(
+            f"exported: {result.export_dir}  ({report['n_shards']} {report['format']} shard(s), {report['dtype']})"
+        )
+        if result.verification is not None:
+            print(result.verification.describe())
+        print(f"report: {result.export_dir / 'export_report.json'}")
+
+    _run(go)
+
+
+@app.command("eval", help=t("eval"))
+def eval_cmd(
+    config: str | None = typer.Argument(None, help=t("eval.config")),
+    overrides: list[str] | None = typer.Argument(None, help=t("train.overrides")),
+    model: str | None = typer.Option(None, "--model", help=t("src.model")),
+    adapter: str | None = typer.Option(None, "--adapter", help=t("src.adapter")),
+    run: str | None = typer.Option(None, "--run", help=t("src.run")),
+    template: str | None = typer.Option(None, "--template", help=t("src.template")),
+    compare: str | None = typer.Option(None, "--compare", help=t("eval.compare")),
+    predict: bool = typer.Option(False, "--predict", help=t("eval.predict")),
+    task: str | None = typer.Option(None, "--task", help=t("eval.task")),
+    output_dir: str | None = typer.Option(None, "--output-dir", help=t("eval.output")),
+) -> None:
+    path, items = _split_config_args(config, overrides or [])
+    items += ["predict_with_generate=true"] if predict else []
+    items += [f"task={task}"] if task else []
+
+    def go() -> None:
+        from tunelab.evaluate.report import render_comparison, render_metrics
+        from tunelab.evaluate.run import evaluate
+
+        console = _console()
+        result = evaluate(
+            path,
+            items,
+            model=model,
+            adapter=adapter,
+            run=run,
+            template=template,
+            compare=compare,
+            output_dir=output_dir,
+            console=console,
+        )
+        out = _console(stderr=False)
+        if result.reference is not None:
+            ref = result.reference
+            render_comparison(
+                ref.metrics, result.metrics, out, reference_label=ref.label, candidate_label=result.label
+            )
+        else:
+            render_metrics(result.metrics, out, title=f"evaluation: {result.label}")
+        where = result.output_dir.parent if result.reference is not None else result.output_dir
+        out.print(f"results: {where}")
+
+    _run(go)
+
+
+@app.command("chat", help=t("chat"))
+def chat_cmd(
+    config: str | None = typer.Argument(None, help=t("eval.config")),
+    overrides: list[str] | None = typer.Argument(None, help=t("train.overrides")),
+    model: str | None = typer.Option(None, "--model", help=t("src.model")),
+    adapter: str | None = typer.Option(None, "--adapter", help=t("src.adapter")),
+    run: str | None = typer.Option(None, "--run", help=t("src.run")),
+    template: str | None = typer.Option(None, "--template", help=t("src.template")),
+    system: str | None = typer.Option(None, "--system", help=t("chat.system")),
+) -> None:
+    path, items = _split_config_args(config, overrides or [])
+
+    def go() -> None:
+        from tunelab.infer.engine import chat_engine
+        from tunelab.infer.terminal_chat import run_chat
+
+        engine = chat_engine(path, items, model=model, adapter=adapter, run=run, template=template)
+        run_chat(engine, system=system, lang=_lang_default())
+
+    _run(go)
+
+
+@app.command("api", help=t("api"))
+def api_cmd(
+    config: str | None = typer.Argument(None, help=t("eval.config")),
+    overrides: list[str] | None = typer.Argument(None, help=t("train.overrides")),
+    model: str | None = typer.Option(None, "--model", help=t("src.model")),
+    adapter: str | None = typer.Option(None, "--adapter", help=t("src.adapter")),
+    run: str | None = typer.Option(None, "--run", help=t("src.run")),
+    template: str | None = typer.Option(None, "--template", help=t("src.template")),
+    host: str = typer.Option("127.0.0.1", "--host", help=t("api.host")),
+    port: int = typer.Option(8000, "--port", help=t("api.port")),
+    model_name: str | None = typer.Option(None, "--model-name", help=t("api.model_name")),
+) -> None:
+    import os
+
+    path, items = _split_config_args(config, overrides or [])
+    api_key = os.environ.get("TUNELAB_API_KEY") or None
+
+    def go() -> None:
+        from tunelab.infer.server import serve_api
+
+        serve_api(
+            path, items, model=model, adapter=adapter, run=run, template=template,
+            host=host, port=port, api_key=api_key, model_id=model_name, console=_console(),
+        )  # fmt: skip
+
+    _run(go)
+
+
+# --- advise, estimate, find-batch, lr-find --------------------------------------------------------
+def _tune_config(path: str | None, items: list[str], model_config: str | None) -> Any:
+    """load_config; with --model-config a config may leave model_name_or_path out."""
+    from tunelab.config import load_config
+    from tunelab.tune.config_out import read_user_config
+
+    if model_config and "model_name_or_path" not in read_user_config(path, items):
+        items = [*items, f"model_name_or_path={model_config}"]
+    return load_config(path, items)
+
+
+def _write_answer(
+    output: str, path: str | None, items: list[str], updates: dict, comments: dict, header: str
+) -> None:
+    from tunelab.tune.config_out import read_user_config, write_config
+
+    written = write_config(output, read_user_config(path, items), updates, comments, header=header)
+    _console(stderr=False).print(f"{t('written')}: {written}", highlight=False)
+
+
+@app.command("advise", help=t("advise"))
+def advise_cmd(
+    config: str | None = typer.Argument(None, help=t("train.config")),
+    overrides: list[str] | None = typer.Argument(None, help=t("train.overrides")),
+    task: str | None = typer.Option(None, "--task", help=t("advise.task")),
+    gpu_mem: float | None = typer.Option(None, "--gpu-mem", help=t("hw.gpu_mem")),
+    model_config: str | None = typer.Option(None, "--model-config", help=t("hw.model_config")),
+    output: str | None = typer.Option(None, "-o", "--output", help=t("advise.output")),
+    lang: str | None = typer.Option(None, "--lang", help=t("lang")),
+) -> None:
+    path, items = _split_config_args(config, overrides or [])
+
+    def go() -> None:
+        from tunelab.tune.advise import advise
+        from tunelab.tune.views import render_advice
+
+        language = lang or _lang_default()
+        cfg = _tune_config(path, items, model_config)
+        advice = advise(cfg, task=task, gpu_mem=gpu_mem, model_config=model_config)
+        render_advice(advice, _console(stderr=False), language)
+        if output:
+            header = "\n".join(
+                (f"tunelab advise: task {advice.task}", advice.shape.describe(), advice.hardware.describe())
+            )
+            _write_answer(output, path, items, advice.updates(), advice.comments(language), header)
+
+    _run(go)
+
+
+@app.command("estimate", help=t("estimate"))
+def estimate_cmd(
+    config: str | None = typer.Argument(None, help=t("train.config")),
+    overrides: list[str] | None = typer.Argument(None, help=t("train.overrides")),
+    gpu_mem: float | None = typer.Option(None, "--gpu-mem", help=t("hw.gpu_mem")),
+    model_config: str | None = typer.Option(None, "--model-config", help=t("hw.model_config")),
+    no_probe: bool = typer.Option(False, "--no-probe", help=t("estimate.no_probe")),
+    probe_steps: int = typer.Option(3, "--probe-steps", help=t("estimate.probe_steps")),
+    as_json: bool = typer.Option(False, "--json", help=t("estimate.json")),
+    lang: str | None = typer.Option(None, "--lang", help=t("lang")),
+) -> None:
+    path, items = _split_config_args(config, overrides or [])
+
+    def go() -> None:
+        from tunelab.tune.estimate import estimate
+        from tunelab.tune.views import render_estimate
+
+        cfg = _tune_config(path, items, model_config)
+        report = estimate(
+            cfg,
+            model_config=model_config,
+            gpu_mem=gpu_mem,
+            probe=not no_probe,
+            probe_steps=probe_steps,
+            console=_console(),
+        )
+        if as_json:
+            import json
+
+            print(json.dumps(report.as_dict(), indent=2))
+        else:
+            render_estimate(report, _console(stderr=False), lang or _lang_default())
+        if not report.fits:
+            raise typer.Exit(3)
+
+    _run(go)
+
+
+@app.command("find-batch", help=t("find_batch"))
+def find_batch_cmd(
+    config: str | None = typer.Argument(None, help=t("train.config")),
+    overrides: list[str] | None = typer.Argument(None, help=t("train.overrides")),
+    target_batch: int | None = typer.Option(None, "--target-batch", help=t("find_batch.target")),
+    max_mem: float | None = typer.Option(None, "--max-mem", help=t("find_batch.max_mem")),
+    max_batch: int | None = typer.Option(None, "--max-batch", help=t("find_batch.max_batch")),
+    max_eval_batch: int | None = typer.Option(None, "--max-eval-batch", help=t("find_batch.max_eval_batch")),
+    seq_len: int | None = typer.Option(None, "--seq-len", help=t("find_batch.seq_len")),
+    output: str | None = typer.Option(None, "-o", "--output", help=t("find_batch.output")),
+    lang: str | None = typer.Option(None, "--lang", help=t("lang")),
+) -> None:
+    path, items = _split_config_args(config, overrides or [])
+
+    def go() -> None:
+        from tunelab.config import load_config
+        from tunelab.tune.find_batch import find_batch
+        from tunelab.tune.views import render_find_batch
+
+        cfg = load_config(path, items)
+        search = find_batch(
+            cfg, target_batch=target_batch, max_mem_gib=max_mem, max_batch=max_batch,
+            max_eval_batch=max_eval_batch, seq_len=seq_len, console=_console(),
+        )  # fmt: skip
+        render_find_batch(search, _console(stderr=False), lang or _lang_default())
+        if output:
+            note = f"tunelab find-batch: probed at {search.seq_len} tokens"
+            comments = {key: note for key in search.updates()}
+            _write_answer(output, path, items, search.updates(), comments, "tunelab find-batch")
+
+    _run(go)
+
+
+@app.command("lr-find", help=t("lr_find"))
+def lr_find_cmd(
+    config: str | None = typer.Argument(None, help=t("train.config")),
+    overrides: list[str] | None = typer.Argument(None, help=t("train.overrides")),
+    start_lr: float = typer.Option(1e-7, "--start-lr", help=t("lr_find.start")),
+    end_lr: float = typer.Option(1.0, "--end-lr", help=t("lr_find.end")),
+    steps: int = typer.Option(100, "--steps", help=t("lr_find.steps")),
+    output_dir: str | None = typer.Option(None, "--output-dir", help=t("lr_find.output_dir")),
+    output: str | None = typer.Option(None, "-o", "--output", help=t("lr_find.output")),
+    lang: str | None = typer.Option(None, "--lang", help=t("lang")),
+) -> None:
+    path, items = _split_config_args(config, overrides or [])
+
+    def go() -> None:
+        from tunelab.config import load_config
+        from tunelab.tune.lr_find import lr_find
+        from tunelab.tune.views import render_lr_find
+
+        cfg = load_config(path, items)
+        result = lr_find(
+            cfg, start_lr=start_lr, end_lr=end_lr, num_steps=steps, output_dir=output_dir, console=_console()
+        )
+        render_lr_find(result, _console(stderr=False), lang or _lang_default())
+        if output:
+            comment = f"tunelab lr-find: {result.method} (see {result.plot_path})"
+            updates, comments = {"learning_rate": result.suggestion}, {"learning_rate": comment}
+            _write_answer(output, path, items, updates, comments, "tunelab lr-find")
+
+    _run(go)
+
+
+# --- hyperparameter search and run comparison ---------------------------------------------------
+runs_app = typer.Typer(help=t("runs"), no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+
+@app.command("sweep", help=t("sweep"))
+def sweep_cmd(
+    config: str | None = typer.Argument(None, help=t("train.config")),
+    overrides: list[str] | None = typer.Argument(None, help=t("train.overrides")),
+    grid: list[str] | None = typer.Option(None, "--grid", help=t("sweep.grid")),
+    around: list[str] | None = typer.Option(None, "--around", help=t("sweep.around")),
+    random_n: int = typer.Option(0, "--random", help=t("sweep.random")),
+    workers: int | None = typer.Option(None, "--workers", help=t("study.workers")),
+    study_dir: str | None = typer.Option(None, "--study-dir", "-o", help=t("study.dir")),
+) -> None:
+    path, items = _split_config_args(config, overrides or [])
+
+    def go() -> None:
+        from tunelab.config import load_config
+        from tunelab.tune.summary import render_study
+        from tunelab.tune.sweep import parse_grid, plan_sweep, split_sweep_items, sweep
+        from tunelab.tune.trials import default_study_dir
+
+        plain, axes = split_sweep_items(items)
+        cfg = load_config(path, plain)
+        keys = [k for item in around or [] for k in item.split(",") if k]
+        plans = plan_sweep(cfg, grid=parse_grid([*(grid or []), *axes]), around=keys, n_random=random_n)
+        out = study_dir or default_study_dir("sweep", path)
+        result = sweep(cfg, out, plans, n_workers=workers, console=_console())
+        render_study(result.study_dir, result.trials, result.summary, _console(stderr=False))
+        if result.interrupted:
+            raise typer.Exit(130)
+
+    _run(go)
+
+
+@app.command("tune", help=t("tune"))
+def tune_cmd(
+    config: str | None = typer.Argument(None, help=t("train.config")),
+    overrides: list[str] | None = typer.Argument(None, help=t("train.overrides")),
+    n_trials: int | None = typer.Option(None, "--n-trials", help=t("tune.n_trials")),
+    timeout: float | None = typer.Option(None, "--timeout", help=t("tune.timeout")),
+    workers: int | None = typer.Option(None, "--workers", help=t("study.workers")),
+    storage: str | None = typer.Option(None, "--storage", help=t("tune.storage")),
+    study_dir: str | None = typer.Option(None, "--study-dir", "-o", help=t("study.dir")),
+    show_space: bool = typer.Option(False, "--show-space", help=t("tune.show_space")),
+) -> None:
+    path, items = _split_config_args(config, overrides or [])
+
+    def go() -> None:
+        from tunelab.config import load_config
+
+        cfg = load_config(path, items)
+        if show_space:
+            from tunelab.tune.space import format_space
+
+            print(format_space(cfg), end="")
+            return
+        from tunelab.tune.study import tune
+        from tunelab.tune.summary import render_study
+        from tunelab.tune.trials import default_study_dir
+
+        out = study_dir or default_study_dir("tune", path)
+        result = tune(
+            cfg,
+            out,
+            n_trials=n_trials,
+            timeout=timeout,
+            n_workers=workers,
+            storage=storage,
+            console=_console(),
+        )
+        render_study(result.study_dir, result.trials, result.summary, _console(stderr=False))
+        if result.interrupted:
+            _console().print(
+                f"interrupted: run the same command again to continue the study in {result.study_dir}"
+            )
+            raise typer.Exit(130)
+        if result.best is None:
+            raise typer.Exit(3)
+
+    _run(go)
+
+
+@runs_app.command("list", help=t("runs.list"))
+def runs_list(directory: str = typer.Argument("runs", help=t("runs.dir"))) -> None:
+    def go() -> None:
+        from tunelab.runs.listing import list_runs, render_run_list
+
+        render_run_list(list_runs(directory), _console(stderr=False))
+
+    _run(go)
+
+
+@runs_app.command("compare", help=t("runs.compare"))
+def runs_compare(
+    runs: list[str] = typer.Argument(..., help=t("runs.runs")),
+    plot: str | None = typer.Option(None, "--plot", help=t("runs.plot_path")),
+) -> None:
+    def go() -> None:
+        from tunelab.runs.compare import compare_runs, render_comparison
+
+        render_comparison(compare_runs(runs, plot_path=plot), _console(stderr=False))
+
+    _run(go)
+
+
+@runs_app.command("plot", help=t("runs.plot"))
+def runs_plot(run: str = typer.Argument(..., help=t("runs.run"))) -> None:
+    def go() -> None:
+        from tunelab.errors import ConfigError
+        from tunelab.runs.plots import plot_run
+        from tunelab.runs.summary import is_run_dir
+
+        if not is_run_dir(Path(run)):
+            raise ConfigError(
+                f"{run} is not a run directory (no config.yaml)", "`tunelab runs list` shows the runs"
+            )
+        for written in plot_run(run) or []:
+            print(written)
+
+    _run(go)
+
+
+@app.command("webui", help=t("webui"))
+def webui(
+    host: str = typer.Option("127.0.0.1", "--host", help=t("webui.host")),
+    port: int = typer.Option(7860, "--port", help=t("webui.port")),
+    auth: str | None = typer.Option(None, "--auth", help=t("webui.auth")),
+    runs_dir: str = typer.Option("runs", "--runs-dir", help=t("webui.runs_dir")),
+    allow: list[str] | None = typer.Option(None, "--allow", help=t("webui.allow")),
+    lang: str | None = typer.Option(None, "--lang", help=t("webui.lang")),
+) -> None:
+    def go() -> None:
+        from tunelab.webui.app import launch  # imports gradio: only here, never for --help
+
+        launch(
+            host=host,
+            port=port,
+            auth=auth,
+            runs_dir=runs_dir,
+            allowed=allow or [],
+            lang=lang or _lang_default(),
+        )
+
+    _run(go)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

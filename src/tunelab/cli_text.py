@@ -48,7 +48,252 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "demo.steps": {"en": "Optimizer steps to train.", "zh": "训练的优化步数。"},
     "demo.output": {"en": "Run directory.", "zh": "运行目录。"},
+    "export": {
+        "en": "Export a trained model for plain transformers: merge LoRA into the base weights (or copy a "
+        "full model), pick the dtype, shard (export_size GB), then verify its logits against the source "
+        "(e.g. tunelab export --run runs/sft-lora-tiny export_size=2).",
+        "zh": "导出可被原生 transformers 直接加载的模型：把 LoRA 合并进基座权重（或复制全量模型），"
+        "选择数据类型、按 export_size（GB）分片，然后与源模型对比 logits 进行校验"
+        "（如 tunelab export --run runs/sft-lora-tiny export_size=2）。",
+    },
+    "api": {
+        "en": "Serve a model over an OpenAI-compatible HTTP API (/v1/models, /v1/chat/completions, "
+        "/v1/completions); set TUNELAB_API_KEY to require a Bearer key.",
+        "zh": "以兼容 OpenAI 的 HTTP API 提供模型服务（/v1/models、/v1/chat/completions、"
+        "/v1/completions）；设置环境变量 TUNELAB_API_KEY 后需要 Bearer 密钥。",
+    },
+    "api.host": {
+        "en": "Address to bind; 127.0.0.1 keeps the server local, 0.0.0.0 exposes it to the network.",
+        "zh": "绑定的地址；127.0.0.1 仅本机可访问，0.0.0.0 向网络公开。",
+    },
+    "api.port": {"en": "TCP port to listen on.", "zh": "监听的 TCP 端口。"},
+    "api.model_name": {
+        "en": "Model id clients use in requests (default: the run or model directory name).",
+        "zh": "客户端请求中使用的模型 id（默认：运行目录或模型目录名）。",
+    },
+    "eval": {
+        "en": "Evaluate a model: loss/perplexity on the eval split, generated answers with BLEU/ROUGE "
+        "(--predict), a multiple-choice benchmark (--task tunelab_mc), and before vs after with --compare "
+        "(e.g. tunelab eval runs/sft-lora-tiny --compare base --predict).",
+        "zh": "评估模型：评估集上的损失/困惑度、生成回答并计算 BLEU/ROUGE（--predict）、多项选择基准"
+        "（--task tunelab_mc），以及用 --compare 做训练前后对比"
+        "（如 tunelab eval runs/sft-lora-tiny --compare base --predict）。",
+    },
+    "eval.config": {
+        "en": "YAML config file, or a run directory (runs/<name>).",
+        "zh": "YAML 配置文件，或运行目录（runs/<名称>）。",
+    },
+    "eval.compare": {
+        "en": "Reference to compare with: 'base' (the model before fine-tuning), a run directory, "
+        "a YAML config or a model directory.",
+        "zh": "对比的参照：'base'（微调前的模型）、运行目录、YAML 配置或模型目录。",
+    },
+    "eval.predict": {
+        "en": "Generate answers for the eval split and score BLEU-4 / ROUGE (predict_with_generate=true).",
+        "zh": "为评估集生成回答并计算 BLEU-4 / ROUGE（predict_with_generate=true）。",
+    },
+    "eval.task": {
+        "en": "Multiple-choice benchmark: a registered name (tunelab_mc) or a .csv/.json/.jsonl file or folder.",
+        "zh": "多项选择基准：已登记的名称（tunelab_mc），或 .csv/.json/.jsonl 文件或目录。",
+    },
+    "eval.output": {
+        "en": "Output directory (default <run>/eval-<time>, or runs/eval-<time>).",
+        "zh": "输出目录（默认 <运行目录>/eval-<时间>，或 runs/eval-<时间>）。",
+    },
+    "chat": {
+        "en": "Chat with a model in the terminal, answers streamed; /clear forgets the history, /exit quits "
+        "(e.g. tunelab chat runs/sft-lora-tiny, or tunelab chat --model DIR --adapter DIR).",
+        "zh": "在终端与模型对话，回答流式输出；/clear 清空历史，/exit 退出"
+        "（如 tunelab chat runs/sft-lora-tiny，或 tunelab chat --model 目录 --adapter 目录）。",
+    },
+    "chat.system": {"en": "System prompt for the conversation.", "zh": "对话使用的系统提示词。"},
+    "src.model": {
+        "en": "Model directory, .gguf file, smollm2 or tiny:<preset> (replaces model_name_or_path).",
+        "zh": "模型目录、.gguf 文件、smollm2 或 tiny:<预设>（替换 model_name_or_path）。",
+    },
+    "src.adapter": {
+        "en": "LoRA adapter directory (or comma-separated list) to load on top of the model.",
+        "zh": "加载到模型之上的 LoRA 适配器目录（或逗号分隔的列表）。",
+    },
+    "src.run": {
+        "en": "Run directory (runs/<name>, or its checkpoint-N): its config.yaml plus the weights it trained.",
+        "zh": "运行目录（runs/<名称> 或其 checkpoint-N）：使用其 config.yaml 和训练得到的权重。",
+    },
+    "src.template": {
+        "en": "Chat template name (default: the config's, else the tokenizer's own).",
+        "zh": "对话模板名（默认：配置中的模板，否则用分词器自带的模板）。",
+    },
     "debug": {"en": "Show full tracebacks on errors.", "zh": "出错时显示完整的调用栈。"},
+    "sweep": {
+        "en": "Run a hyperparameter sweep: a grid (--grid learning_rate=1e-4,3e-4 lora_rank=8,16), 0.3x/1x/3x "
+        "around current values (--around learning_rate) or random draws from the tune: space (--random N); "
+        "every trial is a run directory inside the study directory, ranked in a table and plots.",
+        "zh": "运行超参数扫描：网格（--grid learning_rate=1e-4,3e-4 lora_rank=8,16）、围绕当前值取 0.3/1/3 倍"
+        "（--around learning_rate），或从 tune: 搜索空间随机抽样（--random N）；每个试验都是研究目录中的一个运行目录，"
+        "并以表格和图表排名。",
+    },
+    "sweep.grid": {
+        "en": "Grid axis key=v1,v2,... (repeatable; further key=a,b items after it are axes too).",
+        "zh": "网格轴 key=v1,v2,...（可重复；其后的 key=a,b 项也视为网格轴）。",
+    },
+    "sweep.around": {
+        "en": "Try 0.3x, 1x and 3x the config's value of this key (repeatable, or comma-separated).",
+        "zh": "尝试该键当前值的 0.3 倍、1 倍和 3 倍（可重复，或用逗号分隔）。",
+    },
+    "sweep.random": {
+        "en": "Run N random draws from the tune: space instead of a grid.",
+        "zh": "从 tune: 搜索空间随机抽取 N 组参数运行，而不是网格。",
+    },
+    "study.dir": {
+        "en": "Study directory (default: runs/<sweep|tune>-<config name>); running again there continues the study.",
+        "zh": "研究目录（默认 runs/<sweep|tune>-<配置名>）；在同一目录再次运行会继续该研究。",
+    },
+    "study.workers": {
+        "en": "Trials run in parallel by this many local worker processes (default: tune.n_workers, 1).",
+        "zh": "由这么多个本地工作进程并行运行试验（默认 tune.n_workers，即 1）。",
+    },
+    "tune": {
+        "en": "Search hyperparameters with Optuna (TPE by default) over the tune: space, pruning unpromising "
+        "trials from their evaluations; resumable; writes best.yaml ready for `tunelab train`, trials.csv and plots.",
+        "zh": "用 Optuna 搜索超参数（默认 TPE，搜索空间见配置的 tune: 组），依据中间评估剪掉没有希望的试验；可续跑；"
+        "输出可直接用于 `tunelab train` 的 best.yaml、trials.csv 和图表。",
+    },
+    "tune.n_trials": {
+        "en": "Trials the study should hold in total (default: tune.n_trials).",
+        "zh": "研究总共应包含的试验数（默认 tune.n_trials）。",
+    },
+    "tune.timeout": {
+        "en": "Stop starting new trials after this many seconds.",
+        "zh": "超过该秒数后不再开始新试验。",
+    },
+    "tune.storage": {
+        "en": "Optuna storage URL shared by workers (default: SQLite in the study directory), e.g. "
+        "postgresql://user:pw@host/db.",
+        "zh": "各工作进程共享的 Optuna 存储 URL（默认研究目录中的 SQLite），如 postgresql://user:pw@host/db。",
+    },
+    "tune.show_space": {
+        "en": "Print the search space (the config's tune.space or the default one) as YAML and exit.",
+        "zh": "以 YAML 打印搜索空间（配置中的 tune.space 或默认空间）后退出。",
+    },
+    "runs": {"en": "List, compare and plot run directories.", "zh": "列出、比较运行目录并绘图。"},
+    "runs.list": {
+        "en": "Table of the runs under DIR (default runs/), trials of studies included: status, stage, model, "
+        "steps, final losses, when.",
+        "zh": "列出 DIR（默认 runs/）下的运行（含研究中的试验）：状态、阶段、模型、步数、最终损失和时间。",
+    },
+    "runs.dir": {"en": "Folder holding run directories.", "zh": "存放运行目录的文件夹。"},
+    "runs.compare": {
+        "en": "Compare runs: final metrics side by side, the config keys that differ, and overlaid loss curves.",
+        "zh": "比较多个运行：并列的最终指标、不同的配置项，以及叠加的损失曲线。",
+    },
+    "runs.runs": {"en": "Run directories.", "zh": "运行目录。"},
+    "runs.plot_path": {
+        "en": "Where to write the overlay plot (default: compare_loss.png beside the runs).",
+        "zh": "叠加曲线图的保存路径（默认保存在这些运行旁的 compare_loss.png）。",
+    },
+    "runs.plot": {
+        "en": "Redraw a run's plots (loss, learning rate, gradient norm) from its trainer_log.jsonl.",
+        "zh": "根据 trainer_log.jsonl 重新绘制运行的图表（损失、学习率、梯度范数）。",
+    },
+    "runs.run": {"en": "Run directory.", "zh": "运行目录。"},
+    "webui": {
+        "en": "Start the web UI (train, tune, evaluate, chat, export, compare runs in the browser).",
+        "zh": "启动 Web 界面（在浏览器中训练、调参、评估、对话、导出和比较运行）。",
+    },
+    "webui.host": {
+        "en": "Address to bind; anything but loopback needs --auth.",
+        "zh": "绑定的地址；非本机回环地址时必须设置 --auth。",
+    },
+    "webui.port": {"en": "Port to serve on.", "zh": "服务端口。"},
+    "webui.auth": {"en": "Require this user:password to log in.", "zh": "登录所需的 用户名:密码。"},
+    "webui.runs_dir": {
+        "en": "Folder of run directories the UI lists and writes.",
+        "zh": "界面列出和写入运行目录的文件夹。",
+    },
+    "webui.allow": {
+        "en": "Extra folder that path fields may point into (repeatable).",
+        "zh": "路径字段允许访问的额外文件夹（可重复）。",
+    },
+    "webui.lang": {"en": "Initial UI language: en or zh.", "zh": "界面初始语言：en 或 zh。"},
+    "advise": {
+        "en": "Recommend hyperparameters for a config from its task, model size, data and hardware, one reason per "
+        "value; -o writes them as a YAML ready for train.",
+        "zh": "根据任务、模型大小、数据和硬件为配置推荐超参数，每个值附一条依据；-o 写出可直接训练的 YAML。",
+    },
+    "advise.task": {
+        "en": "Task: classification, dialogue, code, instruction or preference (default: from the stage).",
+        "zh": "任务类型：classification、dialogue、code、instruction 或 preference（默认由 stage 推断）。",
+    },
+    "advise.output": {
+        "en": "Write the recommended config (your keys plus the advice, with comments) to this YAML file.",
+        "zh": "把推荐配置（你的配置项加上建议值及注释）写入该 YAML 文件。",
+    },
+    "hw.gpu_mem": {
+        "en": "Plan for a GPU with this many GiB instead of this machine.",
+        "zh": "按具有该 GiB 显存的 GPU 规划，而不是本机。",
+    },
+    "hw.model_config": {
+        "en": "Use a published architecture instead of the config's model (llama2-7b, llama3-8b, qwen2.5-7b, "
+        "chatglm3-6b, ...).",
+        "zh": "使用已发布的模型结构而不是配置中的模型（llama2-7b、llama3-8b、qwen2.5-7b、chatglm3-6b 等）。",
+    },
+    "estimate": {
+        "en": "Estimate training memory (weights, gradients, optimizer states, activations) and whether it fits; "
+        "time per epoch from a few real steps on this machine.",
+        "zh": "估算训练显存（权重、梯度、优化器状态、激活值）及能否放下；用本机上几步真实训练测出每轮耗时。",
+    },
+    "estimate.no_probe": {
+        "en": "Skip the measured steps (memory arithmetic only).",
+        "zh": "跳过实测步骤（只做显存计算）。",
+    },
+    "estimate.probe_steps": {"en": "Training steps timed by the probe.", "zh": "实测计时的训练步数。"},
+    "estimate.json": {"en": "Print the numbers as JSON.", "zh": "以 JSON 输出数值。"},
+    "find_batch": {
+        "en": "Find the largest micro-batch that fits by running real training steps on the longest sequence "
+        "the data produces (doubling, then binary search); size the eval batch separately.",
+        "zh": "在数据能产生的最长序列上运行真实训练步，找出放得下的最大微批（先倍增再二分）；单独确定评估批大小。",
+    },
+    "find_batch.target": {
+        "en": "Effective batch to reach with accumulation (default: the config's).",
+        "zh": "通过梯度累积要达到的有效批大小（默认取配置中的值）。",
+    },
+    "find_batch.max_mem": {
+        "en": "Memory ceiling in GiB for the run's tensors (default: the device's memory, or free RAM on a CPU).",
+        "zh": "运行中张量内存的上限，单位 GiB（默认：设备显存，CPU 上为可用内存）。",
+    },
+    "find_batch.max_batch": {
+        "en": "Largest micro-batch to probe (default: the per-device target batch).",
+        "zh": "探测的最大微批（默认：每个设备的目标批大小）。",
+    },
+    "find_batch.max_eval_batch": {
+        "en": "Largest eval batch to probe (default: 4 x --max-batch).",
+        "zh": "探测的最大评估批大小（默认：4 × --max-batch）。",
+    },
+    "find_batch.seq_len": {
+        "en": "Probe at this many tokens instead of the data's longest row (e.g. cutoff_len for future data).",
+        "zh": "以该 token 数代替数据中最长的行进行探测（例如为将来的数据取 cutoff_len）。",
+    },
+    "find_batch.output": {
+        "en": "Write the config with the batch sizes found to this YAML file.",
+        "zh": "把带有探测结果批大小的配置写入该 YAML 文件。",
+    },
+    "lr_find": {
+        "en": "Learning-rate range test: ramp the learning rate exponentially on a copy of the model, stop on "
+        "divergence, suggest a learning rate and plot lr_find.png.",
+        "zh": "学习率范围测试：在模型副本上按指数增大学习率，发散时停止，给出建议学习率并绘制 lr_find.png。",
+    },
+    "lr_find.start": {"en": "First learning rate of the ramp.", "zh": "起始学习率。"},
+    "lr_find.end": {"en": "Last learning rate of the ramp.", "zh": "结束学习率。"},
+    "lr_find.steps": {"en": "Optimizer steps of the ramp.", "zh": "学习率递增的优化步数。"},
+    "lr_find.output_dir": {
+        "en": "Folder for lr_find.png and lr_find.json (default runs/lr-find-<time>).",
+        "zh": "lr_find.png 和 lr_find.json 的保存目录（默认 runs/lr-find-<时间>）。",
+    },
+    "lr_find.output": {
+        "en": "Write the config with the suggested learning_rate to this YAML file.",
+        "zh": "把带有建议 learning_rate 的配置写入该 YAML 文件。",
+    },
+    "written": {"en": "written", "zh": "已写入"},
     "lang": {"en": "Language of help texts: en or zh.", "zh": "说明文字的语言：en 或 zh。"},
     "hint": {"en": "hint", "zh": "提示"},
     "error": {"en": "error", "zh": "错误"},
