@@ -110,3 +110,18 @@ def test_next_token_logprobs_batched_equals_single(tiny_engine: ChatEngine) -> N
     flat = [v for row in batched for v in row]
     assert flat == pytest.approx([v for row in single for v in row], abs=1e-4)
     assert all(v < 0 for row in batched for v in row)
+
+
+def test_completion_keeps_whitespace_at_its_ends(tiny_engine: ChatEngine) -> None:
+    """A raw continuation is joined to its prompt: " blue" after "The sky is" keeps its space."""
+    tok = tiny_engine.tokenizer
+    ids = tok.encode(" blue sky \n", add_special_tokens=False)
+    assert tok.decode(ids) == " blue sky \n"  # the tokenizer round-trips the spaces
+    raw = tiny_engine._finish(ids, 3, 20, None, strip=False)
+    chat = tiny_engine._finish(ids, 3, 20, None)
+    assert raw.text == " blue sky \n" and chat.text == "blue sky"
+    prompt = "the learning rate"
+    reply = tiny_engine.complete(prompt, max_new_tokens=12)
+    expected = tiny_engine.generate([tiny_engine.encode_text(prompt)], max_new_tokens=12, strip=False)[0]
+    assert reply.text == expected.text
+    assert "".join(tiny_engine.stream_complete(prompt, max_new_tokens=12)) == reply.text

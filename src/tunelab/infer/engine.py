@@ -154,17 +154,19 @@ class ChatEngine:
 
     def complete(self, prompt: str, *, stop: Sequence[str] | None = None, **gen: Any) -> Reply:
         """The continuation of raw text `prompt` (no chat template)."""
-        return self.generate([self.encode_text(prompt)], stop=stop, **gen)[0]
+        return self.generate([self.encode_text(prompt)], stop=stop, strip=False, **gen)[0]
 
     def complete_batch(
         self, prompts: Sequence[str], *, stop: Sequence[str] | None = None, batch_size: int = 8, **gen: Any
     ) -> list[Reply]:
         """Continuations of several raw-text prompts."""
-        return self.generate([self.encode_text(p) for p in prompts], stop=stop, batch_size=batch_size, **gen)
+        return self.generate(
+            [self.encode_text(p) for p in prompts], stop=stop, batch_size=batch_size, strip=False, **gen
+        )
 
     def stream_complete(self, prompt: str, *, stop: Sequence[str] | None = None, **gen: Any) -> ReplyStream:
         """The continuation of raw text `prompt`, piece by piece."""
-        return self.stream_ids(self.encode_text(prompt), stop=stop, **gen)
+        return self.stream_ids(self.encode_text(prompt), stop=stop, strip=False, **gen)
 
     # ---- core -----------------------------------------------------------------------------------
 
@@ -175,11 +177,14 @@ class ChatEngine:
         stop: Sequence[str] | None = None,
         batch_size: int = 8,
         progress: Callable[[int], Any] | None = None,
+        strip: bool = True,
         **gen: Any,
     ) -> list[Reply]:
         """Replies for prompt id lists; batches are left-padded so every row ends where generation starts.
 
-        `progress(n)` is called after each batch with the number of prompts it finished.
+        `progress(n)` is called after each batch with the number of prompts it finished. `strip` trims
+        whitespace at both ends: right for chat replies, wrong for raw completions, whose leading space
+        ("The sky is" -> " blue") is part of the text.
         """
         import torch
 
@@ -197,12 +202,14 @@ class ChatEngine:
                 )
             width = input_ids.shape[1]
             for prompt, row in zip(chunk, output[:, width:].tolist()):
-                replies.append(self._finish(row, len(prompt), max_new, stop))
+                replies.append(self._finish(row, len(prompt), max_new, stop, strip=strip))
             if progress is not None:
                 progress(len(chunk))
         return replies
 
-    def stream_ids(self, prompt: list[int], *, stop: Sequence[str] | None = None, **gen: Any) -> ReplyStream:
+    def stream_ids(
+        self, prompt: list[int], *, stop: Sequence[str] | None = None, strip: bool = True, **gen: Any
+    ) -> ReplyStream:
         """Stream the reply to prompt ids; generation runs in a worker thread holding the engine lock."""
         settings = self.settings(**gen)
         if settings.num_beams > 1:
@@ -210,7 +217,7 @@ class ChatEngine:
         max_new = self._room([prompt], settings.max_new_tokens)
         cancel = threading.Event()
         finish: dict[str, Any] = {}
-        pieces = self._stream_pieces(prompt, settings, max_new, list(stop or []), cancel, finish)
+        pieces = self._stream_pieces(prompt, settings, max_new, list(stop or []), cancel, finish, strip)
         return ReplyStream(pieces, cancel, finish)
 
     def _stream_pieces(
@@ -221,6 +228,7 @@ class ChatEngine:
         stop: list[str],
         cancel: threading.Event,
         finish: dict[str, Any],
+        strip: bool,
     ) -> Iterator[str]:
         import torch
 
@@ -240,9 +248,9 @@ class ChatEngine:
         worker = threading.Thread(target=work, name="tunelab-generate", daemon=True)
         worker.start()
         # Text not yet released: it may be the start of a stop string, or whitespace that Reply.text
-        # strips at the ends. So the pieces always add up to exactly Reply.text.
+        # strips at the ends (when `strip`). So the pieces always add up to exactly Reply.text.
         held = ""
-        started = False
+        started = not strip
         keep = max((len(s) for s in stop), default=1) - 1
         try:
             for piece in streamer:
@@ -255,19 +263,20 @@ class ChatEngine:
                     cancel.set()
                     break
                 release = len(held) - keep
-                while release > 0 and held[release - 1].isspace():
+                while strip and release > 0 and held[release - 1].isspace():
                     release -= 1
                 if release > 0:
                     started = True
                     yield held[:release]
                     held = held[release:]
-            if held.rstrip():
-                yield held.rstrip()
+            tail = held.rstrip() if strip else held
+            if tail:
+                yield tail
         finally:
             cancel.set()
             worker.join()
         streamer.raise_failure()
-        finish["reply"] = self._finish(streamer.ids, len(prompt), max_new, stop)
+        finish["reply"] = self._finish(streamer.ids, len(prompt), max_new, stop, strip=strip)
 
     def next_token_logprobs(
         self,
@@ -347,7 +356,9 @@ class ChatEngine:
             kwargs["stopping_criteria"] = StoppingCriteriaList([CancelCriteria(cancel)])
         return kwargs
 
-    def _finish(self, ids: list[int], n_prompt: int, max_new: int, stop: Sequence[str] | None) -> Reply:
+    def _finish(
+        self, ids: list[int], n_prompt: int, max_new: int, stop: Sequence[str] | None, *, strip: bool = True
+    ) -> Reply:
         """Decode generated ids up to the first stop token (or stop string); count what was generated."""
         cut = next((i for i, tok in enumerate(ids) if tok in self.stop_ids), None)
         if cut is not None:
@@ -362,7 +373,7 @@ class ChatEngine:
         at = first_stop(text, list(stop or []))
         if at is not None:
             text, reason = text[:at], "stop"
-        return Reply(text.strip(), n_prompt, len(used), reason)
+        return Reply(text.strip() if strip else text, n_prompt, len(used), reason)
 
 
 def _strip_padding(ids: list[int], pad_id: int) -> list[int]:
