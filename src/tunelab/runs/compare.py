@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.errors import ConfigError
-from tunelab.runs.plots import _save, _series, smooth
+from tunelab.runs.plots import metric_series, save_figure, smooth
 from tunelab.runs.rundir import RunDir
 from tunelab.runs.summary import RunSummary, is_run_dir, summarize_run
 
@@ -78,7 +78,7 @@ def plot_loss_overlay(
     curves = []
     for label, run_dir in runs:
         rows = RunDir(run_dir).read_log()
-        curves.append((label, _series(rows, "loss"), _series(rows, "eval_loss")))
+        curves.append((label, metric_series(rows, "loss"), metric_series(rows, "eval_loss")))
     has_eval = any(ev[1] for _, _, ev in curves)
     if not any(tr[1] for _, tr, _ in curves) and not has_eval:
         return None
@@ -104,7 +104,7 @@ def plot_loss_overlay(
         handles, labels = axes[0][-1].get_legend_handles_labels()
     if len(handles) <= 12:  # beyond that a legend hides the curves
         axes[0][-1].legend(handles, labels, fontsize=7)
-    _save(fig, path)
+    save_figure(fig, path)
     return path
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from tunelab.runs.rundir import RunDir
 
-__all__ = ["plot_run", "smooth"]
+__all__ = ["metric_series", "plot_run", "save_figure", "smooth"]
 
 
 def smooth(values: Sequence[float], weight: float | None = None) -> list[float]:
@@ -29,7 +29,8 @@ def smooth(values: Sequence[float], weight: float | None = None) -> list[float]:
     return out
 
 
-def _series(rows: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
+def metric_series(rows: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    """(steps, values) of ``key`` in trainer_log rows; rows without a finite value are skipped."""
     steps, values = [], []
     for row in rows:
         value = row.get(key)
@@ -53,7 +54,8 @@ def _figure(title: str, ylabel: str):  # -> tuple[Figure, Axes]
     return fig, ax
 
 
-def _save(fig: Any, path: Path) -> None:
+def save_figure(fig: Any, path: Path) -> None:
+    """Write ``fig`` to ``path`` through a temporary file, so a reader never sees half a PNG."""
     import matplotlib.pyplot as plt
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,8 +71,8 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     run = RunDir(run_dir)
     rows = run.read_log()
     written: list[Path] = []
-    steps, loss = _series(rows, "loss")
-    eval_steps, eval_loss = _series(rows, "eval_loss")
+    steps, loss = metric_series(rows, "loss")
+    eval_steps, eval_loss = metric_series(rows, "eval_loss")
     if loss or eval_loss:
         fig, ax = _figure("training loss", "loss")
         if loss:
@@ -79,20 +81,20 @@ def plot_run(run_dir: str | Path) -> list[Path]:
         if eval_loss:
             ax.plot(eval_steps, eval_loss, "o-", color="tab:orange", label="eval")
         ax.legend()
-        _save(fig, run.plots_dir / "loss.png")
+        save_figure(fig, run.plots_dir / "loss.png")
         written.append(run.plots_dir / "loss.png")
     for key, name, title in (
         ("learning_rate", "lr.png", "learning rate"),
         ("grad_norm", "grad_norm.png", "gradient norm"),
     ):
-        xs, ys = _series(rows, key)
+        xs, ys = metric_series(rows, key)
         if not ys:
             continue
         fig, ax = _figure(title, key)
         ax.plot(xs, ys, color="tab:green")
         if key == "learning_rate":
             ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
-        _save(fig, run.plots_dir / name)
+        save_figure(fig, run.plots_dir / name)
         written.append(run.plots_dir / name)
     written += _plot_stage_metrics(rows, run.plots_dir)
     return written
@@ -118,7 +120,7 @@ def _plot_stage_metrics(rows: list[dict[str, Any]], plots_dir: Path) -> list[Pat
     written = []
     for name, title, keys in _STAGE_PLOTS:
         curves = [
-            (f"C{i}", prefix + key, *_series(rows, prefix + key))
+            (f"C{i}", prefix + key, *metric_series(rows, prefix + key))
             for prefix in ("", "eval_")
             for i, key in enumerate(keys)
         ]
@@ -129,6 +131,6 @@ def _plot_stage_metrics(rows: list[dict[str, Any]], plots_dir: Path) -> list[Pat
         for color, label, xs, ys in curves:
             ax.plot(xs, ys, "o--" if label.startswith("eval_") else "-", color=color, label=label)
         ax.legend()
-        _save(fig, plots_dir / name)
+        save_figure(fig, plots_dir / name)
         written.append(plots_dir / name)
     return written

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.runs.compare import plot_loss_overlay
-from tunelab.runs.plots import _save
+from tunelab.runs.plots import save_figure
 from tunelab.runs.rundir import atomic_write_text
 from tunelab.tune.space import short_name
 from tunelab.tune.trials import TrialOutcome
@@ -158,7 +158,7 @@ def plot_objective_vs_params(
     for ax in [a for row in axes for a in row][len(keys) :]:
         ax.set_visible(False)
     fig.suptitle(f"{metric} of each completed trial")
-    _save(fig, path)
+    save_figure(fig, path)
     return path
 
 
