@@ -85,3 +85,15 @@ def test_memory_ladder_for_a_large_model_on_a_24gb_gpu(tmp_path: Path) -> None:
 def test_unknown_task_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--task"):
         advise(load_config(_config_file(tmp_path, "x")), task="poetry", model_config="llama2-7b")
+
+
+@pytest.mark.parametrize(
+    ("extra", "adds_val_size"),
+    [({}, True), ({"val_size": 0.2}, False), ({"eval_dataset": "identity_heldout"}, False)],
+)
+def test_an_existing_validation_split_is_kept(tmp_path: Path, extra: dict, adds_val_size: bool) -> None:
+    """advise adds a 10% split only where the config holds nothing out; it never replaces the user's split."""
+    config = load_config(_config_file(tmp_path, "not-here", **extra))
+    values = advise(config, model_config="llama2-7b").updates()
+    assert ("val_size" in values) is adds_val_size
+    assert values["eval_strategy"] == "steps" and values["early_stopping"]["enabled"]

@@ -70,13 +70,11 @@ def _progress(page: Any) -> tuple[str, int, int]:
 
 def test_language_switch_relabels_the_page(page: Any) -> None:
     lr_label = page.locator("#field-learning_rate").get_by_text("Learning rate", exact=True)
-    assert lr_label.is_visible()
+    lr_label.wait_for()  # visible, within the page's default timeout (the app may still be rendering)
     _pick(page, "tl-lang", "中文")
     page.locator("#field-learning_rate").get_by_text("学习率", exact=True).wait_for()
-    assert page.get_by_role("tab", name="训练").is_visible()
-    assert (
-        page.locator("#field-learning_rate").get_by_text("峰值学习率。").is_visible()
-    )  # the schema's zh help
+    page.get_by_role("tab", name="训练").wait_for()
+    page.locator("#field-learning_rate").get_by_text("峰值学习率。").wait_for()  # the schema's zh help
     assert page.locator("#tl-train-start").inner_text().strip() == "开始"
     _shot(page, "train-zh")
     _pick(page, "tl-lang", "English")

@@ -213,33 +213,31 @@ def create_app(engine: ChatEngine, *, model_id: str | None = None, api_key: str 
     return app
 
 
+def _envelope(cid: str, kind: str, model: str, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """One streamed OpenAI object (``chat.completion.chunk`` or ``text_completion``)."""
+    return {
+        "id": cid,
+        "object": kind,
+        "created": int(time.time()),
+        "model": model,
+        "choices": choices,
+        **extra,
+    }
+
+
 def _chat_chunks(stream: ReplyStream, cid: str, model: str, include_usage: bool) -> Iterator[str]:
+    kind = "chat.completion.chunk"
+
     def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return {
-            "id": cid,
-            "object": "chat.completion.chunk",
-            "created": int(time.time()),
-            "model": model,
-            "choices": [choice],
-        }
-
-    def usage_chunk(reply: Reply) -> dict[str, Any]:
-        return {
-            "id": cid,
-            "object": "chat.completion.chunk",
-            "created": int(time.time()),
-            "model": model,
-            "choices": [],
-            "usage": _usage([reply]),
-        }
+        return _envelope(cid, kind, model, [choice])
 
     yield _sse(chunk({"role": "assistant", "content": ""}))
     yield from _stream_body(
         stream,
         lambda piece: chunk({"content": piece}),
         lambda r: chunk({}, r.finish_reason),
-        usage_chunk,
+        lambda r: _envelope(cid, kind, model, [], usage=_usage([r])),
         include_usage,
     )
 
@@ -247,29 +245,21 @@ def _chat_chunks(stream: ReplyStream, cid: str, model: str, include_usage: bool)
 def _completion_chunks(
     stream: ReplyStream, cid: str, model: str, include_usage: bool, echo: str
 ) -> Iterator[str]:
+    kind = "text_completion"
+
     def chunk(text: str, finish: str | None = None) -> dict[str, Any]:
         choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
-        return {
-            "id": cid,
-            "object": "text_completion",
-            "created": int(time.time()),
-            "model": model,
-            "choices": [choice],
-        }
-
-    def usage_chunk(reply: Reply) -> dict[str, Any]:
-        return {
-            "id": cid,
-            "object": "text_completion",
-            "created": int(time.time()),
-            "model": model,
-            "choices": [],
-            "usage": _usage([reply]),
-        }
+        return _envelope(cid, kind, model, [choice])
 
     if echo:
         yield _sse(chunk(echo))
-    yield from _stream_body(stream, chunk, lambda r: chunk("", r.finish_reason), usage_chunk, include_usage)
+    yield from _stream_body(
+        stream,
+        chunk,
+        lambda r: chunk("", r.finish_reason),
+        lambda r: _envelope(cid, kind, model, [], usage=_usage([r])),
+        include_usage,
+    )
 
 
 def _stream_body(

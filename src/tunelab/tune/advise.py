@@ -23,7 +23,7 @@ from tunelab.tune.memory import estimate_memory
 from tunelab.tune.scaling import cutoff_from_lengths, lr_scaling_rule, scale_learning_rate
 from tunelab.tune.shape import ModelShape, fmt_params
 
-__all__ = ["DISPLAY_ONLY", "Advice", "LadderStep", "Recommendation", "advise"]
+__all__ = ["DISPLAY_ONLY", "Advice", "LadderStep", "Recommendation", "advise", "apply_updates"]
 
 DISPLAY_ONLY = frozenset({"effective_batch"})  # shown with a reason, but not a config key
 _START_MICRO = 8  # the micro-batch the memory ladder starts from when the whole effective batch does not fit
@@ -163,7 +163,8 @@ def advise(
             f"{size} 模型：13B 及以下用 0.1，更大用 0.05（QLoRA）",
         )
     _advise_precision(advice, config, hardware)
-    _advise_eval(advice, n, batch, has_eval_set=bool(config.data.eval_dataset))
+    has_eval_set, taken = _existing_split(config, n)
+    _advise_eval(advice, n, batch, has_eval_set=has_eval_set, taken=taken)
     _advise_memory(advice, config, cutoff, batch)
     return advice
 
@@ -297,11 +298,27 @@ def _steps(n_train: int, batch: int, epochs: float) -> int:
     return max(1, math.ceil(n_train / batch)) * max(1, math.ceil(epochs))
 
 
-def _advise_eval(advice: Advice, n: int, batch: int, *, has_eval_set: bool) -> None:
+def _existing_split(config: RunConfig, n: int) -> tuple[bool, int]:
+    """(the config already evaluates on held-out data, records its val/test splits take from training).
+
+    An eval_dataset, a val_size, or stage cls (70/15/15 when unset) already hold data out: advise keeps
+    that split rather than replacing it, so its numbers describe the run the user will get.
+    """
+    d = config.data
+    if d.eval_dataset:
+        return True, 0
+    val, test = d.val_size, d.test_size
+    if config.finetuning.stage == "cls":
+        val, test = val or 0.15, test or 0.15
+    taken = sum(int(size) if size >= 1 else round(size * n) for size in (val, test))
+    return val > 0, taken
+
+
+def _advise_eval(advice: Advice, n: int, batch: int, *, has_eval_set: bool, taken: int) -> None:
     epochs = recipes.epochs_for(n)
     en = f"{n} records: {epochs} epochs (5 below 1k, 3 below 10k, 2 below 100k, else 1)"
     zh = f"{n} 条数据：{epochs} 轮（1 千以下 5 轮，1 万以下 3 轮，10 万以下 2 轮，更多 1 轮）"
-    n_train = n - (max(1, round(0.1 * n)) if n >= 50 and not has_eval_set else 0)
+    n_train = n - taken - (max(1, round(0.1 * n)) if n >= 50 and not has_eval_set else 0)
     if _steps(n_train, batch, epochs) < recipes.MIN_TOTAL_STEPS:
         per_epoch = max(1, math.ceil(n_train / batch))
         epochs = min(recipes.MAX_EPOCHS, math.ceil(recipes.MIN_TOTAL_STEPS / per_epoch))
@@ -367,7 +384,7 @@ def _advise_memory(advice: Advice, config: RunConfig, cutoff: int, batch: int) -
     seq_len = _seq_len(advice, config, cutoff)
     devices = hardware.n_devices
     per_device = max(1, math.ceil(batch / devices))
-    candidate = _with(config, advice.updates())
+    candidate = apply_updates(config, advice.updates())
     compute = compute_bytes_for(candidate, hardware)
     base = setup_from_config(
         candidate, compute_bytes=compute, device=hardware.device, seq_len=seq_len, micro_batch=1
@@ -476,7 +493,8 @@ def _advise_memory(advice: Advice, config: RunConfig, cutoff: int, batch: int) -
         )
 
 
-def _with(config: RunConfig, updates: dict[str, Any]) -> RunConfig:
+def apply_updates(config: RunConfig, updates: dict[str, Any]) -> RunConfig:
+    """``config`` with ``Advice.updates()`` applied (nested groups merged) and validated again."""
     flat = config.to_flat()
     for key, value in updates.items():
         if key in DISPLAY_ONLY:

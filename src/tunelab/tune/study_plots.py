@@ -54,6 +54,8 @@ def plot_study(study: Any, plots_dir: Path) -> list[Path]:
         # Optuna switches the global matplotlib style to ggplot; keep that inside this block
         with matplotlib.rc_context(), warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            # a parameter that took one value gives a flat axis: matplotlib widens it and warns
+            warnings.filterwarnings("ignore", message="Attempting to set identical", category=UserWarning)
             fig = _figure(plot(study))
             # Optuna places colour bars itself: tight_layout would move panels under them
             fig.savefig(path, dpi=100, bbox_inches="tight")

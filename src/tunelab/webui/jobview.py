@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from tunelab.webui.context import UIContext, message_html
 from tunelab.webui.i18n import tr
 from tunelab.webui.jobs import Job
 
-__all__ = ["job_status_html", "start_job_html"]
+__all__ = ["job_status_html", "poll_job", "start_job_html"]
 
 _KIND = {
     "finished": "ok",
@@ -36,3 +37,20 @@ def start_job_html(ctx: UIContext, kind: str, args: list[str], lang: str, **kw: 
     """Start ``tunelab <args>`` as a job of ``kind``; (job, status html)."""
     job = ctx.jobs.start(kind, args, lang=lang, **kw)
     return job, message_html(tr("msg.started", lang, cmd=job.command_line), "info")
+
+
+def poll_job(
+    ctx: UIContext, lang: str, job_id: str | None, n_results: int, results: Callable[[Job], list[Any]]
+) -> list[Any]:
+    """One timer tick of a job panel: [status, log, *results, timer].
+
+    While the job runs, the ``n_results`` result outputs stay as they are (``gr.update()``); once it has
+    ended they are filled by ``results(job)`` and the timer stops.
+    """
+    import gradio as gr
+
+    job = ctx.jobs.get(job_id)
+    head = [job_status_html(job, lang), ctx.jobs.log_tail(job)]
+    if job is None or job.running:
+        return [*head, *(gr.update() for _ in range(n_results)), gr.Timer(active=job is not None)]
+    return [*head, *results(job), gr.Timer(active=False)]

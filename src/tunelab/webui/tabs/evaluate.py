@@ -12,7 +12,7 @@ from tunelab.errors import TunelabError
 from tunelab.webui.context import UIContext, error_html
 from tunelab.webui.forms import form_to_flat, to_yaml
 from tunelab.webui.i18n import tr
-from tunelab.webui.jobview import job_status_html, start_job_html
+from tunelab.webui.jobview import poll_job, start_job_html
 
 __all__ = ["EVAL_KEYS", "build", "eval_results", "start_eval"]
 
@@ -196,18 +196,7 @@ def build(ctx: UIContext) -> dict[str, Any]:
     w["abort"].click(lambda job_id: ctx.jobs.abort(job_id) and None, w["job_id"], None)
 
     def on_tick(lang: str, job_id: str | None) -> list[Any]:
-        job = ctx.jobs.get(job_id)
-        log = ctx.jobs.log_tail(job)
-        if job is None or job.running:
-            return [
-                job_status_html(job, lang),
-                log,
-                gr.update(),
-                gr.update(),
-                gr.Timer(active=job is not None),
-            ]
-        table, predictions = eval_results(job.run_dir)
-        return [job_status_html(job, lang), log, table, predictions, gr.Timer(active=False)]
+        return poll_job(ctx, lang, job_id, 2, lambda job: list(eval_results(job.run_dir)))
 
     w["timer"].tick(
         on_tick,

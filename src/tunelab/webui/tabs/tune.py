@@ -16,7 +16,7 @@ from tunelab.webui import tune_results as results
 from tunelab.webui.context import UIContext, error_html, message_html
 from tunelab.webui.forms import flat_to_form, to_yaml
 from tunelab.webui.i18n import tr
-from tunelab.webui.jobview import job_status_html, start_job_html
+from tunelab.webui.jobview import job_status_html, poll_job, start_job_html
 
 __all__ = ["TOOLS", "apply_flat", "build", "start_study", "start_tool", "tool_args"]
 
@@ -338,30 +338,12 @@ def build(ctx: UIContext) -> dict[str, Any]:
     w["abort_tool"].click(lambda job_id: ctx.jobs.abort(job_id) and None, w["tool_job"], None)
 
     def tool_tick(lang: str, job_id: str | None) -> list[Any]:
-        job = ctx.jobs.get(job_id)
-        log = ctx.jobs.log_tail(job)
-        if job is None or job.running:
-            return [
-                job_status_html(job, lang),
-                log,
-                gr.update(),
-                gr.update(),
-                gr.update(),
-                gr.update(),
-                gr.update(),
-                gr.Timer(active=job is not None),
-            ]
-        view = results.read_tool_result(job.kind, Path(job.run_dir or ""), lang)
-        return [
-            job_status_html(job, lang),
-            log,
-            view.table,
-            view.summary_html,
-            view.plot,
-            view.apply,
-            gr.update(interactive=bool(view.apply)),
-            gr.Timer(active=False),
-        ]
+        def finished(job: Any) -> list[Any]:
+            view = results.read_tool_result(job.kind, Path(job.run_dir or ""), lang)
+            apply = gr.update(interactive=bool(view.apply))
+            return [view.table, view.summary_html, view.plot, view.apply, apply]
+
+        return poll_job(ctx, lang, job_id, 5, finished)
 
     w["tool_timer"].tick(
         tool_tick,
