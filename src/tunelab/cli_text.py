@@ -50,10 +50,12 @@ TEXTS: dict[str, dict[str, str]] = {
     "demo.output": {"en": "Run directory.", "zh": "运行目录。"},
     "export": {
         "en": "Export a trained model for plain transformers: merge LoRA into the base weights (or copy a "
-        "full model), pick the dtype, shard (export_size GB), then verify its logits against the source "
-        "(e.g. tunelab export --run runs/sft-lora-tiny export_size=2).",
+        "full model), pick the dtype, shard (export_size GB), optionally quantize (export_quantization_bit "
+        "with bnb, or gptq calibrated on export_quantization_dataset; export_device=auto uses a GPU), then "
+        "verify its logits against the source (e.g. tunelab export --run runs/sft-lora-tiny export_size=2).",
         "zh": "导出可被原生 transformers 直接加载的模型：把 LoRA 合并进基座权重（或复制全量模型），"
-        "选择数据类型、按 export_size（GB）分片，然后与源模型对比 logits 进行校验"
+        "选择数据类型、按 export_size（GB）分片，可选量化（export_quantization_bit，bnb，或用 "
+        "export_quantization_dataset 校准的 gptq；export_device=auto 使用 GPU），然后与源模型对比 logits 进行校验"
         "（如 tunelab export --run runs/sft-lora-tiny export_size=2）。",
     },
     "api": {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 from pathlib import Path
@@ -192,3 +193,78 @@ def test_export_keys_are_validated() -> None:
         config_from_dict({**base, "export_quantization_bit": 8, "export_legacy_format": True})
     with pytest.raises(ConfigError, match="export_size"):
         config_from_dict({**base, "export_size": 0})
+
+
+def _console() -> Any:
+    import io
+
+    from rich.console import Console
+
+    return Console(file=io.StringIO(), width=200, color_system=None)
+
+
+def test_export_device_cpu_and_auto(lora_run: Path, tmp_path: Path) -> None:
+    console = _console()
+    on_cpu = export_model(
+        run=lora_run,
+        overrides=[f"export_dir={tmp_path / 'cpu'}", "export_device=cpu", "export_verify=false"],
+        console=console,
+    )
+    assert (on_cpu.report["export_device"], on_cpu.report["device"]) == ("cpu", "cpu")
+    assert on_cpu.report["quantization_method"] is None and on_cpu.report["calibration"] is None
+    assert "no CUDA GPU" not in console.file.getvalue()
+
+    console = _console()
+    auto = export_model(
+        run=lora_run, overrides=[f"export_dir={tmp_path / 'auto'}", "export_device=auto"], console=console
+    )
+    assert auto.verification is not None and auto.verification.passed
+    said = console.file.getvalue()
+    if torch.cuda.is_available():
+        assert auto.report["device"].startswith("cuda")
+    else:
+        assert auto.report["device"] == "cpu" and "export_device=auto: no CUDA GPU found" in said
+    assert f"on {auto.report['device']}" in said
+    report = json.loads((tmp_path / "auto" / "export_report.json").read_text())
+    assert (report["export_device"], report["device"]) == ("auto", auto.report["device"])
+    assert (
+        f"| exported on | {auto.report['device']} (export_device: auto) |"
+        in (tmp_path / "auto" / "README.md").read_text()
+    )
+
+
+GPTQ_OVERRIDES = [
+    "export_quantization_bit=4",
+    "export_quantization_method=gptq",
+    "export_quantization_dataset=identity_en",
+    "export_quantization_nsamples=8",
+    "export_quantization_maxlen=64",
+]
+HAS_GPTQ = all(importlib.util.find_spec(name) for name in ("optimum", "gptqmodel"))
+
+
+@pytest.mark.skipif(HAS_GPTQ, reason="optimum and gptqmodel are installed here")
+def test_gptq_export_refuses_before_any_work(lora_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "gptq"
+    with pytest.raises(ResourceError, match="export_quantization_method: gptq needs") as info:
+        export_model(run=lora_run, overrides=[f"export_dir={out}", *GPTQ_OVERRIDES])
+    assert "pip install" in info.value.hint
+    assert not out.exists() and not out.with_name("gptq.partial").exists()
+
+
+@pytest.mark.skipif(not HAS_GPTQ, reason="needs optimum and gptqmodel (pip install 'tunelab[gptq]')")
+def test_gptq_export_on_cpu(lora_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "gptq"
+    result = export_model(run=lora_run, overrides=[f"export_dir={out}", "export_device=cpu", *GPTQ_OVERRIDES])
+    assert result.report["quantization_method"] == "gptq" and result.report["device"] == "cpu"
+    assert result.report["calibration"] == {
+        "dataset": "identity_en",
+        "n_samples": 8,
+        "nsamples_requested": 8,
+        "maxlen": 64,
+    }
+    quantization = json.loads((out / "config.json").read_text())["quantization_config"]
+    assert quantization["bits"] == 4 and quantization["quant_method"] == "gptq"
+    assert not quantization.get("dataset")  # the calibration texts are not shipped in config.json
+    assert result.verification is not None and result.verification.argmax_agreement > 0.5
+    assert "GPTQ 4-bit" in (out / "README.md").read_text()

@@ -41,15 +41,49 @@ class ExportArgs(Group):
         en="Dtype of the exported weights; auto keeps the base model's stored dtype.",
         zh="导出权重的数据类型；auto 保持基座模型原有的存储类型。",
     )
+    export_device: Literal["cpu", "auto"] = field(
+        "cpu",
+        en="Where the model is loaded and merged for export: cpu, or auto = the CUDA GPU when there is one "
+        "(else the CPU, with a note).",
+        zh="导出时加载与合并模型所用的设备：cpu，或 auto = 有 CUDA GPU 时用 GPU（否则用 CPU 并给出提示）。",
+    )
     export_legacy_format: bool = field(
         False,
         en="Write PyTorch .bin files instead of safetensors (only for old loaders that need them).",
         zh="写出 PyTorch .bin 文件而不是 safetensors（仅供需要它的旧加载器使用）。",
     )
-    export_quantization_bit: Literal[4, 8] | None = field(
+    export_quantization_bit: Literal[2, 3, 4, 8] | None = field(
         None,
-        en="Quantize the exported model to 4 or 8 bits with bitsandbytes; needs a CUDA GPU.",
-        zh="用 bitsandbytes 把导出的模型量化为 4 或 8 比特；需要 CUDA GPU。",
+        en="Quantize the exported model to this many bits: 4 or 8 with bnb, 2, 3, 4 or 8 with gptq "
+        "(see export_quantization_method).",
+        zh="把导出的模型量化为该比特数：bnb 支持 4 或 8，gptq 支持 2、3、4 或 8（见 export_quantization_method）。",
+    )
+    export_quantization_method: Literal["bnb", "gptq"] = field(
+        "bnb",
+        en="How export_quantization_bit quantizes: bnb = bitsandbytes as the weights load (needs a CUDA GPU, "
+        "no data); gptq = GPTQ calibrated on export_quantization_dataset (needs `pip install optimum "
+        "gptqmodel`; runs on CPU or GPU).",
+        zh="export_quantization_bit 的量化方式：bnb = 加载权重时用 bitsandbytes 量化（需要 CUDA GPU，无需数据）；"
+        "gptq = 用 export_quantization_dataset 校准的 GPTQ（需要 `pip install optimum gptqmodel`；CPU 或 GPU 均可）。",
+    )
+    export_quantization_dataset: str | None = field(
+        None,
+        en="Calibration data for gptq: a dataset name in dataset_dir's dataset_info.json (rendered with the "
+        "chat template, prompt + response), or a .txt (one sample per non-empty line), .json or .jsonl file.",
+        zh="gptq 的校准数据：dataset_dir 中 dataset_info.json 注册的数据集名（按对话模板渲染提示与回答），"
+        "或 .txt（每个非空行一条样本）、.json、.jsonl 文件。",
+    )
+    export_quantization_nsamples: int = field(
+        128,
+        en="How many calibration samples gptq uses (a seeded random choice from export_quantization_dataset).",
+        zh="gptq 使用的校准样本数（从 export_quantization_dataset 中按随机种子抽取）。",
+        gt=0,
+    )
+    export_quantization_maxlen: int = field(
+        1024,
+        en="Longest calibration sample for gptq, in tokens; longer samples are cut.",
+        zh="gptq 校准样本的最大长度（token 数）；更长的样本会被截断。",
+        gt=0,
     )
     export_hub_model_id: str | None = field(
         None,
@@ -77,10 +111,52 @@ class ExportArgs(Group):
         return value
 
     @model_validator(mode="after")
-    def _check_format(self) -> ExportArgs:
+    def _check_quantization(self) -> ExportArgs:
+        """Every contradiction among the export_quantization_* keys at once, each with its fix."""
+        problems = _quantization_problems(
+            self.export_quantization_bit, self.export_quantization_method, self.export_quantization_dataset
+        )
         if self.export_quantization_bit is not None and self.export_legacy_format:
-            raise ValueError(
+            problems.append(
                 "export_quantization_bit cannot be written in the legacy .bin format; "
                 "set export_legacy_format: false"
             )
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
+
+
+def _quantization_problems(bits: int | None, method: str, dataset: str | None) -> list[str]:
+    if bits is None:
+        if method == "gptq":
+            need = "export_quantization_bit" + ("" if dataset else " and export_quantization_dataset")
+            return [
+                f"export_quantization_method: gptq needs {need}; set export_quantization_bit to 2, 3, 4 "
+                "or 8 (and export_quantization_dataset to calibration data), or drop the method"
+            ]
+        if dataset is not None:
+            return [
+                "export_quantization_dataset is set but export_quantization_bit is not: calibration data "
+                "is only used by gptq quantization; set export_quantization_bit (e.g. 4) and "
+                "export_quantization_method: gptq, or remove export_quantization_dataset"
+            ]
+        return []
+    problems = []
+    if method == "bnb":
+        if bits not in (4, 8):
+            problems.append(
+                f"export_quantization_bit={bits} needs export_quantization_method: gptq "
+                "(bitsandbytes writes 4 or 8 bits only); or set export_quantization_bit to 4 or 8"
+            )
+        if dataset is not None:
+            problems.append(
+                "export_quantization_dataset is only used by gptq, but export_quantization_method is bnb "
+                "(which needs no calibration data); set export_quantization_method: gptq, "
+                "or remove export_quantization_dataset"
+            )
+    elif dataset is None:
+        problems.append(
+            "export_quantization_method: gptq needs calibration data; set export_quantization_dataset to "
+            "a dataset name from dataset_info.json (e.g. the one you trained on) or a .txt/.json/.jsonl file"
+        )
+    return problems

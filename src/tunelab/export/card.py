@@ -45,8 +45,17 @@ def write_export_card(export_dir: Path, report: dict[str, Any], training_metrics
         f"| total size | {report['total_bytes'] / 1e6:.1f} MB |",
         f"| chat template | {report['chat_template']} |",
     ]
+    if report.get("device"):
+        lines.append(f"| exported on | {report['device']} (export_device: {report.get('export_device')}) |")
     if report.get("quantization_bit"):
-        lines.append(f"| quantization | bitsandbytes {report['quantization_bit']}-bit |")
+        method = "GPTQ" if report.get("quantization_method") == "gptq" else "bitsandbytes"
+        lines.append(f"| quantization | {method} {report['quantization_bit']}-bit |")
+    calibration = report.get("calibration")
+    if calibration:
+        lines.append(
+            f"| calibration | {calibration['n_samples']} sample(s) of `{calibration['dataset']}`, "
+            f"at most {calibration['maxlen']} tokens each |"
+        )
     verification = report.get("verification")
     lines += ["", "## Verification", ""]
     if verification:

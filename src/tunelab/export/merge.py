@@ -22,6 +22,7 @@ __all__ = [
     "load_merged_model",
     "load_reference_model",
     "model_dir_of",
+    "resolve_export_device",
     "resolve_export_dtype",
     "torch_dtype",
 ]
@@ -41,6 +42,21 @@ def resolve_export_dtype(config: RunConfig) -> str:
         return "fp32"
     name = stored.get("dtype") or stored.get("torch_dtype")
     return _STORED.get(str(name), "fp32")
+
+
+def resolve_export_device(wanted: str) -> tuple[str, str | None]:
+    """(torch device for export_device, a note when 'auto' found no GPU, else None).
+
+    cpu is the default because a merge needs no speed and the CPU has the most memory; auto uses the
+    first CUDA GPU, which makes merging a large model and GPTQ calibration much faster.
+    """
+    if wanted == "cpu":
+        return "cpu", None
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda:{torch.cuda.current_device()}", None
+    return "cpu", "export_device=auto: no CUDA GPU found, exporting on the CPU"
 
 
 def torch_dtype(name: str) -> torch.dtype:
@@ -64,11 +80,13 @@ def _load(config: RunConfig, dtype: torch.dtype) -> Any:
     return model.eval()
 
 
-def load_merged_model(config: RunConfig, dtype: str) -> Any:
-    """The stand-alone model `config` describes, in `dtype`, with every adapter merged in."""
+def load_merged_model(config: RunConfig, dtype: str, device: str = "cpu") -> Any:
+    """The stand-alone model `config` describes, in `dtype` on `device`, with every adapter merged in."""
     from tunelab.model import load_adapters
 
     model = _load(config, torch_dtype(dtype))
+    if device != "cpu":
+        model = model.to(device)  # adapters load onto the base model's device and merge there
     adapters = config.model.adapter_name_or_path or []
     if adapters:
         model = load_adapters(model, adapters, is_trainable=False).merge_and_unload()

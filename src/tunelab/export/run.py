@@ -1,10 +1,11 @@
 """``export(config)``: merge, save in shards, copy tokenizer and template, verify, write the card.
 
 The story: find the trained model (a run directory, or a config's adapters) -> load it with the
-adapters merged, in the export dtype -> write weights in shards (safetensors, or .bin on request,
-or bitsandbytes-quantized on a GPU) plus tokenizer, chat template and generation config into a
-staging folder that becomes export_dir only when complete -> reload it with plain transformers and
-compare logits with the unmerged model -> export_report.json and README.md.
+adapters merged, in the export dtype, on export_device -> write weights in shards (safetensors, or
+.bin on request, or quantized: bitsandbytes on a GPU, or GPTQ calibrated on
+export_quantization_dataset) plus tokenizer, chat template and generation config into a staging
+folder that becomes export_dir only when complete -> reload it with plain transformers and compare
+logits with the unmerged model -> export_report.json and README.md.
 """
 
 from __future__ import annotations
@@ -108,35 +109,42 @@ def export_model(
     if settings.export_quantization_bit is not None:
         from tunelab.export.quantize import check_quantized_export_supported
 
-        check_quantized_export_supported(settings.export_quantization_bit)  # before any heavy work
+        # before any heavy work
+        check_quantized_export_supported(
+            settings.export_quantization_bit, settings.export_quantization_method
+        )
     source = _Source(cfg, run_dir, base_model)
     _check_target(export_dir, source)
 
     from tunelab.data.template import get_template
     from tunelab.export.chat_template import template_to_jinja
-    from tunelab.export.merge import load_merged_model, resolve_export_dtype
+    from tunelab.export.merge import load_merged_model, resolve_export_device, resolve_export_dtype
 
     dtype = resolve_export_dtype(cfg)
+    device, device_note = resolve_export_device(settings.export_device)
+    if device_note:
+        _say(console, device_note)
     adapters = cfg.model.adapter_name_or_path or []
     what = (
         f"{cfg.model.model_name_or_path} + {len(adapters)} adapter(s), merging"
         if adapters
         else cfg.model.model_name_or_path
     )
-    _say(console, f"loading {what} in {dtype}")
     tokenizer = _load_tokenizer(cfg)
     template = get_template(cfg.data.template, tokenizer).with_options(
         default_system=cfg.data.default_system, tool_format=cfg.data.tool_format
     )
+    calibration = _calibration(cfg, tokenizer, template, console)  # data errors before the model loads
     jinja = template_to_jinja(template, tokenizer)
     if jinja is not None:
         tokenizer.chat_template = jinja
-    model = load_merged_model(cfg, dtype)
+    _say(console, f"loading {what} in {dtype} on {device}")
+    model = load_merged_model(cfg, dtype, device)
     _set_generation_ids(model, template.stop_token_ids(tokenizer), tokenizer.pad_token_id)
 
     staging = export_dir.with_name(export_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    weights = _write(model, staging, cfg, dtype, console)
+    weights = _write(model, staging, cfg, dtype, device, (tokenizer, calibration), console)
     del model
     tokenizer.save_pretrained(str(staging))
     if export_dir.exists():  # a previous export (checked by _check_target)
@@ -149,10 +157,11 @@ def export_model(
 
     verification = None
     if settings.export_verify:
-        verification = _verify(cfg, export_dir, tokenizer, template, dtype, console)
+        verification = _verify(cfg, export_dir, tokenizer, template, dtype, device, console)
     report = _report(
         source, export_dir, weights, dtype, template.name if jinja else "tokenizer's own", verification
     )
+    report.update(_quantization_facts(settings, device, calibration))
     (export_dir / _REPORT).write_text(
         json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
@@ -224,7 +233,39 @@ def _set_generation_ids(model: Any, stop_ids: list[int], pad_id: int | None) -> 
         model.generation_config.pad_token_id = pad_id
 
 
-def _write(model: Any, staging: Path, cfg: RunConfig, dtype: str, console: Any) -> Any:
+def _calibration(cfg: RunConfig, tokenizer: Any, template: Any, console: Any) -> list[str] | None:
+    """GPTQ's calibration texts (export_quantization_dataset), or None for other exports."""
+    settings = cfg.export
+    if settings.export_quantization_method != "gptq" or settings.export_quantization_bit is None:
+        return None
+    from tunelab.export.calibration import calibration_texts
+
+    texts = calibration_texts(
+        str(settings.export_quantization_dataset),
+        tokenizer,
+        template,
+        dataset_dir=cfg.data.dataset_dir,
+        n_samples=settings.export_quantization_nsamples,
+        max_len=settings.export_quantization_maxlen,
+        seed=cfg.training.seed,
+    )
+    _say(
+        console,
+        f"calibration: {len(texts)} sample(s) of {settings.export_quantization_dataset}, "
+        f"at most {settings.export_quantization_maxlen} tokens each",
+    )
+    return texts
+
+
+def _write(
+    model: Any,
+    staging: Path,
+    cfg: RunConfig,
+    dtype: str,
+    device: str,
+    calibration: tuple[Any, list[str] | None],
+    console: Any,
+) -> Any:
     from tunelab.export.merge import torch_dtype
     from tunelab.export.save import save_weights, shard_bytes
 
@@ -233,19 +274,31 @@ def _write(model: Any, staging: Path, cfg: RunConfig, dtype: str, console: Any) 
     bits = settings.export_quantization_bit
     if bits is None:
         return save_weights(model, staging, max_shard_bytes=limit, legacy=settings.export_legacy_format)
-    from tunelab.export.quantize import load_quantized
+    from tunelab.export import quantize
 
     full = staging / ".full-precision"
     save_weights(model, full, max_shard_bytes=shard_bytes(1000))
-    _say(console, f"quantizing to {bits} bits with bitsandbytes")
-    quantized = load_quantized(full, bits, torch_dtype(dtype))
+    tokenizer, texts = calibration
+    if settings.export_quantization_method == "gptq":
+        _say(console, f"quantizing to {bits} bits with GPTQ on {device}")
+        config = quantize.build_gptq_config(
+            bits,
+            texts or [],
+            tokenizer,
+            max_len=settings.export_quantization_maxlen,
+            group_size=quantize.gptq_group_size(model),
+        )
+        quantized = quantize.load_gptq_quantized(full, config, torch_dtype(dtype), device)
+    else:
+        _say(console, f"quantizing to {bits} bits with bitsandbytes")
+        quantized = quantize.load_quantized(full, bits, torch_dtype(dtype))
     weights = save_weights(quantized, staging, max_shard_bytes=limit)
     shutil.rmtree(full)
     return weights
 
 
 def _verify(
-    cfg: RunConfig, export_dir: Path, tokenizer: Any, template: Any, dtype: str, console: Any
+    cfg: RunConfig, export_dir: Path, tokenizer: Any, template: Any, dtype: str, device: str, console: Any
 ) -> VerifyResult:
     from tunelab.export.merge import load_reference_model
     from tunelab.export.verify import verification_prompts, verify_export
@@ -258,8 +311,28 @@ def _verify(
         reference,
         verification_prompts(tokenizer, template),
         precision=f"{bits}bit" if bits else dtype,
+        quantized_device=device if cfg.export.export_quantization_method == "gptq" else 0,
     )
     return result
+
+
+def _quantization_facts(settings: Any, device: str, calibration: list[str] | None) -> dict[str, Any]:
+    """Where the export ran and how it was quantized, for export_report.json and the model card."""
+    quantized = settings.export_quantization_bit is not None
+    facts: dict[str, Any] = {
+        "export_device": settings.export_device,
+        "device": device,
+        "quantization_method": settings.export_quantization_method if quantized else None,
+        "calibration": None,
+    }
+    if calibration is not None:
+        facts["calibration"] = {
+            "dataset": settings.export_quantization_dataset,
+            "n_samples": len(calibration),
+            "nsamples_requested": settings.export_quantization_nsamples,
+            "maxlen": settings.export_quantization_maxlen,
+        }
+    return facts
 
 
 def _report(

@@ -107,6 +107,11 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {
     "export_dtype": ("Export dtype", "导出数据类型"),
     "export_legacy_format": ("Legacy .bin format", "使用旧版 .bin 格式"),
     "export_quantization_bit": ("Export quantization bits", "导出量化比特数"),
+    "export_quantization_method": ("Export quantization method", "导出量化方法"),
+    "export_quantization_dataset": ("Calibration dataset", "校准数据集"),
+    "export_quantization_nsamples": ("Calibration samples", "校准样本数"),
+    "export_quantization_maxlen": ("Calibration max length", "校准样本最大长度"),
+    "export_device": ("Export device", "导出设备"),
     "export_hub_model_id": ("Hub model id", "Hub 模型 ID"),
     "export_verify": ("Verify after export", "导出后校验"),
 }

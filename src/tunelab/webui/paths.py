@@ -87,3 +87,6 @@ class PathGuard:
                 # dataset names are registry names; only things that look like files are paths
                 if key == "adapter_name_or_path" or "/" in text or Path(text).suffix:
                     self.check(text, key)
+        calibration = str(flat.get("export_quantization_dataset") or "")
+        if "/" in calibration or Path(calibration).suffix:  # a file, not a registry name
+            self.check(calibration, "export_quantization_dataset")

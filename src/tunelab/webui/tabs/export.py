@@ -20,11 +20,12 @@ from tunelab.webui.jobview import job_status_html, start_job_html
 
 __all__ = ["EXPORT_KEYS", "build", "export_report", "start_export"]
 
-# shown when the schema defines them (calibration dataset and device belong to quantized export)
+# the tab's layout, one tuple per row; a key the schema does not define is left out
 EXPORT_KEYS = (
     ("export_dir", "export_hub_model_id"),
     ("export_size", "export_dtype", "export_device"),
-    ("export_quantization_bit", "export_quantization_dataset"),
+    ("export_quantization_bit", "export_quantization_method", "export_quantization_dataset"),
+    ("export_quantization_nsamples", "export_quantization_maxlen"),
     ("export_legacy_format", "export_verify"),
 )
 TOPBAR_SOURCE = "topbar"
@@ -97,7 +98,10 @@ def export_report(ctx: UIContext, lang: str, export_dir: str | None) -> tuple[An
         "dtype": report.get("dtype"),
         "n_shards": report.get("n_shards"),
         "size (MB)": f"{report.get('total_bytes', 0) / 1e6:.1f}",
+        "device": report.get("device"),
         "quantization_bit": report.get("quantization_bit"),
+        "quantization_method": report.get("quantization_method"),
+        "calibration": _calibration_fact(report.get("calibration")),
         "hub_model_id": report.get("hub_model_id"),
         "chat_template": report.get("chat_template"),
         "base_model": (report.get("source") or {}).get("base_model"),
@@ -115,6 +119,12 @@ def export_report(ctx: UIContext, lang: str, export_dir: str | None) -> tuple[An
         n=check.get("n_positions", 0),
     )
     return table, message_html(verdict, "ok" if check.get("passed") else "error")
+
+
+def _calibration_fact(calibration: dict[str, Any] | None) -> str | None:
+    if not calibration:
+        return None
+    return f"{calibration.get('n_samples')} x {calibration.get('dataset')} (<= {calibration.get('maxlen')} tokens)"
 
 
 def build(ctx: UIContext) -> dict[str, Any]:
