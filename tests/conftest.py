@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# One intra-op thread per process, set before torch is imported (subprocesses inherit it): many tests
+# run several processes at once (web UI server + CLI job, API server + client, two tune workers), and
+# OpenMP threads spinning against each other on a 2-core machine made steps up to 10x slower, while the
+# tiny models gain nothing from a second thread. Set OMP_NUM_THREADS to override.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")

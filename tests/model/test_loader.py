@@ -55,11 +55,10 @@ def test_load_model_fp32_and_bf16(tiny_model_dir: Path) -> None:
     )
 
 
-def test_tiny_name_resolves_through_cache_dir(tiny_cache_dir: Path) -> None:
-    model = load_model(
-        _args("tiny:qwen2", cache_dir=str(tiny_cache_dir.parent / "other")), compute_dtype=torch.float32
-    )
-    assert model.config.model_type == "qwen2"
+def test_tiny_name_resolves_through_cache_dir(tiny_qwen2_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "tiny").symlink_to(tiny_qwen2_dir.parent)  # <cache_dir>/tiny/<preset-key>, already built
+    model = load_model(_args("tiny:qwen2", cache_dir=str(tmp_path)), compute_dtype=torch.float32)
+    assert model.config.model_type == "qwen2" and model.name_or_path.startswith(str(tmp_path / "tiny"))
 
 
 def test_gradient_checkpointing_is_enabled(tiny_model_dir: Path) -> None:
