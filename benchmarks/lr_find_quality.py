@@ -39,6 +39,11 @@ TASKS: dict[str, dict[str, Any]] = {
                   "per_device_train_batch_size=8", "num_train_epochs=2", *_COMMON],
         "grid": [3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1],
     },
+    "tiny:qwen2 full FT (dialogue data)": {
+        "items": ["model_name_or_path=tiny:qwen2", "finetuning_type=full", "per_device_train_batch_size=8",
+                  "num_train_epochs=3", *_COMMON, "dataset=identity_en,identity_zh,chat_sharegpt"],
+        "grid": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1],
+    },
     "SmolLM2-135M LoRA": {
         "items": ["model_name_or_path=smollm2", "finetuning_type=lora", "lora_rank=8",
                   "per_device_train_batch_size=4", "max_steps=24", *_COMMON],
@@ -148,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                 "",
                 f"- command: `{command}`",
                 *machine_lines(),
-                "- sweep: ordinary `tunelab train` runs (instruct_en, cutoff 256, cosine with 10% warm-up, fp32, "
+                "- sweep: ordinary `tunelab train` runs (instruct_en; identity + chat_sharegpt for tiny:qwen2; cutoff 256, cosine with 10% warm-up, fp32, "
                 "seed 42, health monitor off), final eval loss on a 10% split; best = lowest eval loss, refined "
                 "by a parabola in log(lr) through its grid neighbours",
                 "- lr-find: 100 steps (SmolLM2: 60) from 1e-7 to 1 on the same config; suggestion = geometric mean "
