@@ -38,6 +38,16 @@ def _fill(page: Any, key: str, value: str) -> None:
     page.locator(f"#field-{key.replace('.', '-')}").locator("input, textarea").first.fill(value)
 
 
+def _open_extra_settings(page: Any) -> None:
+    """Open the "Extra settings" section and let its fields mount: Gradio renders a closed accordion's
+    children on first open, and a value typed while they mount is replaced by the initial one."""
+    page.get_by_text("Extra settings", exact=True).click()
+    box = page.locator("#field-max_steps input")
+    box.wait_for()
+    _wait_for(lambda: box.input_value() != "", 10, "the extra settings to mount")
+    page.wait_for_timeout(500)
+
+
 def _type_custom(page: Any, elem_id: str, value: str) -> None:
     """Enter a value that is not among a dropdown's choices (custom values allowed)."""
     box = page.locator(f"#{elem_id} input")
@@ -89,7 +99,7 @@ def test_train_watch_reload_and_abort(
     _pick(page, "field-dataset", "identity_en")
     _fill(page, "cutoff_len", "128")
     _fill(page, "learning_rate", "0.002")
-    page.get_by_text("Extra settings", exact=True).click()
+    _open_extra_settings(page)
     _fill(page, "max_steps", "300")
     _fill(page, "logging_steps", "1")
     _fill(page, "save_steps", "100")
@@ -235,7 +245,7 @@ def _fill_small_eval_run(page: Any, tiny_model_dir: Path, max_steps: int) -> Non
     _pick(page, "field-dataset", "identity_en")
     _fill(page, "cutoff_len", "128")
     _fill(page, "val_size", "0.2")
-    page.get_by_text("Extra settings", exact=True).click()
+    _open_extra_settings(page)
     _fill(page, "max_steps", str(max_steps))
     _fill(page, "logging_steps", "2")
     _fill(page, "eval_steps", "4")
@@ -280,7 +290,7 @@ def test_trains_the_real_smollm2_from_the_browser(
     _pick(page, "field-dataset", "identity_en")
     _fill(page, "cutoff_len", "128")
     _fill(page, "max_samples", "16")
-    page.get_by_text("Extra settings", exact=True).click()
+    _open_extra_settings(page)
     _fill(page, "max_steps", "4")
     _fill(page, "logging_steps", "1")
     _fill(page, "output_dir", str(run_dir))
