@@ -11,7 +11,6 @@ from tunelab.errors import ModelError, ResourceError
 from tunelab.model.resolve import find_smollm2_gguf, resolve_model_path
 
 
-@pytest.mark.slow  # a fresh build (test_concurrent_builds_in_threads_agree covers one in the default suite)
 def test_tiny_preset_builds_under_cache_dir(tmp_path: Path, tiny_model_dir: Path) -> None:
     path = resolve_model_path("tiny:llama", str(tmp_path))
     assert path.parent == tmp_path / "tiny"

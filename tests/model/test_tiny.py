@@ -17,7 +17,6 @@ def _digests(directory: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
 
 
-@pytest.mark.slow  # a fresh build; test_concurrent_builds_in_threads_agree also compares digests
 def test_build_is_deterministic_across_cache_dirs(tiny_model_dir: Path, tmp_path: Path) -> None:
     rebuilt = build_tiny("llama", tmp_path)
     assert rebuilt != tiny_model_dir

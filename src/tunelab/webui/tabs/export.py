@@ -16,7 +16,7 @@ from tunelab.errors import TunelabError
 from tunelab.webui.context import UIContext, error_html, message_html
 from tunelab.webui.forms import config_keys, form_to_flat, to_yaml
 from tunelab.webui.i18n import tr
-from tunelab.webui.jobview import job_status_html, start_job_html
+from tunelab.webui.jobview import poll_job, start_job_html
 
 __all__ = ["EXPORT_KEYS", "build", "export_report", "start_export"]
 
@@ -196,18 +196,7 @@ def build(ctx: UIContext) -> dict[str, Any]:
     )
 
     def on_tick(lang: str, job_id: str | None) -> list[Any]:
-        job = ctx.jobs.get(job_id)
-        log = ctx.jobs.log_tail(job)
-        if job is None or job.running:
-            return [
-                job_status_html(job, lang),
-                log,
-                gr.update(),
-                gr.update(),
-                gr.Timer(active=job is not None),
-            ]
-        table, verdict = export_report(ctx, lang, job.run_dir)
-        return [job_status_html(job, lang), log, table, verdict, gr.Timer(active=False)]
+        return poll_job(ctx, lang, job_id, 2, lambda job: list(export_report(ctx, lang, job.run_dir)))
 
     w["timer"].tick(
         on_tick,
