@@ -6,6 +6,7 @@ import csv
 import json
 import re
 import runpy
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,23 @@ def test_one_file_splits_70_15_15_seeded_and_disjoint(tmp_path: Path) -> None:
     again = load_records(data_args, "cls", seed=1)
     assert again.test["source"] == splits.test["source"]
     assert load_records(data_args, "cls", seed=2).test["source"] != splits.test["source"]
+
+
+def test_splits_are_stratified_by_label(tmp_path: Path) -> None:
+    """A skewed label mix (80 / 15 / 5) keeps its shares in every split; the rare class is never
+    missing from eval or test by chance."""
+    rows = [{"text": f"row {i}", "label": "a" if i < 80 else "b" if i < 95 else "c"} for i in range(100)]
+    data_args = cls_data_args(str(write_csv(tmp_path / "skewed.csv", rows)))
+    for seed in range(5):
+        splits = load_records(data_args, "cls", seed=seed)
+        for part, n in ((splits.train, 70), (splits.eval, 15), (splits.test, 15)):
+            counts = Counter(part["label"])
+            assert len(part) == n and set(counts) == {"a", "b", "c"}
+            for label, share in (("a", 0.80), ("b", 0.15), ("c", 0.05)):
+                assert abs(counts[label] - share * n) <= 1, (seed, label, counts)
+    single = [*rows[:99], {"text": "the only one", "label": "d"}]  # a one-record class: plain split
+    split = load_records(cls_data_args(str(write_csv(tmp_path / "one.csv", single))), "cls", seed=0)
+    assert len(split.train) + len(split.eval) + len(split.test) == 100
 
 
 def test_explicit_sizes_and_eval_dataset_win_over_the_default(tmp_path: Path) -> None:

@@ -101,7 +101,7 @@ def load_records(data_args: DataArgs, stage: str, *, seed: int) -> RecordSplits:
     train = train.shuffle(seed=seed)
     test_set = None
     if data_args.test_size > 0:
-        train, test_set = _split(train, data_args.test_size, names, key="test_size")
+        train, test_set = _split(train, data_args.test_size, names, key="test_size", stratify=stage == "cls")
     eval_set = None
     if data_args.eval_dataset:
         from datasets import concatenate_datasets
@@ -110,7 +110,7 @@ def load_records(data_args: DataArgs, stage: str, *, seed: int) -> RecordSplits:
         eval_set = concatenate_datasets([load_dataset_records(n, **load) for n in data_args.eval_dataset])
     elif data_args.val_size > 0:
         n_total = len(train) + (len(test_set) if test_set is not None else 0)
-        train, eval_set = _split(train, data_args.val_size, names, n_total=n_total)
+        train, eval_set = _split(train, data_args.val_size, names, n_total=n_total, stratify=stage == "cls")
     return RecordSplits(train=train, eval=eval_set, test=test_set)
 
 
@@ -194,11 +194,14 @@ def _split(
     *,
     key: str = "val_size",
     n_total: int | None = None,
+    stratify: bool = False,
 ) -> tuple[datasets.Dataset, datasets.Dataset]:
     """Hold out the last ``size`` records of the (already shuffled) data (``key`` names the setting).
 
     A fraction is taken of ``n_total`` (default: ``len(data)``), so that val_size and test_size are
-    both shares of the whole dataset even when the test split was taken first.
+    both shares of the whole dataset even when the test split was taken first. With ``stratify``
+    (stage cls) every class keeps its share in both parts, so a small eval or test split cannot miss
+    a class or over-represent one by chance.
     """
     n_have = len(data)
     n_total = n_have if n_total is None else n_total
@@ -209,4 +212,24 @@ def _split(
             f"{', '.join(names)} has only {n_have} records, leaving none to train on",
             f"use a {key} below {n_have} (a count) or a smaller fraction such as 0.1",
         )
+    if stratify and "label" in data.column_names:
+        held = _stratified_indices(data["label"], n_out)
+        if held is not None:
+            kept = [i for i in range(n_have) if i not in held]
+            return data.select(kept), data.select(sorted(held))
     return data.select(range(n_have - n_out)), data.select(range(n_have - n_out, n_have))
+
+
+def _stratified_indices(labels: list[Any], n_out: int) -> set[int] | None:
+    """``n_out`` row indices holding every label in its share (scikit-learn's stratified split; the
+    data is already shuffled, so a fixed random_state adds no bias). None when a label has a single
+    record or there are more labels than held-out rows: then the plain split is used."""
+    from collections import Counter
+
+    counts = Counter(labels)
+    if min(counts.values()) < 2 or not len(counts) <= n_out <= len(labels) - len(counts):
+        return None
+    from sklearn.model_selection import train_test_split
+
+    _, held = train_test_split(range(len(labels)), test_size=n_out, stratify=labels, random_state=0)
+    return set(held)
