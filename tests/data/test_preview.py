@@ -139,3 +139,56 @@ def test_preview_pretraining_text(data_dir, tiny_tokenizer):
         report.stats.n_train == 6
         and report.stats.len_max == len(tiny_tokenizer.encode(" ".join(WORDS[:6]) + ".")) + 1
     )
+
+
+def _builtin(tiny_tokenizer_model: str, **values):
+    return config_from_dict(
+        {"model_name_or_path": tiny_tokenizer_model, "dataset_dir": "builtin", "template": "chatml", **values}
+    )
+
+
+@pytest.mark.parametrize(
+    ("stage", "dataset", "roles"),
+    [
+        ("dpo", "pref_polite_en", ["chosen", "rejected"]),
+        ("rm", "pref_polite_sharegpt", ["chosen", "rejected"]),
+        ("kto", "kto_polite_en", None),
+        ("ppo", "pref_polite_en", ["prompt (the policy writes the reply)"]),
+    ],
+)
+def test_preview_preference_stages(tiny_model_dir, tiny_tokenizer, stage, dataset, roles):
+    """Each stage shows what its trainer scores: the prompt masked, the response(s) learned."""
+    extra = {"reward_model": str(tiny_model_dir)} if stage == "ppo" else {}  # only read when training
+    report = preview_data(
+        _builtin(str(tiny_model_dir), stage=stage, dataset=dataset, cutoff_len=192, **extra),
+        tiny_tokenizer,
+        n=1,
+    )
+    first = report.samples[0]
+    assert [s.role for s in report.samples] == (roles or [first.role]) and report.stats.n_train >= 40
+    assert first.role in (roles or ["desirable", "undesirable"])
+    prompt, *response = first.segments
+    assert not prompt[1] and prompt[0].endswith("<|im_start|>assistant\n")  # the conversation up to the reply
+    if stage == "ppo":
+        assert response == [] and first.n_learned == 0
+    else:
+        assert response[0][1] and response[0][0].endswith("<|im_end|>\n")
+        assert first.n_learned == len(tiny_tokenizer.encode(response[0][0], add_special_tokens=False))
+    if stage in ("dpo", "rm"):
+        assert report.samples[0].segments[0] == report.samples[1].segments[0]  # one prompt, two responses
+        assert report.samples[0].segments[1] != report.samples[1].segments[1]
+    console = Console(record=True, width=120, color_system=None)
+    render_preview(report, console)
+    assert f"sample 1 · {first.role} · " in console.export_text()
+
+
+def test_preview_classification_shows_the_class(tiny_model_dir, tiny_tokenizer):
+    report = preview_data(
+        _builtin(str(tiny_model_dir), stage="cls", dataset="topics_synthetic", cutoff_len=8),
+        tiny_tokenizer,
+        n=5,
+    )
+    labels = {"label=space", "label=cooking", "label=animals"}
+    assert len(report.samples) == 5 and {s.role for s in report.samples} <= labels
+    assert all(s.n_learned == 0 and s.n_tokens <= 8 for s in report.samples)
+    assert any(s.was_cut for s in report.samples) and report.stats.n_train == 210

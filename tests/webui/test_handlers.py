@@ -201,3 +201,15 @@ def test_tool_results_are_read_from_the_files_the_commands_write(tmp_path: Path)
     assert "lrs" not in set(view.table["key"])
 
     assert "no result" in read_tool_result("find-batch", tmp_path / "missing", "en").summary_html
+
+
+def test_data_preview_names_each_sample_of_a_preference_pair(tiny_model_dir: Path) -> None:
+    from tunelab.config import config_from_dict
+    from tunelab.webui.tabs.train import preview_dataset
+
+    values = {"model_name_or_path": str(tiny_model_dir), "stage": "dpo", "dataset": "pref_polite_en"}
+    config = config_from_dict({**values, "dataset_dir": "builtin", "template": "chatml"})
+    ctx = SimpleNamespace(form_config=lambda _values: (values, config))  # the form's own test is in test_app
+    html = preview_dataset(ctx, "en", [])
+    assert html.count("tl-sample-head'>chosen · ") == 3 and html.count("tl-sample-head'>rejected · ") == 3
+    assert "tl-learned" in html and "&lt;|im_start|&gt;assistant" in html

@@ -256,6 +256,7 @@ def preview_dataset(ctx: UIContext, lang: str, values: list[Any]) -> str:
             for text, learned in sample.segments
         )
         note = tr("preview.sample", lang, n=sample.n_tokens, learned=sample.n_learned)
+        note = f"{sample.role} · {note}" if sample.role else note
         samples.append(
             f"<div class='tl-sample'><div class='tl-sample-head'>{html.escape(note)}</div><pre>{parts}</pre></div>"
         )
