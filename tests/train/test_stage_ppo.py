@@ -47,6 +47,29 @@ def test_ppo_runs_end_to_end_with_a_trained_reward_model(
     assert (result.run_dir / "value_head.safetensors").is_file()
 
 
+def test_resumed_ppo_keeps_its_adapted_kl_coefficient(
+    tiny_model_dir: Path, tmp_path: Path, pref_config, rm_run
+) -> None:
+    """The adaptive KL coefficient and the score statistics live beside each checkpoint (ppo_state.json):
+    a resumed run goes on from the adapted coefficient, not from ppo_kl_coef again."""
+    import json
+
+    settings = dict(
+        stage="ppo", reward_model=str(rm_run.run_dir), ppo_kl_coef=0.05, ppo_score_norm=True,
+        max_new_tokens=8, top_p=1.0, top_k=0, temperature=1.0, learning_rate=5e-3, save_steps=3,
+    )  # fmt: skip
+    first = train(pref_config(tiny_model_dir, tmp_path / "ppo", max_steps=3, **settings))
+    state = json.loads((first.run_dir / "checkpoint-3" / "ppo_state.json").read_text())
+    coef = state["kl_control"]["coef"]
+    assert coef != pytest.approx(0.05) and state["score_moments"]["count"] > 0
+    resumed = train(
+        pref_config(tiny_model_dir, tmp_path / "ppo", max_steps=5, resume_from_checkpoint="auto", **settings)
+    )
+    rows = RunDir(resumed.run_dir).read_log()
+    assert [row["current_steps"] for row in rows] == [1, 2, 3, 4, 5]
+    assert rows[3]["kl_coef"] == pytest.approx(coef)  # round 4 starts from the saved coefficient
+
+
 @pytest.mark.slow
 def test_ppo_raises_the_reward_of_sampled_replies(
     tiny_model_dir: Path, tmp_path: Path, pref_config, rm_run

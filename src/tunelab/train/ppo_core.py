@@ -101,6 +101,12 @@ class KLController:
     def __init__(self, coef: float, target: float | None, horizon: int = KL_HORIZON) -> None:
         self.coef, self.target, self.horizon = coef, target, horizon
 
+    def state_dict(self) -> dict[str, float]:
+        return {"coef": self.coef}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        self.coef = float(state["coef"])
+
     def update(self, kl: float, n_samples: int) -> None:
         if self.target is None:
             return
@@ -113,6 +119,12 @@ class RunningMoments:
 
     def __init__(self) -> None:
         self.mean, self.var, self.count = 0.0, 1.0, 0
+
+    def state_dict(self) -> dict[str, float]:
+        return {"mean": self.mean, "var": self.var, "count": self.count}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        self.mean, self.var, self.count = float(state["mean"]), float(state["var"]), int(state["count"])
 
     def update(self, values: torch.Tensor) -> None:
         n = values.numel()

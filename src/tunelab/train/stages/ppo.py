@@ -65,6 +65,7 @@ from tunelab.train.value_head import (
 __all__ = ["PPO_EVAL_METRICS", "PPOTrainer", "PromptCollator", "run_ppo"]
 
 PPO_EVAL_METRICS = ("reward", "kl")
+PPO_STATE = "ppo_state.json"  # adaptive KL coefficient and score statistics, beside each checkpoint
 
 
 @dataclass(frozen=True)
@@ -305,12 +306,27 @@ class PPOTrainer(PreferenceTrainer):
         return metrics
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        """The policy exactly as an sft run saves it, plus value_head.safetensors (to resume)."""
+        """The policy exactly as an sft run saves it, plus value_head.safetensors and ppo_state.json
+        (the adapted KL coefficient and the score statistics), so a resumed run goes on where it was."""
         directory = output_dir or self.args.output_dir
         with value_head_detached(self.model) as head:
             super().save_model(directory, _internal_call=_internal_call)
-        if head is not None and self.args.should_save:
-            head.save(directory)
+        if self.args.should_save:
+            if head is not None:
+                head.save(directory)
+            state = {
+                "kl_control": self.kl_control.state_dict(),
+                "score_moments": self.score_moments.state_dict(),
+            }
+            Path(directory, PPO_STATE).write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+
+    def load_ppo_state(self, checkpoint: Path) -> None:
+        """Restore what save_model wrote (checkpoints from before this file existed keep the defaults)."""
+        path = checkpoint / PPO_STATE
+        if path.is_file():
+            state = json.loads(path.read_text(encoding="utf-8"))
+            self.kl_control.load_state_dict(state["kl_control"])
+            self.score_moments.load_state_dict(state["score_moments"])
 
 
 def _token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -393,6 +409,8 @@ def run_ppo(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path |
         mini_batch=mini_batch,
     )
     drop_default_printers(trainer)
+    if resume_from is not None:
+        trainer.load_ppo_state(resume_from)
     extra = {
         "trainable_params": trainable,
         "total_params": total,
