@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from tunelab.data.pipeline import DataStats
 
 __all__ = ["RunContext"]
 
@@ -28,3 +31,14 @@ class RunContext:
         """Print a status line (to stderr, so stdout stays clean for machine-readable output)."""
         if self.console is not None:
             self.console.print(message)
+
+    def run_metrics(self, trainable: int, total: int, stats: DataStats, **extra: Any) -> dict[str, Any]:
+        """What every stage adds to metrics.json beside the trainer's figures: parameter counts, the
+        compute type, ``extra`` (stage-specific facts) and the data statistics as ``data_*`` keys."""
+        return {
+            "trainable_params": trainable,
+            "total_params": total,
+            "compute_type": self.compute_name,
+            **extra,
+            **{f"data_{key}": value for key, value in stats.as_dict().items()},
+        }

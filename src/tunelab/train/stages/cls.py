@@ -123,17 +123,16 @@ def run_cls(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path |
     )
     drop_default_printers(trainer)
     label_map.save(run.path)  # LoRA runs save no config.json: the run keeps its id2label here
-    extra = {
-        "trainable_params": trainable,
-        "total_params": total,
-        "compute_type": ctx.compute_name,
-        "num_labels": len(label_map),
-        "labels": list(label_map.labels),
-        "train_class_counts": dict(zip(label_map.labels, counts)),
+    extra = ctx.run_metrics(
+        trainable,
+        total,
+        data.stats,
+        num_labels=len(label_map),
+        labels=list(label_map.labels),
+        train_class_counts=dict(zip(label_map.labels, counts)),
         **({"class_weights": dict(zip(label_map.labels, weights))} if weights is not None else {}),
-        "data_n_test": data.n_test,
-        **{f"data_{key}": value for key, value in data.stats.as_dict().items()},
-    }
+        data_n_test=data.n_test,
+    )
     card = {
         "base_model": config.model.model_name_or_path,
         "stage": "cls",

@@ -162,13 +162,12 @@ def run_kto(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path |
         precomputed_reference=precompute,
     )
     drop_default_printers(trainer)
-    extra = {
-        "trainable_params": trainable,
-        "total_params": total,
-        "compute_type": ctx.compute_name,
-        "data_n_desirable": n_desirable,
-        **{f"data_{key}": value for key, value in data.stats.as_dict().items()},
-    }
+    extra = ctx.run_metrics(
+        trainable,
+        total,
+        data.stats,
+        data_n_desirable=n_desirable,
+    )
     card = card_info(config, trainable, total, pref_beta=config.preference.pref_beta)
     return run_trainer(
         trainer, run, stop, resume_from=resume_from, extra_metrics=extra, card_info=card, perplexity=False

@@ -61,12 +61,7 @@ def run_lm(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path | 
         run=run,
     )
     drop_default_printers(trainer)
-    extra = {
-        "trainable_params": trainable,
-        "total_params": total,
-        "compute_type": ctx.compute_name,
-        **{f"data_{key}": value for key, value in stats.as_dict().items()},
-    }
+    extra = ctx.run_metrics(trainable, total, stats)
     card = {
         "base_model": config.model.model_name_or_path,
         "stage": config.finetuning.stage,

@@ -411,12 +411,7 @@ def run_ppo(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path |
     drop_default_printers(trainer)
     if resume_from is not None:
         trainer.load_ppo_state(resume_from)
-    extra = {
-        "trainable_params": trainable,
-        "total_params": total,
-        "compute_type": ctx.compute_name,
-        **{f"data_{key}": value for key, value in data.stats.as_dict().items()},
-    }
+    extra = ctx.run_metrics(trainable, total, data.stats)
     card = card_info(config, trainable, total, reward_model=pref.reward_model, ppo_epochs=pref.ppo_epochs)
     return run_trainer(
         trainer, run, stop, resume_from=resume_from, extra_metrics=extra, card_info=card, perplexity=False

@@ -101,12 +101,7 @@ def run_rm(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path | 
         run=run,
     )
     drop_default_printers(trainer)
-    extra = {
-        "trainable_params": trainable,
-        "total_params": total,
-        "compute_type": ctx.compute_name,
-        **{f"data_{key}": value for key, value in data.stats.as_dict().items()},
-    }
+    extra = ctx.run_metrics(trainable, total, data.stats)
     card = card_info(config, trainable, total, value_head="value_head.safetensors")
     return run_trainer(
         trainer, run, stop, resume_from=resume_from, extra_metrics=extra, card_info=card, perplexity=False
