@@ -48,6 +48,7 @@ __all__ = [
     "TokenizeReport",
     "chunk_documents",
     "encode_documents",
+    "split_turn_budget",
     "tokenize_dataset",
     "tokenize_dataset_with_report",
     "tokenize_pretrain",
@@ -138,11 +139,11 @@ def _fit_turns(
     return kept
 
 
-def _cut_turn(prompt: list[int], response: list[int], budget: int) -> tuple[list[int], list[int]]:
-    """Cut one turn to ``budget`` tokens: keep a short side whole, else share in proportion."""
-    n_prompt, n_response = len(prompt), len(response)
+def split_turn_budget(n_prompt: int, n_response: int, budget: int) -> tuple[int, int]:
+    """(prompt tokens kept, response tokens kept) of a turn cut to ``budget``: a side shorter than half
+    the budget is kept whole and the other gets the rest; two long sides share it in proportion."""
     if n_prompt + n_response <= budget:
-        return prompt, response
+        return n_prompt, n_response
     half = budget // 2
     if n_response <= half:
         keep_prompt = budget - n_response
@@ -150,8 +151,13 @@ def _cut_turn(prompt: list[int], response: list[int], budget: int) -> tuple[list
         keep_prompt = n_prompt
     else:
         keep_prompt = max(1, budget * n_prompt // (n_prompt + n_response))
-    keep_response = budget - keep_prompt
-    return prompt[n_prompt - keep_prompt :], response[:keep_response]
+    return keep_prompt, budget - keep_prompt
+
+
+def _cut_turn(prompt: list[int], response: list[int], budget: int) -> tuple[list[int], list[int]]:
+    """Cut one turn to ``budget`` tokens (see :func:`split_turn_budget`); a cut prompt keeps its end."""
+    keep_prompt, keep_response = split_turn_budget(len(prompt), len(response), budget)
+    return prompt[len(prompt) - keep_prompt :], response[:keep_response]
 
 
 def _has_learned_target(labels: Sequence[int]) -> bool:

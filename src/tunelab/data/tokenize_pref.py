@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from tunelab.data.pipeline import DataStats, length_stats
 from tunelab.data.template import Template, get_template
-from tunelab.data.tokenize import TokenizeReport
+from tunelab.data.tokenize import TokenizeReport, split_turn_budget
 from tunelab.errors import DataError
 
 if TYPE_CHECKING:
@@ -47,17 +47,10 @@ PREFERENCE_STAGES = ("rm", "dpo", "kto", "ppo")
 
 
 def split_budget(n_prompt: int, n_response: int, budget: int) -> tuple[int, int]:
-    """(prompt tokens kept, response tokens kept) within ``budget``; at least one response token."""
+    """The sft cut (:func:`split_turn_budget`), but keeping at least one response token to score."""
     if n_prompt + n_response <= budget:
         return n_prompt, n_response
-    half = budget // 2
-    if n_response <= half:
-        keep_prompt = budget - n_response
-    elif n_prompt <= half:
-        keep_prompt = n_prompt
-    else:
-        keep_prompt = max(1, budget * n_prompt // (n_prompt + n_response))
-    keep_prompt = min(keep_prompt, budget - 1)
+    keep_prompt = min(split_turn_budget(n_prompt, n_response, budget)[0], budget - 1)
     return keep_prompt, budget - keep_prompt
 
 
