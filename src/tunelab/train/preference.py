@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from tunelab.config import RunConfig
-from tunelab.model import apply_finetuning, count_parameters, load_adapters, load_model
+from tunelab.model import count_parameters, load_model_for_training
 from tunelab.train.context import RunContext
 from tunelab.train.trainer import TunelabTrainer
 
@@ -43,16 +43,7 @@ __all__ = [
 
 def load_policy(config: RunConfig, ctx: RunContext) -> tuple[torch.nn.Module, int, int]:
     """(model ready to train, trainable parameters, total parameters) for ``config``."""
-    model = load_model(
-        config.model,
-        compute_dtype=ctx.compute_dtype,
-        gradient_checkpointing=config.training.gradient_checkpointing,
-        model_max_length=config.data.cutoff_len,
-    )
-    model.config.use_cache = False
-    if config.model.adapter_name_or_path:
-        model = load_adapters(model, config.model.adapter_name_or_path, is_trainable=True)
-    model = apply_finetuning(model, config.finetuning)
+    model = load_model_for_training(config, ctx.compute_dtype)
     trainable, total = count_parameters(model)
     ctx.say(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.3f}%)")
     return model, trainable, total

@@ -67,7 +67,7 @@ class TrainingProbe:
         from tunelab.data.collator import build_collator
         from tunelab.data.packing import packing_mode
         from tunelab.data.pipeline import prepare_data
-        from tunelab.model import apply_finetuning, load_adapters, load_model, load_tokenizer
+        from tunelab.model import load_model_for_training, load_tokenizer
         from tunelab.model.precision import resolve_compute_dtype
         from tunelab.train.optim import build_optimizer
 
@@ -75,16 +75,7 @@ class TrainingProbe:
         self.compute_dtype = resolve_compute_dtype(config.compute_type)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(config.model)
-        model = load_model(
-            config.model,
-            compute_dtype=self.compute_dtype,
-            gradient_checkpointing=config.training.gradient_checkpointing,
-            model_max_length=config.data.cutoff_len,
-        )
-        model.config.use_cache = False
-        if config.model.adapter_name_or_path:
-            model = load_adapters(model, config.model.adapter_name_or_path, is_trainable=True)
-        model = apply_finetuning(model, config.finetuning)
+        model = load_model_for_training(config, self.compute_dtype)
         if config.model.quantization_bit is None:
             model.to(self.device)
         self.model = model

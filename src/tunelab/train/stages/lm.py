@@ -15,7 +15,7 @@ from tunelab.data.collator import build_collator
 from tunelab.data.packing import packing_mode
 from tunelab.data.pipeline import build_datasets
 from tunelab.errors import ConfigError
-from tunelab.model import apply_finetuning, count_parameters, load_adapters, load_model, load_tokenizer
+from tunelab.model import count_parameters, load_model_for_training, load_tokenizer
 from tunelab.runs.rundir import RunDir
 from tunelab.train.builders import build_callbacks, build_training_arguments, drop_default_printers
 from tunelab.train.context import RunContext
@@ -28,16 +28,7 @@ __all__ = ["run_lm"]
 def run_lm(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path | None) -> RunResult:
     """Load, build, train and save a pt or sft run; see the module docstring."""
     tokenizer = load_tokenizer(config.model)
-    model = load_model(
-        config.model,
-        compute_dtype=ctx.compute_dtype,
-        gradient_checkpointing=config.training.gradient_checkpointing,
-        model_max_length=config.data.cutoff_len,
-    )
-    model.config.use_cache = False  # a KV cache is useless in training and breaks packed-sample isolation
-    if config.model.adapter_name_or_path:
-        model = load_adapters(model, config.model.adapter_name_or_path, is_trainable=True)
-    model = apply_finetuning(model, config.finetuning)
+    model = load_model_for_training(config, ctx.compute_dtype)
     flatten = _packing_layout(config, model.config._attn_implementation)
     trainable, total = count_parameters(model)
     ctx.say(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.3f}%)")

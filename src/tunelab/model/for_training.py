@@ -1,0 +1,33 @@
+"""The model a run trains: the base model, earlier adapters (kept trainable) and the finetuning method.
+
+One place for the sequence every training path needs (the stages, and the probes of estimate,
+find-batch and lr-find that must measure the same model the run will train).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+    from tunelab.config import RunConfig
+
+__all__ = ["load_model_for_training"]
+
+
+def load_model_for_training(config: RunConfig, compute_dtype: torch.dtype) -> Any:
+    """``config``'s model in ``compute_dtype``, with its adapters loaded and its finetuning method applied."""
+    from tunelab.model.adapters import apply_finetuning, load_adapters
+    from tunelab.model.loader import load_model
+
+    model = load_model(
+        config.model,
+        compute_dtype=compute_dtype,
+        gradient_checkpointing=config.training.gradient_checkpointing,
+        model_max_length=config.data.cutoff_len,
+    )
+    model.config.use_cache = False  # a KV cache is useless in training and breaks packed-sample isolation
+    if config.model.adapter_name_or_path:
+        model = load_adapters(model, config.model.adapter_name_or_path, is_trainable=True)
+    return apply_finetuning(model, config.finetuning)
