@@ -8,11 +8,10 @@ reuses EOS as padding). The head is new, so it always trains in full, LoRA or no
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tunelab.errors import ModelError
-from tunelab.model.attention import resolve_attn_implementation
-from tunelab.model.loader import build_quantization_config, check_quantization_supported
+from tunelab.model.loader import pretrained_kwargs
 from tunelab.model.resolve import resolve_model_path
 
 if TYPE_CHECKING:
@@ -54,20 +53,7 @@ def load_classifier(
     config.label2id = {label: i for i, label in id2label.items()}
     config.pad_token_id = pad_token_id
     config.problem_type = "single_label_classification"
-    kwargs: dict[str, Any] = {
-        "config": config,
-        "dtype": compute_dtype,
-        "attn_implementation": resolve_attn_implementation(model_args.flash_attn),
-        "trust_remote_code": model_args.trust_remote_code,
-    }
-    quantization = build_quantization_config(model_args, compute_dtype)
-    if quantization is not None:
-        check_quantization_supported()
-        import torch
-        from transformers import BitsAndBytesConfig
-
-        kwargs["quantization_config"] = BitsAndBytesConfig(**quantization)
-        kwargs["device_map"] = {"": torch.cuda.current_device()}
+    kwargs = pretrained_kwargs(model_args, config, compute_dtype)
     # transformers logs a load report listing the head as missing: expected here, and every other
     # missing weight becomes a ModelError below, so the report would only alarm
     verbosity = hf_logging.get_verbosity()
@@ -89,7 +75,7 @@ def load_classifier(
     finally:
         hf_logging.set_verbosity(verbosity)
     created = _created_modules(model, sorted(info.get("missing_keys") or []))
-    if quantization is not None:
+    if "quantization_config" in kwargs:
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)

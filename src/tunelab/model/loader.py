@@ -26,6 +26,7 @@ __all__ = [
     "check_quantization_supported",
     "load_model",
     "load_tokenizer",
+    "pretrained_kwargs",
 ]
 
 _QLORA_HINT = (
@@ -57,6 +58,26 @@ def load_tokenizer(model_args: ModelArgs, *, padding_side: str = "right") -> Pre
         tokenizer.pad_token = fallback
     tokenizer.padding_side = padding_side
     return tokenizer
+
+
+def pretrained_kwargs(model_args: ModelArgs, config: Any, compute_dtype: torch.dtype) -> dict[str, Any]:
+    """``from_pretrained`` arguments shared by every model class tunelab loads: the (edited) config,
+    dtype, attention implementation, remote code, and bitsandbytes quantization on the GPU."""
+    kwargs: dict[str, Any] = {
+        "config": config,
+        "dtype": compute_dtype,
+        "attn_implementation": resolve_attn_implementation(model_args.flash_attn),
+        "trust_remote_code": model_args.trust_remote_code,
+    }
+    quantization = build_quantization_config(model_args, compute_dtype)
+    if quantization is not None:
+        check_quantization_supported()
+        import torch
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(**quantization)
+        kwargs["device_map"] = {"": torch.cuda.current_device()}
+    return kwargs
 
 
 def load_model(
@@ -98,20 +119,7 @@ def load_model(
         if scaled is not None:
             config.rope_parameters, config.max_position_embeddings = scaled
 
-    kwargs: dict[str, Any] = {
-        "config": config,
-        "dtype": compute_dtype,
-        "attn_implementation": resolve_attn_implementation(model_args.flash_attn),
-        "trust_remote_code": model_args.trust_remote_code,
-    }
-    quantization = build_quantization_config(model_args, compute_dtype)
-    if quantization is not None:
-        check_quantization_supported()
-        import torch
-        from transformers import BitsAndBytesConfig
-
-        kwargs["quantization_config"] = BitsAndBytesConfig(**quantization)
-        kwargs["device_map"] = {"": torch.cuda.current_device()}
+    kwargs = pretrained_kwargs(model_args, config, compute_dtype)
 
     weights_hint = (
         "the directory needs model.safetensors (or sharded safetensors + index) matching config.json"
@@ -128,7 +136,7 @@ def load_model(
             weights_hint,
         )
 
-    if quantization is not None:
+    if "quantization_config" in kwargs:
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
