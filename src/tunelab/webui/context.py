@@ -14,7 +14,14 @@ from tunelab.webui.i18n import Translator, field_label, tr
 from tunelab.webui.jobs import JobManager
 from tunelab.webui.paths import PathGuard
 
-__all__ = ["UIContext", "error_html", "message_html"]
+__all__ = ["UIContext", "error_html", "message_html", "table_cell"]
+
+
+def table_cell(value: Any) -> str:
+    """A value as a table shows it: floats to 4 significant digits, None as an empty cell."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
 
 
 def message_html(text: str, kind: str = "info") -> str:

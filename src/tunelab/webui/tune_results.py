@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunelab.webui.context import message_html
+from tunelab.webui.context import message_html, table_cell
 from tunelab.webui.i18n import tr
 
 __all__ = [
@@ -151,11 +151,10 @@ def _estimate_view(data: dict[str, Any], lang: str) -> ToolView:
 
 
 def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
+    """table_cell, with a dict of trial parameters written as k=v pairs."""
     if isinstance(value, dict):
         return ", ".join(f"{k}={_cell(v)}" for k, v in value.items())
-    return "" if value is None else str(value)
+    return table_cell(value)
 
 
 def _gb(value: Any) -> str:

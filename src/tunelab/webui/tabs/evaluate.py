@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.errors import TunelabError
-from tunelab.webui.context import UIContext, error_html
+from tunelab.webui.context import UIContext, error_html, table_cell
 from tunelab.webui.forms import form_to_flat, to_yaml
 from tunelab.webui.i18n import tr
 from tunelab.webui.jobview import poll_job, start_job_html
@@ -77,9 +77,9 @@ def eval_results(save_dir: str | None, *, n_samples: int = 20) -> tuple[Any, Any
             [
                 {
                     "metric": k,
-                    ref["label"]: _cell(ref["metrics"].get(k)),
-                    cand["label"]: _cell(cand["metrics"].get(k)),
-                    "delta": _cell(delta.get(k)),
+                    ref["label"]: table_cell(ref["metrics"].get(k)),
+                    cand["label"]: table_cell(cand["metrics"].get(k)),
+                    "delta": table_cell(delta.get(k)),
                 }
                 for k in keys
             ]
@@ -87,7 +87,7 @@ def eval_results(save_dir: str | None, *, n_samples: int = 20) -> tuple[Any, Any
         predictions = out / "candidate" / PREDICTIONS_FILE
     else:
         metrics = _metrics_of(out)
-        table = pd.DataFrame([{"metric": k, "value": _cell(v)} for k, v in metrics.items()])
+        table = pd.DataFrame([{"metric": k, "value": table_cell(v)} for k, v in metrics.items()])
         predictions = out / PREDICTIONS_FILE
     rows = []
     if predictions.is_file():
@@ -98,12 +98,6 @@ def eval_results(save_dir: str | None, *, n_samples: int = 20) -> tuple[Any, Any
                 continue
             rows.append({k: str(row.get(k, ""))[:400] for k in ("prompt", "label", "predict")})
     return table, pd.DataFrame(rows, columns=["prompt", "label", "predict"])
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "" if value is None else str(value)
 
 
 def build(ctx: UIContext) -> dict[str, Any]:

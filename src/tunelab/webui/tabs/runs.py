@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.errors import TunelabError
-from tunelab.webui.context import UIContext, error_html
+from tunelab.webui.context import UIContext, error_html, table_cell
 from tunelab.webui.i18n import tr
 from tunelab.webui.watch import curve_figure, curve_frame
 
@@ -69,20 +69,20 @@ def compare(ctx: UIContext, lang: str, names: list[str] | None) -> tuple[Any, An
     )
     labels = [r.name for r in result.runs]
     metrics = pd.DataFrame(
-        [{"metric": k, **{n: _cell(v) for n, v in zip(labels, vals)}} for k, vals in result.metrics.items()]
+        [
+            {"metric": k, **{n: table_cell(v) for n, v in zip(labels, vals)}}
+            for k, vals in result.metrics.items()
+        ]
     )
     diffs = pd.DataFrame(
-        [{"key": k, **{n: _cell(v) for n, v in zip(labels, vals)}} for k, vals in result.differences.items()]
+        [
+            {"key": k, **{n: table_cell(v) for n, v in zip(labels, vals)}}
+            for k, vals in result.differences.items()
+        ]
     )
     if diffs.empty:
         diffs = pd.DataFrame([{"key": tr("runs.no_diff", lang)}])
     return curves, metrics, diffs, ""
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "" if value is None else str(value)
 
 
 def build(ctx: UIContext) -> dict[str, Any]:
