@@ -113,7 +113,7 @@ def test_tokenizer_template_rejects_a_chat_template_that_rewrites_history(tiny_m
         "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
     )
     tok = tokenizer_with(tiny_model_dir, [], chat_template=marks_last)
-    with pytest.raises(ConfigError, match="explicit template"):
+    with pytest.raises(ConfigError, match="named template of the model"):
         get_template("tokenizer", tok).encode_turns(tok, TWO_TURNS)
 
 
@@ -191,7 +191,7 @@ def test_get_template_defaults_and_errors(tiny_model_dir, tiny_tokenizer):
         get_template("tokenizer", plain)
     with pytest.raises(ConfigError) as err:
         get_template("chatm", tiny_tokenizer)
-    assert "did you mean 'chatml'" in err.value.hint and "llama3" in err.value.hint
+    assert "did you mean 'chatml'" in err.value.hint
     with pytest.raises(ConfigError, match="<|begin_of_text|>"):
         get_template("llama3", tiny_tokenizer)  # the tiny vocabulary has no Llama-3 tokens
     assert {

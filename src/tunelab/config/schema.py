@@ -118,10 +118,20 @@ class DataArgs(Group):
     )
     template: str | None = field(
         None,
-        en="Chat template name (default, empty, chatml, qwen, llama3, chatglm3, mistral, alpaca, tokenizer); "
-        "unset uses the tokenizer's own chat template when it has one.",
-        zh="对话模板名（default、empty、chatml、qwen、llama3、chatglm3、mistral、alpaca、tokenizer）；"
+        en="Chat template name, as in LLaMA-Factory (qwen, qwen3, qwen3_nothink, qwen3_5, llama3, llama4, "
+        "gemma3, mistral, phi4, deepseek3, deepseekr1, glm4, gpt, ... see the README), or tokenizer (the "
+        "tokenizer's own chat template); unset uses the tokenizer's own chat template when it has one.",
+        zh="对话模板名，与 LLaMA-Factory 相同（qwen、qwen3、qwen3_nothink、qwen3_5、llama3、llama4、gemma3、"
+        "mistral、phi4、deepseek3、deepseekr1、glm4、gpt 等，见 README），或 tokenizer（分词器自带的对话模板）；"
         "未设置时优先使用分词器自带的对话模板。",
+    )
+    enable_thinking: bool = field(
+        True,
+        en="Thinking templates (qwen3, qwen3_5, deepseekr1, gpt, ...): true learns each final response with "
+        "its reasoning block (an empty one if the record has none); false drops the reasoning and puts an "
+        "empty block in the prompt, so the model learns to answer directly.",
+        zh="思考型模板（qwen3、qwen3_5、deepseekr1、gpt 等）：true 时学习带思考块的最终回复（样本无思考内容则为空块）；"
+        "false 时去掉思考内容，把空思考块放进提示词，模型学习直接回答。",
     )
     cutoff_len: int = field(
         1024,
@@ -204,6 +214,15 @@ class DataArgs(Group):
     _split_lists = field_validator("dataset", "eval_dataset", "interleave_probs", mode="before")(
         lambda cls, v: split_csv(v)
     )
+
+    @field_validator("template")
+    @classmethod
+    def _check_template(cls, value: str | None) -> str | None:
+        from tunelab.data.template_catalog import TEMPLATE_NAMES, unknown_template_hint  # torch-free data
+
+        if value is not None and value not in TEMPLATE_NAMES:
+            raise ValueError(f"unknown chat template {value!r}; {unknown_template_hint(value)}")
+        return value
 
     @model_validator(mode="after")
     def _check_val_size(self) -> DataArgs:

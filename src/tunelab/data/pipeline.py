@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from tunelab.data.template import Template, get_template
+from tunelab.data.template import Template, template_for
 from tunelab.data.tokenize import TokenizeReport, tokenize_dataset_with_report
 
 if TYPE_CHECKING:
@@ -80,9 +80,7 @@ def prepare_data(config: RunConfig, tokenizer: Any, *, packing: bool | None = No
 
     data, stage = config.data, config.finetuning.stage
     splits = load_records(data, stage, seed=config.training.seed)
-    template = get_template(data.template, tokenizer).with_options(
-        default_system=data.default_system, tool_format=data.tool_format
-    )
+    template = template_for(data, tokenizer)
     options: dict[str, Any] = {
         "stage": stage,
         "cutoff_len": data.cutoff_len,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tunelab.data.pipeline import DataStats, length_stats
-from tunelab.data.template import Template, get_template
+from tunelab.data.template import Template, template_for
 from tunelab.data.tokenize import TokenizeReport, split_turn_budget
 from tunelab.errors import DataError
 
@@ -163,9 +163,7 @@ def build_preference_datasets(config: RunConfig, tokenizer: Any) -> PreferenceDa
             f"stage {stage} is not a preference stage", f"preference stages: {', '.join(PREFERENCE_STAGES)}"
         )
     splits = load_records(data, stage, seed=config.training.seed)
-    template = get_template(data.template, tokenizer).with_options(
-        default_system=data.default_system, tool_format=data.tool_format
-    )
+    template = template_for(data, tokenizer)
     if stage == "ppo":
         budget = data.cutoff_len - config.generation.max_new_tokens
         if budget < 1:

@@ -87,7 +87,7 @@ class RewardModel:
 def load_reward_model(run_dir: str | Path, *, compute_dtype: torch.dtype | None = None) -> RewardModel:
     """The reward model of a finished ``stage: rm`` run directory (or one of its checkpoints' run)."""
     from tunelab.config import load_config
-    from tunelab.data.template import get_template
+    from tunelab.data.template import template_for
     from tunelab.model import (
         apply_finetuning,
         load_adapters,
@@ -124,9 +124,7 @@ def load_reward_model(run_dir: str | Path, *, compute_dtype: torch.dtype | None 
         model = load_model(weights, compute_dtype=dtype, model_max_length=config.data.cutoff_len)
     model = apply_finetuning(model, config.finetuning, is_trainable=False)
     load_value_head(model, run_dir).requires_grad_(False)
-    template = get_template(config.data.template, tokenizer).with_options(
-        default_system=config.data.default_system, tool_format=config.data.tool_format
-    )
+    template = template_for(config.data, tokenizer)
     return RewardModel(model=model, tokenizer=tokenizer, template=template, cutoff_len=config.data.cutoff_len)
 
 

@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-from tunelab.data.template import Template, TokenizerTemplate
+from tunelab.data.template import ReasoningTemplate, Template, TokenizerTemplate
 
 __all__ = ["template_to_jinja"]
 
@@ -46,6 +46,10 @@ def _expression(fmt: str, tokenizer: Any, content: str = "content") -> str:
 def template_to_jinja(template: Template, tokenizer: Any) -> str | None:
     """Jinja source equivalent to `template`, or None for the tokenizer's own template (kept as is)."""
     if isinstance(template, TokenizerTemplate):
+        return None
+    if isinstance(template, ReasoningTemplate) and getattr(tokenizer, "chat_template", None):
+        # Our thinking formats follow the model's own template, which also renders the reasoning
+        # blocks and enable_thinking that the flat Jinja below cannot: keep it.
         return None
     roles = {
         "user": template.user,

@@ -116,7 +116,7 @@ def export_model(
     source = _Source(cfg, run_dir, base_model)
     _check_target(export_dir, source)
 
-    from tunelab.data.template import get_template
+    from tunelab.data.template import template_for
     from tunelab.export.chat_template import template_to_jinja
     from tunelab.export.merge import load_merged_model, resolve_export_device, resolve_export_dtype
 
@@ -131,9 +131,7 @@ def export_model(
         else cfg.model.model_name_or_path
     )
     tokenizer = _load_tokenizer(cfg)
-    template = get_template(cfg.data.template, tokenizer).with_options(
-        default_system=cfg.data.default_system, tool_format=cfg.data.tool_format
-    )
+    template = template_for(cfg.data, tokenizer)
     calibration = _calibration(cfg, tokenizer, template, console)  # data errors before the model loads
     jinja = template_to_jinja(template, tokenizer)
     if jinja is not None:

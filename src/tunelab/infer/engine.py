@@ -389,7 +389,7 @@ def load_engine(config: RunConfig, *, name: str | None = None) -> ChatEngine:
     LoRA adapters are merged into the weights (unless the model is quantized): same answers, and
     generation does not pay for the extra adapter matmuls.
     """
-    from tunelab.data.template import get_template
+    from tunelab.data.template import template_for
     from tunelab.model import load_adapters, load_model, load_tokenizer
     from tunelab.model.precision import resolve_compute_dtype
 
@@ -413,9 +413,7 @@ def load_engine(config: RunConfig, *, name: str | None = None) -> ChatEngine:
         if config.model.quantization_bit is None:
             model = model.merge_and_unload()
     model.requires_grad_(False)
-    template = get_template(config.data.template, tokenizer).with_options(
-        default_system=config.data.default_system, tool_format=config.data.tool_format
-    )
+    template = template_for(config.data, tokenizer)
     label = name or (adapters[-1] if adapters else config.model.model_name_or_path)
     return ChatEngine(model, tokenizer, template, generation=config.generation, name=str(label))
 

@@ -88,13 +88,11 @@ def load_data_facts(config: RunConfig, *, tokens: str = "rows") -> DataFacts:
 
 def _full_lengths(config: RunConfig, tokenizer: Any, records: Any) -> list[int]:
     """Each training sample's token count after templating and before cutoff."""
-    from tunelab.data.template import get_template
+    from tunelab.data.template import template_for
     from tunelab.data.tokenize import tokenize_dataset_with_report
 
     data = config.data
-    template = get_template(data.template, tokenizer).with_options(
-        default_system=data.default_system, tool_format=data.tool_format
-    )
+    template = template_for(data, tokenizer)
     _, report = tokenize_dataset_with_report(
         records,
         tokenizer,
