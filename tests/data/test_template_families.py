@@ -7,6 +7,7 @@ comparison is about the format, not the vocabulary.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -28,8 +29,9 @@ REASONED = TWO_TURNS[:3] + [
 ]
 
 
+@functools.cache
 def family_tokenizer(model_dir: Path, template_name: str, bos: str | None = None, eos: str | None = None):
-    """The tiny tokenizer plus the special tokens template `template_name` is built on (and a real BOS/EOS)."""
+    """The tiny tokenizer (cached: nothing changes it afterwards) plus the special tokens template `template_name` is built on (and a real BOS/EOS)."""
     tok = AutoTokenizer.from_pretrained(model_dir)
     template = TEMPLATES[template_name]
     tokens = [t for t in template.required_tokens + template.stop_words if t]
@@ -268,3 +270,19 @@ def test_split_reasoning_reads_inline_think_tags():
     assert split_reasoning("<think>\nA.\n</think>\n\nB.") == ("A.", "B.")
     assert split_reasoning("B.") == ("", "B.")
     assert split_reasoning("A.</think>B.") == ("A.", "B.")  # a template that prefilled <think>
+
+
+CASES = [(n, True) for n in sorted(set(TEMPLATES) - {"tokenizer"})]
+CASES += [(n, False) for n, t in sorted(TEMPLATES.items()) if isinstance(t, ReasoningTemplate)]
+
+
+@pytest.mark.parametrize(("name", "enable_thinking"), CASES)
+def test_every_template_splits_turns_exactly(tiny_model_dir, name, enable_thinking):
+    # The per-turn split is exact for every format: the turns concatenate to the generation prompt of
+    # the last turn plus its response, and no turn has an empty prompt or response.
+    tok = family_tokenizer(tiny_model_dir, name, bos="<s>")
+    template = get_template(name, tok).with_options(enable_thinking=enable_thinking)
+    turns = template.encode_turns(tok, REASONED, system=SYSTEM)
+    whole = [i for p, r in turns for i in p + r]
+    assert whole == template.encode_prompt(tok, REASONED, system=SYSTEM) + turns[-1][1]
+    assert all(p and r for p, r in turns)

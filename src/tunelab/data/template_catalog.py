@@ -132,9 +132,10 @@ FORMATS: dict[str, dict[str, Any]] = {
     "qwen": _chatml(  # Qwen 1.5 - 2.5, QwQ
         **_QWEN_TOOLS, default_system="You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
     ),
-    "qwen3": _chatml(**_QWEN_TOOLS, kind="reasoning"),  # Qwen3 (hybrid thinking), Qwen3-Thinking-2507
+    "qwen3": _chatml(**_QWEN_TOOLS, kind="reasoning"),  # Qwen3 (hybrid thinking)
     "qwen3_nothink": _chatml(**_QWEN_TOOLS),  # Qwen3-Instruct-2507, or Qwen3 trained without thinking
-    # Qwen3.5: like Qwen3, but its generation prompt already opens the <think> block.
+    # Qwen3.5: like Qwen3, but its generation prompt already opens the <think> block. Tool calls stay in
+    # Qwen's JSON style (tools.py has no renderer for Qwen3.5's XML calls).
     "qwen3_5": _chatml(**_QWEN_TOOLS, kind="reasoning", open_in_prompt=True),
     "qwen3_5_nothink": _chatml(**_QWEN_TOOLS),
     "yi": _chatml(observation=None),
@@ -314,10 +315,16 @@ _MODEL_NAMES = {
 }
 
 
+def _squash(name: str) -> str:
+    return "".join(c for c in name.lower() if c.isalnum())
+
+
 def unknown_template_hint(name: str) -> str:
-    """The hint for an unknown template name: close real names first, then every name."""
-    close = [_MODEL_NAMES[name.lower()]] if name.lower() in _MODEL_NAMES else []
-    close += [n for n in difflib.get_close_matches(name, TEMPLATE_NAMES, n=3, cutoff=0.75) if n not in close]
+    """The hint for an unknown template name: the name meant (a model name, other separators), else close names."""
+    same = [n for n in TEMPLATE_NAMES if _squash(n) == _squash(name)]
+    close = [_MODEL_NAMES[name.lower()]] if name.lower() in _MODEL_NAMES else same
+    if not close:
+        close = difflib.get_close_matches(name, TEMPLATE_NAMES, n=2, cutoff=0.75)
     if not close:
         return f"known templates: {', '.join(TEMPLATE_NAMES)}"
     return f"did you mean {' or '.join(repr(n) for n in close)}? (the README lists every template)"
