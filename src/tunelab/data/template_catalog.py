@@ -141,9 +141,10 @@ FORMATS: dict[str, dict[str, Any]] = {
     "yi": _chatml(observation=None),
     "intern2": _chatml(prefix="{bos}", observation=None, default_system=_INTERN_SYSTEM),  # InternLM 2 - 3
     "smollm": _chatml(observation=None),
+    # SmolLM2's own default system prompt, which has no final period (LLaMA-Factory's copy adds one).
     "smollm2": _chatml(
         observation=None,
-        default_system="You are a helpful AI assistant named SmolLM, trained by Hugging Face.",
+        default_system="You are a helpful AI assistant named SmolLM, trained by Hugging Face",
     ),
     "cpm3": _chatml(prefix="{bos}"),  # MiniCPM 3
     "cpm4": _chatml(prefix="{bos}"),  # MiniCPM 4
