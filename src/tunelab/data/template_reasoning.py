@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from tunelab.data.template_format import Template, Turn, _check_roles, _prompt_messages, _split_system
+from tunelab.data.template_format import Template
 
 __all__ = ["ReasoningTemplate", "split_reasoning"]
 
@@ -65,27 +65,17 @@ class ReasoningTemplate(Template):
             return template
         return replace(template, enable_thinking=enable_thinking)
 
-    def encode_turns(
-        self, tokenizer: Any, messages: Sequence[dict[str, str]], system: str = "", tools: str = ""
-    ) -> list[Turn]:
-        messages, system = _split_system(messages, system)
-        _check_roles(messages, need_response=True)
-        encoded = self._encode_reasoning(tokenizer, messages, system, tools)
-        turns = [(encoded[i], encoded[i + 1]) for i in range(0, len(encoded), 2)]
-        return self._move_stop_tokens(tokenizer, turns) if self.efficient_eos else turns
-
     def encode_prompt(
         self, tokenizer: Any, messages: Sequence[dict[str, str]], system: str = "", tools: str = ""
     ) -> list[int]:
-        messages, system = _prompt_messages(messages, system)
-        ids = [i for part in self._encode_reasoning(tokenizer, messages, system, tools) for i in part]
+        ids = super().encode_prompt(tokenizer, messages, system, tools)
         return ids + tokenizer.encode(self._generation_suffix(), add_special_tokens=False)
 
-    def _encode_reasoning(
+    def _encode_messages(
         self, tokenizer: Any, messages: Sequence[dict[str, str]], system: str, tools: str
     ) -> list[list[int]]:
         rendered, suffixes = self._render_reasoning(messages)
-        encoded = self._encode_messages(tokenizer, rendered, system, tools)
+        encoded = super()._encode_messages(tokenizer, rendered, system, tools)
         for index, suffix in suffixes.items():  # the prompt before response `index` ends with `suffix`
             encoded[index - 1] += tokenizer.encode(suffix, add_special_tokens=False)
         return encoded
