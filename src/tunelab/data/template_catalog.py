@@ -83,7 +83,11 @@ def _glm4(**extra: Any) -> dict[str, Any]:
     return {**spec, **extra}
 
 
-_DEEPSEEK3: dict[str, Any] = {"prefix": "{bos}", "user": "<｜User｜>{content}<｜Assistant｜>"}
+_DEEPSEEK3: dict[str, Any] = {
+    "prefix": "{bos}",
+    "user": "<｜User｜>{content}<｜Assistant｜>",
+    "required_tokens": ("<｜User｜>", "<｜Assistant｜>"),
+}
 _INTERN_SYSTEM = (
     "You are an AI assistant whose name is InternLM (书生·浦语).\n"
     "- InternLM (书生·浦语) is a conversational language model that is developed by Shanghai AI Laboratory "
@@ -266,6 +270,12 @@ FORMATS: dict[str, dict[str, Any]] = {
         "user": "<|START_OF_TURN_TOKEN|><|USER_TOKEN|>{content}<|END_OF_TURN_TOKEN|>"
         "<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>",
         "system": "<|START_OF_TURN_TOKEN|><|SYSTEM_TOKEN|>{content}<|END_OF_TURN_TOKEN|>",
+        "required_tokens": (
+            "<|START_OF_TURN_TOKEN|>",
+            "<|END_OF_TURN_TOKEN|>",
+            "<|USER_TOKEN|>",
+            "<|CHATBOT_TOKEN|>",
+        ),
     },
     "exaone": {
         "user": "[|user|]{content}\n[|assistant|]",
@@ -285,6 +295,7 @@ FORMATS: dict[str, dict[str, Any]] = {
         "system": "<|im_system|>system<|im_middle|>{content}<|im_end|>",
         "default_system": "You are a helpful assistant provided by Moonshot-AI.",
         "stop_words": ("<|im_end|>",),
+        "required_tokens": ("<|im_user|>", "<|im_assistant|>", "<|im_middle|>", "<|im_end|>"),
     },
 }
 # LLaMA-Factory's earlier name for the gpt-oss format.
