@@ -18,7 +18,7 @@ CONVERSATIONS = [
 ]
 
 
-@pytest.mark.parametrize("name", ["default", "empty", "chatml", "qwen", "mistral", "alpaca"])
+@pytest.mark.parametrize("name", ["default", "empty", "chatml", "qwen", "qwen3_nothink", "mistral", "alpaca"])
 def test_jinja_renders_the_training_prompt(name: str, tiny_tokenizer) -> None:
     template = get_template(name, tiny_tokenizer)
     jinja = template_to_jinja(template, tiny_tokenizer)
@@ -31,3 +31,14 @@ def test_jinja_renders_the_training_prompt(name: str, tiny_tokenizer) -> None:
 
 def test_tokenizer_template_is_kept(tiny_tokenizer) -> None:
     assert template_to_jinja(TEMPLATES["tokenizer"], tiny_tokenizer) is None
+
+
+def test_thinking_template_keeps_the_models_own_template(tiny_model_dir) -> None:
+    # qwen3 follows the model's own template, which renders the <think> blocks the flat Jinja cannot;
+    # a tokenizer without a template of its own still gets the flat one.
+    from transformers import AutoTokenizer
+
+    assert template_to_jinja(TEMPLATES["qwen3"], AutoTokenizer.from_pretrained(tiny_model_dir)) is None
+    plain = AutoTokenizer.from_pretrained(tiny_model_dir)
+    plain.chat_template = None
+    assert template_to_jinja(TEMPLATES["qwen3"], plain) is not None

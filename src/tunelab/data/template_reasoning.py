@@ -47,9 +47,8 @@ class ReasoningTemplate(Template):
 
     thought_open: str = "<think>\n"
     thought_close: str = "\n</think>\n\n"
-    open_in_prompt: bool = (
-        False  # the model's generation prompt ends with thought_open (Qwen3.5, DeepSeek-R1)
-    )
+    # the model's generation prompt ends with thought_open (Qwen3.5, DeepSeek-R1)
+    open_in_prompt: bool = False
     history_prefix: str = ""  # what earlier responses start with instead: GLM-4.5 keeps an empty block
     enable_thinking: bool = True
 
