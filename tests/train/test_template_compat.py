@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tunelab.config import config_from_dict
+from tunelab.config import RunConfig, config_from_dict
+from tunelab.data.pipeline import prepare_data
 from tunelab.data.template import TEMPLATES
 from tunelab.errors import ConfigError
 from tunelab.runs import RunDir
@@ -52,8 +54,15 @@ def all_tokens_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPath
     return out
 
 
-def _run_two_steps(model_dir: Path, out: Path, template: str) -> None:
-    config = config_from_dict(
+@pytest.fixture(scope="module")
+def all_tokens_tokenizer(all_tokens_model_dir: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(all_tokens_model_dir)
+
+
+def _config(model_dir: Path, out: Path, template: str) -> RunConfig:
+    return config_from_dict(
         {
             "model_name_or_path": str(model_dir),
             "stage": "sft",
@@ -73,10 +82,26 @@ def _run_two_steps(model_dir: Path, out: Path, template: str) -> None:
             "plot_loss": False,
         }
     )
-    assert train(config).status == "finished"
+
+
+def _run_two_steps(model_dir: Path, out: Path, template: str) -> None:
+    assert train(_config(model_dir, out, template)).status == "finished"
     run = RunDir(out)
     assert run.read_metrics()["global_step"] == 2
     assert all(math.isfinite(row["loss"]) for row in run.read_log() if "loss" in row)
+
+
+@pytest.mark.parametrize("template", sorted(TEMPLATES))
+def test_every_template_prepares_the_training_data(
+    all_tokens_model_dir: Path, all_tokens_tokenizer: Any, tmp_path: Path, template: str
+) -> None:
+    # The template-specific part of a run, for every name in the default suite: the multi-turn records
+    # become sequences whose labels mask the prompts and keep the responses.
+    config = _config(all_tokens_model_dir, tmp_path / "run", template)
+    prepared = prepare_data(config, all_tokens_tokenizer)
+    assert prepared.stats.n_train == 8 and prepared.template.name == template
+    for labels in prepared.train["labels"]:
+        assert -100 in labels and any(label != -100 for label in labels)
 
 
 @pytest.mark.parametrize("template", REPRESENTATIVE)
