@@ -31,7 +31,10 @@ REASONED = TWO_TURNS[:3] + [
 
 @functools.cache
 def family_tokenizer(model_dir: Path, template_name: str, bos: str | None = None, eos: str | None = None):
-    """The tiny tokenizer (cached: nothing changes it afterwards) plus the special tokens template `template_name` is built on (and a real BOS/EOS)."""
+    """The tiny tokenizer plus the special tokens `template_name` is built on, and a real BOS/EOS.
+
+    Cached: no test changes a tokenizer after this.
+    """
     tok = AutoTokenizer.from_pretrained(model_dir)
     template = TEMPLATES[template_name]
     tokens = [t for t in template.required_tokens + template.stop_words if t]
@@ -227,7 +230,9 @@ def test_gpt_uses_the_harmony_channels(tiny_model_dir):
 
 
 # Families whose official template is not available offline: the expected text is written from the
-# format the model card publishes (and LLaMA-Factory uses), so the test pins the format exactly.
+# format the model card publishes, as LLaMA-Factory encodes it (vicuna: LLaMA-Factory encodes the
+# system and USER pieces separately, so a SentencePiece tokenizer puts the space in), so the test pins
+# the format exactly.
 HANDWRITTEN = {
     "mistral": "<s>[INST] Be brief.\n\nWhat is two plus two?[/INST] Four.</s>[INST] And three plus three?[/INST]"
     " Six, of course.</s>",

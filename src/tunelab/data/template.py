@@ -61,7 +61,7 @@ def get_template(name: str | None, tokenizer: Any) -> Template:
 
 
 def template_for(data: DataArgs, tokenizer: Any) -> Template:
-    """The template a run's data settings ask for: ``template`` with ``default_system``, ``tool_format``, ``enable_thinking``."""
+    """The template a run's data settings ask for, with their default_system, tool_format and enable_thinking."""
     return get_template(data.template, tokenizer).with_options(
         default_system=data.default_system, tool_format=data.tool_format, enable_thinking=data.enable_thinking
     )
