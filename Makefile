@@ -20,7 +20,7 @@ endif
 
 PYTEST_ARGS ?=
 
-.PHONY: install browser demo test test-slow lint bench clean
+.PHONY: install browser ci-deps demo test test-ci test-slow lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,12 +46,24 @@ browser:
 		$(SUDO) apt-get install -y -q chromium chromium-driver fonts-wqy-zenhei; \
 	fi
 
+# What the slow CI tests need besides the venv: a PostgreSQL server (shared Optuna study) and its client
+# library, iproute2 for the two-node test's network namespaces.
+ci-deps: install
+	@if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q postgresql iproute2; \
+	fi
+	$(BIN)/pip install --quiet "psycopg[binary]>=3.1,<4"
+
 demo: install
 	$(BIN)/tunelab demo
 
 test: install
 	$(BIN)/ruff check src tests
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The slow tests marked `ci` (multi-process training, two nodes, shared studies, servers, schemathesis).
+test-ci: ci-deps
+	PATH="$$PATH:$$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | tail -1)" $(BIN)/python -m pytest -q -m ci $(PYTEST_ARGS)
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
