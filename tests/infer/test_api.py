@@ -225,6 +225,7 @@ def test_busy_port_fails_fast() -> None:
 
 
 @pytest.mark.slow  # a fresh process imports torch and loads the model: ~10 s idle, 30 s loaded
+@pytest.mark.ci
 def test_cli_serves_with_api_key_from_environment(tiny_model_dir: Path) -> None:
     sock = bind_socket("127.0.0.1", 0)
     port = sock.getsockname()[1]

@@ -177,6 +177,7 @@ def test_tune_show_space_prints_yaml(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_two_workers_share_one_sqlite_study(tiny_model_dir: Path, tmp_path: Path) -> None:
     values = study_values(tiny_model_dir, n_workers=2, pruner="none")
     values["tune"]["space"] = {"learning_rate": {"low": 1e-3, "high": 2e-2, "log": True}}
@@ -215,6 +216,7 @@ def _start_postgres() -> tuple[str, Path]:
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_two_workers_share_a_postgresql_study(tiny_model_dir: Path, tmp_path: Path) -> None:
     url, data = _start_postgres()
     try:
@@ -232,6 +234,7 @@ def test_two_workers_share_a_postgresql_study(tiny_model_dir: Path, tmp_path: Pa
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_ctrl_c_stops_the_study_and_running_again_continues(tiny_model_dir: Path, tmp_path: Path) -> None:
     import signal
     import sys

@@ -146,6 +146,7 @@ def test_a_rejected_combination_is_a_failed_trial(tiny_model_dir: Path, tmp_path
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_parallel_workers_run_the_trials(tiny_model_dir: Path, tmp_path: Path) -> None:
     config = config_from_dict(tiny_values(tiny_model_dir))
     plans = plan_sweep(config, grid={"learning_rate": [1e-3, 1e-2]})

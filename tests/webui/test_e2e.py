@@ -253,6 +253,7 @@ def _fill_small_eval_run(page: Any, tiny_model_dir: Path, max_steps: int) -> Non
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_grid_sweep_shows_trials_live_and_applies_the_best(
     page: Any, tiny_model_dir: Path, webui_root: Path
 ) -> None:
