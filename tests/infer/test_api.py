@@ -134,8 +134,8 @@ def test_sse_wire_format(base_url: str) -> None:
         ({"top_p": 1.5}, "top_p", None),
         ({"max_tokens": 0}, "max_tokens", None),
         ({"n": 2}, "n", "unsupported_parameter"),
-        ({"model": "gpt-4o"}, "model", "model_not_found"),
         ({"messages": []}, "messages", None),
+        ({"model": ""}, "model", None),
         ({"messages": [{"role": "assistant", "content": "hi"}]}, "messages", None),
         ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages.0.role", None),
         ({"frequency_penalty": 0.5}, "frequency_penalty", "unsupported_parameter"),
@@ -170,7 +170,7 @@ def test_api_key_is_required(base_url: str) -> None:
         openai.OpenAI(base_url=f"{base_url}/v1", api_key="wrong", max_retries=0).models.list()
 
 
-def test_over_long_input_is_413(base_url: str, tiny_engine: ChatEngine) -> None:
+def test_over_long_input_is_400_context_length_exceeded(base_url: str, tiny_engine: ChatEngine) -> None:
     long = "learning rate " * tiny_engine.max_context
     for path, body in (
         ("/chat/completions", {"messages": ask(long)}),
@@ -178,7 +178,7 @@ def test_over_long_input_is_413(base_url: str, tiny_engine: ChatEngine) -> None:
         ("/completions", {"prompt": long}),
     ):
         response = post(base_url, path, {"model": MODEL, **body})
-        assert response.status_code == 413, response.text
+        assert response.status_code == 400, response.text
         error = response.json()["error"]
         assert error["code"] == "context_length_exceeded" and str(tiny_engine.max_context) in error["message"]
 
