@@ -169,16 +169,25 @@ class AccessLog:
         start = time.monotonic()
         info: dict[str, Any] = scope.setdefault("tunelab", {})
         status = {"code": 499}  # stays so when the client leaves before any answer
+        logged = False
+
+        def line() -> None:
+            nonlocal logged
+            if not logged:
+                logged = True
+                self._line(scope, info, status["code"], time.monotonic() - start)
 
         async def watch(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                line()  # before the last byte leaves, so the line exists once the client has its answer
             await send(message)
 
         try:
             await self.app(scope, receive, watch)
         finally:
-            self._line(scope, info, status["code"], time.monotonic() - start)
+            line()
 
     def _line(self, scope: Scope, info: dict[str, Any], status: int, latency: float) -> None:
         code = 499 if info.get("client_gone") else status
