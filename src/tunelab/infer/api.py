@@ -64,6 +64,21 @@ class ServeOptions:
     log_prompts: bool = False
     public_docs: bool = False
 
+    def check(self) -> None:
+        """ConfigError naming the flag, before any model is loaded."""
+        for flag, value, low in (
+            ("--max-batch-size", self.max_batch_size, 1),
+            ("--max-waiting", self.max_waiting, 0),
+            ("--max-input-tokens", self.max_input_tokens, 1),
+            ("--max-body-bytes", self.max_body_bytes, 1024),
+        ):
+            if value is not None and value < low:
+                raise ConfigError(f"{flag} {value} is too small", f"use a number >= {low}")
+        if self.request_timeout is not None and self.request_timeout <= 0:
+            raise ConfigError(
+                f"--request-timeout {self.request_timeout} must be positive", "e.g. --request-timeout 120"
+            )
+
 
 def default_model_id(engine_name: str) -> str:
     """The id clients use: a model or run directory's folder name, else the name as given (tiny:llama)."""
@@ -125,6 +140,7 @@ def create_app(
         request_timeout=opts.request_timeout,
         on_tokens=stats.add_tokens,
     )
+
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
