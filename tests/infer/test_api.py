@@ -8,16 +8,14 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 from tunelab.infer.api import create_app
@@ -33,22 +31,9 @@ def ask(question: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": question}]
 
 
-def _start(app: object) -> tuple[uvicorn.Server, threading.Thread, str]:
-    sock = bind_socket("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    host, port = sock.getsockname()[:2]
-    return server, thread, f"http://{host}:{port}"
-
-
 @pytest.fixture(scope="module")
-def base_url(tiny_engine: ChatEngine) -> Iterator[str]:
-    server, thread, url = _start(create_app(tiny_engine, model_id=MODEL, api_key=KEY))
+def base_url(tiny_engine: ChatEngine, start_server: Callable) -> Iterator[str]:
+    server, thread, url = start_server(create_app(tiny_engine, model_id=MODEL, api_key=KEY))
     yield url
     server.should_exit = True
     thread.join(timeout=10)

@@ -6,13 +6,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import openai
 import pytest
 
-from tests.infer.test_api import _start, ask
 from tunelab.infer.api import ServeOptions, create_app
 from tunelab.infer.engine import ChatEngine
 
@@ -21,28 +20,28 @@ MODEL = "tiny"
 
 
 @pytest.fixture(scope="module")
-def url(tiny_engine: ChatEngine) -> Iterator[str]:
+def url(tiny_engine: ChatEngine, start_server: Callable) -> Iterator[str]:
     options = ServeOptions(max_batch_size=4, max_body_bytes=64 * 1024, max_input_tokens=200)
-    server, thread, base = _start(create_app(tiny_engine, model_id=MODEL, api_key=KEY, options=options))
+    server, thread, base = start_server(create_app(tiny_engine, model_id=MODEL, api_key=KEY, options=options))
     yield base
     server.should_exit = True
     thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
-def short_url(tiny_engine: ChatEngine) -> Iterator[str]:
+def short_url(tiny_engine: ChatEngine, start_server: Callable) -> Iterator[str]:
     """The tiny model with a 64-token context, so that a large max_tokens is lowered quickly."""
     short = ChatEngine(
         tiny_engine.model, tiny_engine.tokenizer, tiny_engine.template, max_context=64, name="tiny"
     )
-    server, thread, base = _start(create_app(short, model_id=MODEL, api_key=KEY))
+    server, thread, base = start_server(create_app(short, model_id=MODEL, api_key=KEY))
     yield base
     server.should_exit = True
     thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
-def strict_url(tiny_engine: ChatEngine) -> Iterator[str]:
+def strict_url(tiny_engine: ChatEngine, start_server: Callable) -> Iterator[str]:
     """One row, one waiting place, a 1 s timeout; any model name; open docs; prompts logged."""
     options = ServeOptions(
         max_batch_size=1,
@@ -52,10 +51,14 @@ def strict_url(tiny_engine: ChatEngine) -> Iterator[str]:
         public_docs=True,
         log_prompts=True,
     )
-    server, thread, base = _start(create_app(tiny_engine, model_id=MODEL, api_key=KEY, options=options))
+    server, thread, base = start_server(create_app(tiny_engine, model_id=MODEL, api_key=KEY, options=options))
     yield base
     server.should_exit = True
     thread.join(timeout=10)
+
+
+def ask(question: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": question}]
 
 
 def client(base: str, **kwargs: object) -> openai.OpenAI:
