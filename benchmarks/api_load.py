@@ -220,10 +220,17 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         )
     command = "python benchmarks/api_load.py " + " ".join(sys.argv[1:])
     cpu = _cpu()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (
         f"### tunelab api under load: {args.model}, {args.abandon:.0%} abandoned mid-stream, half streaming\n\n"
         f"`{command}` on {cpu}, {os.cpu_count()} cores, server OMP_NUM_THREADS={args.threads}, "
-        f"{time.strftime('%Y-%m-%d')}\n\n" + "\n".join(lines) + "\n"
+        f"{time.strftime('%Y-%m-%d')}, load average at the end {load}\n\n" + "\n".join(lines) + "\n\n"
+        "Official `openai` client (asyncio) against a real `tunelab api` process on 127.0.0.1; all requests of a "
+        "burst sent at once. Serial is the same server with `--max-batch-size 1`: one request at a time, as "
+        "the server answered before batching. Mismatches: replies that differ from the sequential greedy "
+        "reply to the same prompt and max_tokens. Latencies are of answered requests, from sending to the last "
+        "byte; tokens/s counts their completion tokens over the burst's wall time. Abandoned streams asked "
+        "for 400 tokens each and were closed after their second chunk.\n"
     )
 
 
