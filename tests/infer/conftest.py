@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 import uvicorn
@@ -13,9 +14,19 @@ from tunelab.infer.server import bind_socket
 
 
 @pytest.fixture(scope="session")
-def start_server() -> Callable[[object], tuple[uvicorn.Server, threading.Thread, str]]:
-    """start_server(app) -> (server, thread, base url); stop with server.should_exit = True."""
-    return _start
+def serve_app() -> Callable[[object], contextlib.AbstractContextManager[str]]:
+    """`with serve_app(app) as base_url:` a real uvicorn server, stopped at the end of the block."""
+    return _serving
+
+
+@contextlib.contextmanager
+def _serving(app: object) -> Iterator[str]:
+    server, thread, url = _start(app)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def _start(app: object) -> tuple[uvicorn.Server, threading.Thread, str]:

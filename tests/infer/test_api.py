@@ -32,11 +32,9 @@ def ask(question: str) -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def base_url(tiny_engine: ChatEngine, start_server: Callable) -> Iterator[str]:
-    server, thread, url = start_server(create_app(tiny_engine, model_id=MODEL, api_key=KEY))
-    yield url
-    server.should_exit = True
-    thread.join(timeout=10)
+def base_url(tiny_engine: ChatEngine, serve_app: Callable) -> Iterator[str]:
+    with serve_app(create_app(tiny_engine, model_id=MODEL, api_key=KEY)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,re
 
 @pytest.mark.slow  # ~2-3 minutes: schemathesis' budget (--max-time) plus the model load
 def test_schemathesis_finds_no_server_error_or_spec_mismatch(
-    tiny_engine: ChatEngine, start_server: Callable, tmp_path: Path
+    tiny_engine: ChatEngine, serve_app: Callable, tmp_path: Path
 ) -> None:
     pytest.importorskip("schemathesis")
     # a 64-token context keeps each generated request short, so the budget covers many of them;
@@ -28,14 +28,10 @@ def test_schemathesis_finds_no_server_error_or_spec_mismatch(
         tiny_engine.model, tiny_engine.tokenizer, tiny_engine.template, max_context=64, name="tiny"
     )
     options = ServeOptions(request_timeout=20, max_body_bytes=256 * 1024, accept_any_model=True)
-    server, thread, url = start_server(create_app(short, model_id="tiny", api_key=KEY, options=options))
-    try:
+    with serve_app(create_app(short, model_id="tiny", api_key=KEY, options=options)) as url:
         command = [sys.executable, "-m", "schemathesis.cli", "run", f"{url}/openapi.json",
                    "-H", f"Authorization: Bearer {KEY}", "--checks", CHECKS, "--max-examples", "40",
                    "--max-time", "120", "--request-timeout", "30", "--seed", "1", "--workers", "1",
                    "--suppress-health-check", "all"]  # fmt: skip
         result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

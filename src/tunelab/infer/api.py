@@ -30,7 +30,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from tunelab.errors import ConfigError, DataError
-from tunelab.infer.api_errors import ERROR_RESPONSES, install_error_handlers, protected_docs
+from tunelab.infer.api_errors import ERROR_RESPONSES, STREAMED_OK, install_error_handlers, protected_docs
 from tunelab.infer.api_http import AccessLog, BodyLimit, ServerStats, note, prometheus_text
 from tunelab.infer.api_schema import (
     APIError,
@@ -226,6 +226,14 @@ def create_app(
             raise APIError(
                 504, f"{exc.message}; {exc.hint}", type_="timeout_error", code="request_timeout"
             ) from None
+        except RequestCancelled:
+            raise APIError(
+                503, "the server is shutting down", type_="server_error", code="shutting_down"
+            ) from None
+        except (RuntimeError, ValueError) as exc:  # torch/transformers failures during generation
+            raise APIError(
+                500, f"generation failed: {exc}", type_="server_error", code="generation_failed"
+            ) from None
         finally:
             for request in requests:
                 request.cancel()
@@ -281,7 +289,7 @@ def create_app(
             raise APIError(404, f"The model {name!r} does not exist.", param="model", code="model_not_found")
         return model_card()
 
-    @v1.post("/chat/completions", response_model=None)
+    @v1.post("/chat/completions", response_model=None, responses=STREAMED_OK)
     async def chat_completions(body: ChatRequest, http: Request) -> Any:
         check_model(body.model)
         check_supported(body)
@@ -322,7 +330,7 @@ def create_app(
                           usage=_usage([reply]))  # fmt: skip
         return _with_notice(result, _clamp_notice(request))
 
-    @v1.post("/completions", response_model=None)
+    @v1.post("/completions", response_model=None, responses=STREAMED_OK)
     async def completions(body: CompletionRequest, http: Request) -> Any:
         check_model(body.model)
         check_supported(body)

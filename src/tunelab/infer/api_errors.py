@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tunelab.infer.api_schema import APIError, ErrorResponse, error_body
 
-__all__ = ["ERROR_RESPONSES", "install_error_handlers", "json_error_message", "protected_docs"]
+__all__ = ["ERROR_RESPONSES", "STREAMED_OK", "install_error_handlers", "json_error_message", "protected_docs"]
 
 _WHY = {
     400: "Invalid request (bad JSON, a value out of range, an unsupported parameter, a prompt longer "
@@ -34,6 +34,14 @@ _WHY = {
 }
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": why} for status, why in _WHY.items()
+}
+
+# the generation endpoints answer JSON, or server-sent events when the request says "stream": true
+STREAMED_OK: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The completion (JSON), or with stream=true its chunks as server-sent events",
+        "content": {"application/json": {}, "text/event-stream": {"schema": {"type": "string"}}},
+    }
 }
 
 
