@@ -91,7 +91,7 @@ def test_cancel_and_timeout_free_the_row(tiny_engine: ChatEngine) -> None:
             hogs[0].wait()
         assert len(hogs[0].ids) < 2000
         reply = scheduler.submit_chat(ask("Hi"), max_new_tokens=4).wait()
-        assert reply.completion_tokens <= 4 and scheduler.n_running == 0
+        assert reply.completion_tokens <= 4 and len(hogs[1].ids) < 2000
     finally:
         scheduler.close()
     timed = Scheduler(tiny_engine, request_timeout=0.3)

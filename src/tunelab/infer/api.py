@@ -109,7 +109,7 @@ def _chat_messages(request: ChatRequest) -> list[dict[str, str]]:
 
 
 def _clamp_notice(request: GenerationRequest) -> str | None:
-    asked = getattr(request, "requested", request.max_new)
+    asked = request.requested
     if asked <= request.max_new:
         return None
     return (

@@ -40,7 +40,19 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 STREAMED_OK: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The completion (JSON), or with stream=true its chunks as server-sent events",
-        "content": {"application/json": {}, "text/event-stream": {"schema": {"type": "string"}}},
+        "content": {
+            "application/json": {},
+            # before OpenAPI 3.2, an event stream's `schema` describes each event
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "data": {"type": "string", "description": "a JSON chunk; the last is [DONE]"}
+                    },
+                    "required": ["data"],
+                }
+            },
+        },
     }
 }
 

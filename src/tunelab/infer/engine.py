@@ -8,8 +8,9 @@ The one generation path behind `tunelab eval` (predictions), `tunelab chat` and 
     engine.complete("Once upon a time", max_new_tokens=20)
 
 Generation settings default to the config's `generation:` group and can be overridden per call with the
-same key names. Calls are serialised by a lock, so one engine can be shared by the threads of a server:
-outputs never mix, and on a CPU running two generations at once would not be faster anyway.
+same key names. Calls are serialised by a lock, so one engine can be shared by threads: outputs never
+mix. `tunelab api` does not queue on that lock: its scheduler (infer/scheduler.py) decodes all
+concurrent requests as one batch on the same model.
 """
 
 from __future__ import annotations

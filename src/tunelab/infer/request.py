@@ -55,6 +55,7 @@ class GenerationRequest:
     stop: list[str]
     strip: bool
     timeout: float | None = None
+    requested: int = 0  # the max_new_tokens asked for, before `max_new` fitted it to the context
     loop: asyncio.AbstractEventLoop | None = None
     ids: list[int] = field(default_factory=list)
     cancelled: threading.Event = field(default_factory=threading.Event)

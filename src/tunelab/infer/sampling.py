@@ -63,6 +63,7 @@ def choose_tokens(logits: Any, rows: Sequence[RowSampling], histories: Sequence[
             scores[seen] = torch.where(
                 picked < 0, picked * row.repetition_penalty, picked / row.repetition_penalty
             )
+            scores = _finite(scores)  # a penalty near 0 divides a score into +inf
         if row.greedy:
             chosen[i] = int(scores.argmax())
             continue
@@ -73,7 +74,7 @@ def choose_tokens(logits: Any, rows: Sequence[RowSampling], histories: Sequence[
 def _sample(scores: Any, row: RowSampling) -> int:
     import torch
 
-    scores = scores / max(row.temperature, 1e-5)
+    scores = _finite(scores / max(row.temperature, 1e-5))
     if 0 < row.top_k < scores.numel():
         kth = torch.topk(scores, row.top_k).values[-1]
         scores = scores.masked_fill(scores < kth, float("-inf"))
@@ -81,6 +82,16 @@ def _sample(scores: Any, row: RowSampling) -> int:
         ordered, order = torch.sort(scores, descending=True)
         cumulative = ordered.softmax(-1).cumsum(-1)
         drop = cumulative - ordered.softmax(-1) >= row.top_p  # keep the smallest set reaching top_p
+        drop[0] = False  # and always the most likely token (a top_p that rounds to 0 keeps just it)
         scores = scores.masked_fill(torch.zeros_like(drop).scatter(0, order, drop), float("-inf"))
     probs = scores.softmax(-1).cpu()
+    if not bool(torch.isfinite(probs).all()) or float(probs.sum()) <= 0:
+        return int(scores.argmax())  # nothing left to sample from: the most likely token
     return int(torch.multinomial(probs, 1, generator=row.generator))
+
+
+def _finite(scores: Any) -> Any:
+    """+inf as the largest float (ties share the probability), NaN as excluded (-inf)."""
+    import torch
+
+    return torch.nan_to_num(scores, nan=float("-inf"), posinf=torch.finfo(scores.dtype).max)

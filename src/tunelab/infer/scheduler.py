@@ -114,9 +114,8 @@ class Scheduler:
         )
         request = GenerationRequest(
             self.engine, list(prompt), sampling, max_new, [s for s in stop or [] if s], strip,
-            timeout=self.request_timeout, loop=loop,
+            timeout=self.request_timeout, requested=settings.max_new_tokens, loop=loop,
         )  # fmt: skip
-        request.requested = settings.max_new_tokens  # type: ignore[attr-defined]
         with self._cond:
             if self._closed:
                 raise ResourceError("the server is shutting down", "retry against a running server")
