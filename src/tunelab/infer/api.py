@@ -285,8 +285,7 @@ def create_app(
 
     @v1.get("/models/{name:path}")
     def get_model(name: str) -> dict[str, Any]:
-        if name not in (served, engine.name):
-            raise APIError(404, f"The model {name!r} does not exist.", param="model", code="model_not_found")
+        check_model(name)
         return model_card()
 
     @v1.post("/chat/completions", response_model=None, responses=STREAMED_OK)
