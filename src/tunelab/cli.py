@@ -274,7 +274,7 @@ def api_cmd(
     host: str = typer.Option("127.0.0.1", "--host", help=t("api.host")),
     port: int = typer.Option(8000, "--port", help=t("api.port")),
     model_name: str | None = typer.Option(None, "--model-name", help=t("api.model_name")),
-    max_batch_size: int = typer.Option(8, "--max-batch-size", help=t("api.max_batch_size")),
+    max_batch_size: int = typer.Option(32, "--max-batch-size", help=t("api.max_batch_size")),
     max_waiting: int = typer.Option(256, "--max-waiting", help=t("api.max_waiting")),
     max_input_tokens: int | None = typer.Option(None, "--max-input-tokens", help=t("api.max_input_tokens")),
     request_timeout: float | None = typer.Option(None, "--request-timeout", help=t("api.request_timeout")),

@@ -55,7 +55,7 @@ __all__ = ["ServeOptions", "create_app", "default_model_id"]
 class ServeOptions:
     """How the server batches, limits and logs (the `tunelab api` flags of the same names)."""
 
-    max_batch_size: int = 8
+    max_batch_size: int = 32
     max_waiting: int = 256
     max_input_tokens: int | None = None
     request_timeout: float | None = None
