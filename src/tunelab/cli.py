@@ -274,6 +274,14 @@ def api_cmd(
     host: str = typer.Option("127.0.0.1", "--host", help=t("api.host")),
     port: int = typer.Option(8000, "--port", help=t("api.port")),
     model_name: str | None = typer.Option(None, "--model-name", help=t("api.model_name")),
+    max_batch_size: int = typer.Option(32, "--max-batch-size", help=t("api.max_batch_size")),
+    max_waiting: int = typer.Option(256, "--max-waiting", help=t("api.max_waiting")),
+    max_input_tokens: int | None = typer.Option(None, "--max-input-tokens", help=t("api.max_input_tokens")),
+    request_timeout: float | None = typer.Option(None, "--request-timeout", help=t("api.request_timeout")),
+    max_body_bytes: int = typer.Option(4 * 1024 * 1024, "--max-body-bytes", help=t("api.max_body_bytes")),
+    accept_any_model: bool = typer.Option(False, "--accept-any-model", help=t("api.accept_any_model")),
+    log_prompts: bool = typer.Option(False, "--log-prompts", help=t("api.log_prompts")),
+    public_docs: bool = typer.Option(False, "--public-docs", help=t("api.public_docs")),
 ) -> None:
     import os
 
@@ -281,11 +289,17 @@ def api_cmd(
     api_key = os.environ.get("TUNELAB_API_KEY") or None
 
     def go() -> None:
+        from tunelab.infer.api import ServeOptions
         from tunelab.infer.server import serve_api
 
+        options = ServeOptions(
+            max_batch_size=max_batch_size, max_waiting=max_waiting, max_input_tokens=max_input_tokens,
+            request_timeout=request_timeout, max_body_bytes=max_body_bytes, accept_any_model=accept_any_model,
+            log_prompts=log_prompts, public_docs=public_docs,
+        )  # fmt: skip
         serve_api(
             path, items, model=model, adapter=adapter, run=run, template=template,
-            host=host, port=port, api_key=api_key, model_id=model_name, console=_console(),
+            host=host, port=port, api_key=api_key, model_id=model_name, options=options, console=_console(),
         )  # fmt: skip
 
     _run(go)

@@ -73,6 +73,38 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Model id clients use in requests (default: the run or model directory name).",
         "zh": "客户端请求中使用的模型 id（默认：运行目录或模型目录名）。",
     },
+    "api.max_batch_size": {
+        "en": "Most requests decoded together in one batch (1 = one at a time).",
+        "zh": "同一批中一起解码的最多请求数（1 = 逐个处理）。",
+    },
+    "api.max_waiting": {
+        "en": "Most requests waiting for a batch slot; beyond it the server answers 429 with Retry-After.",
+        "zh": "等待批次空位的最多请求数；超过时返回 429 并附 Retry-After。",
+    },
+    "api.max_input_tokens": {
+        "en": "Longest prompt accepted, in tokens (default: the model's context); longer: 400 context_length_exceeded.",
+        "zh": "接受的最长提示（token 数，默认为模型上下文长度）；更长时返回 400 context_length_exceeded。",
+    },
+    "api.request_timeout": {
+        "en": "Seconds a request may take before it is stopped (504); default: no limit.",
+        "zh": "请求最长耗时（秒），超时即停止并返回 504；默认不限。",
+    },
+    "api.max_body_bytes": {
+        "en": "Largest request body, in bytes; larger bodies get 413 before they are read.",
+        "zh": "请求体的最大字节数；更大的请求体在读取前即返回 413。",
+    },
+    "api.accept_any_model": {
+        "en": "Answer requests whatever their `model` name (LLaMA-Factory's behaviour); default: 404 model_not_found.",
+        "zh": "无论请求中的 `model` 名称为何都应答（LLaMA-Factory 的行为）；默认返回 404 model_not_found。",
+    },
+    "api.log_prompts": {
+        "en": "Write the prompt text into the access log (off by default: prompts may be private).",
+        "zh": "在访问日志中记录提示文本（默认关闭：提示可能涉及隐私）。",
+    },
+    "api.public_docs": {
+        "en": "Serve /docs and /openapi.json without the API key.",
+        "zh": "无需 API 密钥即可访问 /docs 和 /openapi.json。",
+    },
     "eval": {
         "en": "Evaluate a model: loss/perplexity on the eval split, generated answers with BLEU/ROUGE "
         "(--predict), a multiple-choice benchmark (--task tunelab_mc), and before vs after with --compare "

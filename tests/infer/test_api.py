@@ -8,16 +8,14 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 from tunelab.infer.api import create_app
@@ -33,25 +31,10 @@ def ask(question: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": question}]
 
 
-def _start(app: object) -> tuple[uvicorn.Server, threading.Thread, str]:
-    sock = bind_socket("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    host, port = sock.getsockname()[:2]
-    return server, thread, f"http://{host}:{port}"
-
-
 @pytest.fixture(scope="module")
-def base_url(tiny_engine: ChatEngine) -> Iterator[str]:
-    server, thread, url = _start(create_app(tiny_engine, model_id=MODEL, api_key=KEY))
-    yield url
-    server.should_exit = True
-    thread.join(timeout=10)
+def base_url(tiny_engine: ChatEngine, serve_app: Callable) -> Iterator[str]:
+    with serve_app(create_app(tiny_engine, model_id=MODEL, api_key=KEY)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -134,8 +117,8 @@ def test_sse_wire_format(base_url: str) -> None:
         ({"top_p": 1.5}, "top_p", None),
         ({"max_tokens": 0}, "max_tokens", None),
         ({"n": 2}, "n", "unsupported_parameter"),
-        ({"model": "gpt-4o"}, "model", "model_not_found"),
         ({"messages": []}, "messages", None),
+        ({"model": ""}, "model", None),
         ({"messages": [{"role": "assistant", "content": "hi"}]}, "messages", None),
         ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages.0.role", None),
         ({"frequency_penalty": 0.5}, "frequency_penalty", "unsupported_parameter"),
@@ -170,7 +153,7 @@ def test_api_key_is_required(base_url: str) -> None:
         openai.OpenAI(base_url=f"{base_url}/v1", api_key="wrong", max_retries=0).models.list()
 
 
-def test_over_long_input_is_413(base_url: str, tiny_engine: ChatEngine) -> None:
+def test_over_long_input_is_400_context_length_exceeded(base_url: str, tiny_engine: ChatEngine) -> None:
     long = "learning rate " * tiny_engine.max_context
     for path, body in (
         ("/chat/completions", {"messages": ask(long)}),
@@ -178,7 +161,7 @@ def test_over_long_input_is_413(base_url: str, tiny_engine: ChatEngine) -> None:
         ("/completions", {"prompt": long}),
     ):
         response = post(base_url, path, {"model": MODEL, **body})
-        assert response.status_code == 413, response.text
+        assert response.status_code == 400, response.text
         error = response.json()["error"]
         assert error["code"] == "context_length_exceeded" and str(tiny_engine.max_context) in error["message"]
 

@@ -117,8 +117,8 @@ def test_completion_keeps_whitespace_at_its_ends(tiny_engine: ChatEngine) -> Non
     tok = tiny_engine.tokenizer
     ids = tok.encode(" blue sky \n", add_special_tokens=False)
     assert tok.decode(ids) == " blue sky \n"  # the tokenizer round-trips the spaces
-    raw = tiny_engine._finish(ids, 3, 20, None, strip=False)
-    chat = tiny_engine._finish(ids, 3, 20, None)
+    raw = tiny_engine.finish_reply(ids, 3, 20, None, strip=False)
+    chat = tiny_engine.finish_reply(ids, 3, 20, None)
     assert raw.text == " blue sky \n" and chat.text == "blue sky"
     prompt = "the learning rate"
     reply = tiny_engine.complete(prompt, max_new_tokens=12)

@@ -208,6 +208,42 @@ def test_chat_streams_a_reply(page: Any, served_app: tuple[Any, str], tiny_model
     )
 
 
+def test_chat_sessions_keep_their_own_model(
+    browser: Any, served_app: tuple[Any, str], tiny_model_dir: Path
+) -> None:
+    """Two tabs are two sessions: B's Unload leaves A's loaded model and conversation alone."""
+    tabs = []
+    for _ in range(2):
+        tab = browser.new_page()
+        tab.set_default_timeout(30_000)
+        tab.goto(served_app[1])
+        tab.locator("#tl-lang").wait_for()
+        _type_custom(tab, "field-model_name_or_path", str(tiny_model_dir))
+        tab.get_by_role("tab", name="Chat").click()
+        tab.locator("#tl-chat-load").click()
+        _wait_for(
+            lambda t=tab: "Loaded" in t.locator("#tl-chat-status").inner_text(), 90, "the model to load"
+        )
+        tabs.append(tab)
+    first, second = tabs
+    try:
+        second.locator("#tl-chat-unload").click()
+        _wait_for(lambda: "unloaded" in second.locator("#tl-chat-status").inner_text(), 30, "the unload")
+        first.locator("#tl-chat-max-new-tokens input").fill("12")
+        first.locator("#tl-chat-input textarea").fill("Who are you?")
+        first.locator("#tl-chat-send").click()
+        _wait_for(lambda: "generated" in first.locator("#tl-chat-status").inner_text(), 60, "A's reply")
+        second.locator("#tl-chat-input textarea").fill("Hi")
+        second.locator("#tl-chat-send").click()
+        _wait_for(
+            lambda: "Load a model first" in second.locator("#tl-chat-status").inner_text(), 30, "B's notice"
+        )
+        _shot(first, "chat-session-a")
+    finally:
+        for tab in tabs:
+            tab.close()
+
+
 def test_export_merges_and_verifies(
     page: Any, served_app: tuple[Any, str], tiny_model_dir: Path, webui_root: Path
 ) -> None:

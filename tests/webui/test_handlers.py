@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from tunelab.runs.rundir import RunDir
-from tunelab.webui.tabs.chat import stream_reply
+from tunelab.webui.tabs.chat import load_model, stream_reply, unload_model
 from tunelab.webui.tabs.evaluate import eval_results
 from tunelab.webui.tabs.export import export_report
 from tunelab.webui.watch import curve_figure, curve_frame, events_html, read_progress
@@ -97,8 +97,7 @@ def test_export_report_shows_the_verification(tmp_path: Path) -> None:
 
 
 def test_chat_reply_streams_in_pieces(tiny_engine) -> None:
-    ctx = SimpleNamespace(engine=tiny_engine)
-    states = list(stream_reply(ctx, "en", "Who are you?", [], "", 0.0, 0.9, 16))
+    states = list(stream_reply(tiny_engine, "en", "Who are you?", [], "", 0.0, 0.9, 16))
     replies = [s[0][-1]["content"] for s in states if s[0] and s[0][-1]["role"] == "assistant"]
     assert len(set(replies)) >= 3, "the reply should arrive piece by piece"
     assert all(b.startswith(a) for a, b in zip(replies, replies[1:]))  # each state extends the last
@@ -106,13 +105,35 @@ def test_chat_reply_streams_in_pieces(tiny_engine) -> None:
     assert history[0] == {"role": "user", "content": "Who are you?"} and cleared == ""
     assert "generated" in status
     # the history goes back into the next turn
-    follow = list(stream_reply(ctx, "en", "And?", history, "Be brief.", 0.0, 0.9, 8))[-1][0]
+    follow = list(stream_reply(tiny_engine, "en", "And?", history, "Be brief.", 0.0, 0.9, 8))[-1][0]
     assert [m["role"] for m in follow] == ["user", "assistant", "user", "assistant"]
 
 
 def test_chat_without_a_model_asks_to_load_one() -> None:
-    ((history, kept, status),) = stream_reply(SimpleNamespace(engine=None), "zh", "hi", [], "", 0.7, 0.9, 8)
+    ((history, kept, status),) = stream_reply(None, "zh", "hi", [], "", 0.7, 0.9, 8)
     assert history == [] and kept == "hi" and "请先加载模型" in status
+
+
+def test_chat_sessions_do_not_share_a_model(tiny_model_dir: Path) -> None:
+    from tunelab.config import config_from_dict
+
+    config = config_from_dict(
+        {"model_name_or_path": str(tiny_model_dir), "template": "chatml", "compute_type": "fp32"}
+    )
+    ctx = SimpleNamespace(form_config=lambda values: (None, config))
+    status_a, engine_a = load_model(ctx, "en", [], None)
+    status_b, engine_b = load_model(ctx, "en", [], None)
+    assert engine_a is not None and engine_b is not None and engine_a is not engine_b
+    assert "this browser session" in status_a
+    reply_a = stream_reply(engine_a, "en", "Who are you?", [], "", 0.0, 0.9, 12)
+    first = next(reply_a)  # session A is mid-reply ...
+    _, engine_b = unload_model("en", engine_b)  # ... when session B unloads its model
+    _, engine_a_state = unload_model("en", engine_a)  # and even when A's own state is cleared
+    assert engine_b is None and engine_a_state is None
+    rest = [first, *reply_a]
+    assert rest[-1][0][-1]["role"] == "assistant" and "generated" in rest[-1][2]
+    ((_, _, status),) = stream_reply(engine_b, "en", "hi", [], "", 0.0, 0.9, 8)
+    assert "Load a model first" in status  # B's session has no model; A's reply was not broken
 
 
 def _run_with_config(path: Path, lr: float, losses: list[float]) -> Path:

@@ -78,6 +78,13 @@ class ModelArgs(Group):
         en="Quantize the 4-bit quantization constants too (saves ~0.4 bit per parameter).",
         zh="对 4 比特量化常数再做一次量化（每参数约省 0.4 比特）。",
     )
+    infer_backend: Literal["huggingface", "vllm", "sglang"] = field(
+        "huggingface",
+        en="Engine behind `tunelab api`: huggingface (tunelab's own batching engine, CPU or GPU), "
+        "vllm or sglang (those packages' servers; they need a CUDA GPU).",
+        zh="`tunelab api` 使用的推理引擎：huggingface（tunelab 自带的批处理引擎，CPU 或 GPU）、"
+        "vllm 或 sglang（这些包自带的服务器，需要 CUDA GPU）。",
+    )
     rope_scaling: Literal["linear", "dynamic", "yarn", "llama3"] | None = field(
         None,
         en="RoPE scaling method to extend the context beyond the model's trained length.",

@@ -1,6 +1,6 @@
 """Request bodies of the OpenAI-compatible API, validated with OpenAI's ranges, and the error body.
 
-Fields a client may send that change nothing here (user, seed, metadata, store, ...) are accepted and
+Fields a client may send that change nothing here (user, metadata, store, ...) are accepted and
 ignored, as other OpenAI-compatible servers do. Fields whose meaning tunelab cannot honour (n > 1,
 logprobs, tools, penalties other than 0, a JSON response_format) are rejected with a 400 that names
 the field, instead of answering as if they had been applied.
@@ -8,12 +8,13 @@ the field, instead of answering as if they had been applied.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "APIError",
+    "ErrorResponse",
     "ChatMessage",
     "ChatRequest",
     "CompletionRequest",
@@ -30,8 +31,21 @@ def error_body(message: str, type_: str, param: str | None = None, code: str | N
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorResponse(BaseModel):
+    """Every error the server answers (documented in /openapi.json for each status it can send)."""
+
+    error: ErrorDetail
+
+
 class APIError(Exception):
-    """An error answered as an OpenAI-style JSON body with an HTTP status."""
+    """An error answered as an OpenAI-style JSON body with an HTTP status (and optional headers)."""
 
     def __init__(
         self,
@@ -41,10 +55,12 @@ class APIError(Exception):
         param: str | None = None,
         code: str | None = None,
         type_: str = "invalid_request_error",
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.body = error_body(message, type_, param, code)
+        self.headers = headers
 
 
 class _Request(BaseModel):
@@ -61,7 +77,7 @@ class ChatMessage(BaseModel):
 class _Sampling(_Request):
     """Generation fields shared by both endpoints (top_k and repetition_penalty as in vLLM)."""
 
-    model: str
+    model: str = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
@@ -74,10 +90,11 @@ class _Sampling(_Request):
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     logit_bias: dict[str, float] | None = None
+    seed: int | None = None
 
 
 class ChatRequest(_Sampling):
-    messages: list[ChatMessage]
+    messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     logprobs: bool | None = None
     tools: list[dict[str, Any]] | None = None
@@ -85,7 +102,10 @@ class ChatRequest(_Sampling):
 
 
 class CompletionRequest(_Sampling):
-    prompt: str | list[str]
+    prompt: (
+        Annotated[str, Field(min_length=1)]
+        | Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    )
     echo: bool = False
     suffix: str | None = None
     logprobs: int | None = None
@@ -125,13 +145,15 @@ def generation_kwargs(request: _Sampling) -> dict[str, Any]:
     """Engine keyword arguments (GenerationArgs names) for the request; unset fields keep the defaults.
 
     As in OpenAI's API a temperature above 0 samples and 0 is greedy; with no temperature the server's
-    configured generation settings decide (greedy unless do_sample is set in the config).
+    configured generation settings decide (greedy unless do_sample is set in the config). `seed` makes
+    sampling repeatable: the same seed and settings give the same reply.
     """
     gen: dict[str, Any] = {
         "max_new_tokens": getattr(request, "max_completion_tokens", None) or request.max_tokens,
         "top_p": request.top_p,
         "top_k": request.top_k,
         "repetition_penalty": request.repetition_penalty,
+        "seed": request.seed,
     }
     if request.temperature is not None:
         gen["temperature"] = request.temperature

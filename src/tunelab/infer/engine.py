@@ -8,8 +8,9 @@ The one generation path behind `tunelab eval` (predictions), `tunelab chat` and 
     engine.complete("Once upon a time", max_new_tokens=20)
 
 Generation settings default to the config's `generation:` group and can be overridden per call with the
-same key names. Calls are serialised by a lock, so one engine can be shared by the threads of a server:
-outputs never mix, and on a CPU running two generations at once would not be faster anyway.
+same key names. Calls are serialised by a lock, so one engine can be shared by threads: outputs never
+mix. `tunelab api` does not queue on that lock: its scheduler (infer/scheduler.py) decodes all
+concurrent requests as one batch on the same model.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pydantic import ValidationError
 
 from tunelab.config import GenerationArgs
 from tunelab.errors import ConfigError, DataError
-from tunelab.infer.streaming import CancelCriteria, ReplyStream, TokenStreamer, first_stop
+from tunelab.infer.streaming import CancelCriteria, PieceFilter, ReplyStream, TokenStreamer, first_stop
 
 if TYPE_CHECKING:
     from tunelab.config import RunConfig
@@ -192,7 +193,7 @@ class ChatEngine:
         replies: list[Reply] = []
         for start in range(0, len(prompts), batch_size):
             chunk = [list(p) for p in prompts[start : start + batch_size]]
-            max_new = self._room(chunk, settings.max_new_tokens)
+            max_new = self.room(chunk, settings.max_new_tokens)
             input_ids, attention = self._left_pad(chunk)
             with self._lock, torch.inference_mode():
                 output = self.model.generate(
@@ -202,7 +203,7 @@ class ChatEngine:
                 )
             width = input_ids.shape[1]
             for prompt, row in zip(chunk, output[:, width:].tolist()):
-                replies.append(self._finish(row, len(prompt), max_new, stop, strip=strip))
+                replies.append(self.finish_reply(row, len(prompt), max_new, stop, strip=strip))
             if progress is not None:
                 progress(len(chunk))
         return replies
@@ -214,7 +215,7 @@ class ChatEngine:
         settings = self.settings(**gen)
         if settings.num_beams > 1:
             raise ConfigError("streaming does not work with beam search", "set num_beams=1 to stream")
-        max_new = self._room([prompt], settings.max_new_tokens)
+        max_new = self.room([prompt], settings.max_new_tokens)
         cancel = threading.Event()
         finish: dict[str, Any] = {}
         pieces = self._stream_pieces(prompt, settings, max_new, list(stop or []), cancel, finish, strip)
@@ -247,36 +248,26 @@ class ChatEngine:
 
         worker = threading.Thread(target=work, name="tunelab-generate", daemon=True)
         worker.start()
-        # Text not yet released: it may be the start of a stop string, or whitespace that Reply.text
-        # strips at the ends (when `strip`). So the pieces always add up to exactly Reply.text.
-        held = ""
-        started = not strip
-        keep = max((len(s) for s in stop), default=1) - 1
+        released = PieceFilter(stop, strip=strip)
         try:
             for piece in streamer:
-                held += piece
-                if not started:
-                    held = held.lstrip()
-                cut = first_stop(held, stop)
-                if cut is not None:
-                    held = held[:cut]
+                out = released.feed(piece)
+                if released.stopped:
                     cancel.set()
                     break
-                release = len(held) - keep
-                while strip and release > 0 and held[release - 1].isspace():
-                    release -= 1
-                if release > 0:
-                    started = True
-                    yield held[:release]
-                    held = held[release:]
-            tail = held.rstrip() if strip else held
+                if out:
+                    yield out
+            tail = released.tail()
             if tail:
                 yield tail
         finally:
             cancel.set()
-            worker.join()
+            # a stream dropped without being closed is finalised by whichever thread collects it,
+            # possibly the worker itself, which cannot join itself (it ends on its own once cancelled)
+            if threading.current_thread() is not worker:
+                worker.join()
         streamer.raise_failure()
-        finish["reply"] = self._finish(streamer.ids, len(prompt), max_new, stop, strip=strip)
+        finish["reply"] = self.finish_reply(streamer.ids, len(prompt), max_new, stop, strip=strip)
 
     def next_token_logprobs(
         self,
@@ -296,7 +287,7 @@ class ChatEngine:
         rows: list[list[float]] = []
         for start in range(0, len(prompts), batch_size):
             chunk = [list(p) for p in prompts[start : start + batch_size]]
-            self._room(chunk, 1)
+            self.room(chunk, 1)
             input_ids, attention = self._left_pad(chunk)
             # left padding shifts positions; count them from each row's first real token instead
             positions = (attention.cumsum(-1) - 1).clamp(min=0)
@@ -310,7 +301,7 @@ class ChatEngine:
                 progress(len(chunk))
         return rows
 
-    def _room(self, prompts: list[list[int]], max_new_tokens: int) -> int:
+    def room(self, prompts: list[list[int]], max_new_tokens: int) -> int:
         """max_new_tokens, shortened so that prompt + answer fit the model's context."""
         longest = max(len(p) for p in prompts)
         if longest >= self.max_context:
@@ -356,7 +347,7 @@ class ChatEngine:
             kwargs["stopping_criteria"] = StoppingCriteriaList([CancelCriteria(cancel)])
         return kwargs
 
-    def _finish(
+    def finish_reply(
         self, ids: list[int], n_prompt: int, max_new: int, stop: Sequence[str] | None, *, strip: bool = True
     ) -> Reply:
         """Decode generated ids up to the first stop token (or stop string); count what was generated."""

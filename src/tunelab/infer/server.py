@@ -2,11 +2,14 @@
 
 The listening socket is bound before the model loads, so a busy port fails at once with a clear
 error instead of after a minute of loading. The default address 127.0.0.1 keeps the server on this
-machine; binding elsewhere without an API key prints a warning.
+machine; binding elsewhere without an API key prints a warning. With `infer_backend: vllm | sglang`
+the config's model is served by that engine instead (infer/external.py). Each request leaves one
+access-log line on stderr (logger `tunelab.api`).
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +19,7 @@ from tunelab.errors import ConfigError, ResourceError
 
 if TYPE_CHECKING:
     from tunelab.config import RunConfig
+    from tunelab.infer.api import ServeOptions
     from tunelab.infer.engine import ChatEngine
 
 __all__ = ["bind_socket", "serve", "serve_api"]
@@ -51,6 +55,7 @@ def serve(
     api_key: str | None = None,
     model_id: str | None = None,
     sock: socket.socket | None = None,
+    options: ServeOptions | None = None,
     console: Any = None,
 ) -> None:
     """Serve `engine` until interrupted (Ctrl-C)."""
@@ -60,7 +65,8 @@ def serve(
 
     sock = sock or bind_socket(host, port)
     served = model_id or default_model_id(engine.name)
-    app = create_app(engine, model_id=served, api_key=api_key)
+    app = create_app(engine, model_id=served, api_key=api_key, options=options)
+    _log_to_stderr()
     bound_host, bound_port = sock.getsockname()[:2]
     if console is not None:
         console.print(
@@ -89,16 +95,39 @@ def serve_api(
     port: int = 8000,
     api_key: str | None = None,
     model_id: str | None = None,
+    options: ServeOptions | None = None,
     console: Any = None,
 ) -> None:
     """Load the model a config, run directory or `model=` [+ `adapter=`] names, and serve it."""
-    from tunelab.infer.engine import chat_engine
+    from tunelab.infer.api import ServeOptions
+    from tunelab.infer.engine import load_engine
+    from tunelab.infer.source import resolve_config
 
+    options = options or ServeOptions()
+    options.check()
+    resolved = resolve_config(config, overrides, model=model, adapter=adapter, run=run, template=template)
+    if resolved.model.infer_backend != "huggingface":
+        from tunelab.infer.external import run_backend
+
+        run_backend(resolved, host=host, port=port, api_key=api_key, model_id=model_id)
+        return
     sock = bind_socket(host, port)
     try:
         if console is not None:
             console.print("loading the model ...", highlight=False)
-        engine = chat_engine(config, overrides, model=model, adapter=adapter, run=run, template=template)
-        serve(engine, host=host, port=port, api_key=api_key, model_id=model_id, sock=sock, console=console)
+        engine = load_engine(resolved, name=str(run) if run is not None else None)
+        serve(engine, host=host, port=port, api_key=api_key, model_id=model_id, sock=sock, options=options,
+              console=console)  # fmt: skip
     finally:
         sock.close()
+
+
+def _log_to_stderr() -> None:
+    """Access-log lines ('<client> POST /v1/chat/completions 200 tokens_in=.. tokens_out=.. 0.153s')."""
+    logger = logging.getLogger("tunelab.api")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False

@@ -1,4 +1,8 @@
-"""Streaming pieces of the engine: the reader-side iterator, the generate-side token sink, cancellation."""
+"""Streaming pieces of the engine: id -> text decoding, the release of text pieces, cancellation.
+
+Two producers feed the same text logic: transformers' `generate` (through TokenStreamer, for the
+engine's own streams) and the batching scheduler (one token id at a time per request).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tunelab.infer.engine import Reply
 
-__all__ = ["CancelCriteria", "ReplyStream", "TokenStreamer", "first_stop"]
+__all__ = ["CancelCriteria", "IncrementalText", "PieceFilter", "ReplyStream", "TokenStreamer", "first_stop"]
 
 
 class ReplyStream:
@@ -66,42 +70,106 @@ class CancelCriteria:
         )
 
 
+class IncrementalText:
+    """Generated ids in, printable text out: released only at word or CJK boundaries, so a
+    multi-byte character or a word that later tokens change is never sent half-made."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.ids: list[int] = []
+        self._sent = 0  # characters of the decoded text already released
+
+    def push(self, new_ids: Sequence[int]) -> str:
+        """The text that the new ids make final ("" while a word or character is unfinished)."""
+        self.ids.extend(new_ids)
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        if text.endswith("\ufffd"):  # an incomplete multi-byte character: wait for the rest
+            return ""
+        end = len(text) if text.endswith("\n") or _is_cjk(text[-1:]) else text.rfind(" ") + 1
+        return self._release(text, end)
+
+    def flush(self) -> str:
+        """Whatever is left once generation has ended."""
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True).rstrip("\ufffd")
+        return self._release(text, len(text))
+
+    def _release(self, text: str, end: int) -> str:
+        if end <= self._sent:
+            return ""
+        piece, self._sent = text[self._sent : end], end
+        return piece
+
+
+class PieceFilter:
+    """Holds back text that may be the start of a stop string, or whitespace that Reply.text strips
+    at the ends (when `strip`), so the released pieces always add up to exactly Reply.text."""
+
+    def __init__(self, stop: Sequence[str], *, strip: bool) -> None:
+        self.stop = [s for s in stop if s]
+        self.strip = strip
+        self.stopped = False  # a stop string was found: nothing more will be released
+        self._held = ""
+        self._started = not strip
+        self._keep = max((len(s) for s in self.stop), default=1) - 1
+
+    def feed(self, piece: str) -> str:
+        """The part of the text so far that is safe to send now."""
+        if self.stopped:
+            return ""
+        self._held += piece
+        if not self._started:
+            self._held = self._held.lstrip()
+        cut = first_stop(self._held, self.stop)
+        if cut is not None:
+            self._held = self._held[:cut]
+            self.stopped = True
+            return ""
+        release = len(self._held) - self._keep
+        while self.strip and release > 0 and self._held[release - 1].isspace():
+            release -= 1
+        if release <= 0:
+            return ""
+        self._started = True
+        out, self._held = self._held[:release], self._held[release:]
+        return out
+
+    def tail(self) -> str:
+        """The held text once generation has ended (stop string cut, trailing whitespace stripped)."""
+        tail, self._held = self._held, ""
+        return tail.rstrip() if self.strip else tail
+
+
 class TokenStreamer:
     """Receives new token ids from `generate` and hands printable text to the reading thread.
 
-    Like transformers' TextIteratorStreamer (text is released only at word or CJK boundaries so a
-    multi-byte character is never split), but it also keeps the ids (for token counts and the finish
-    reason) and passes an exception from the generating thread on instead of blocking forever.
+    Like transformers' TextIteratorStreamer, but it also keeps the ids (for token counts and the
+    finish reason) and passes an exception from the generating thread on instead of blocking forever.
     """
 
     _END = object()
 
     def __init__(self, tokenizer: Any) -> None:
-        self.tokenizer = tokenizer
-        self.ids: list[int] = []
+        self._text = IncrementalText(tokenizer)
         self._queue: queue.Queue[Any] = queue.Queue()
-        self._sent = 0  # characters of the decoded text already released
         self._prompt_seen = False
         self._failure: BaseException | None = None
+
+    @property
+    def ids(self) -> list[int]:
+        return self._text.ids
 
     def put(self, value: Any) -> None:
         if not self._prompt_seen:  # generate() first passes the prompt
             self._prompt_seen = True
             return
-        self.ids.extend(int(v) for v in value.reshape(-1).tolist())
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
-        if text.endswith("\ufffd"):  # an incomplete multi-byte character: wait for the rest
-            return
-        end = len(text) if text.endswith("\n") or _is_cjk(text[-1:]) else text.rfind(" ") + 1
-        if end > self._sent:
-            self._queue.put(text[self._sent : end])
-            self._sent = end
+        piece = self._text.push([int(v) for v in value.reshape(-1).tolist()])
+        if piece:
+            self._queue.put(piece)
 
     def end(self) -> None:
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True).rstrip("\ufffd")
-        if len(text) > self._sent:
-            self._queue.put(text[self._sent :])
-            self._sent = len(text)
+        piece = self._text.flush()
+        if piece:
+            self._queue.put(piece)
         self._queue.put(self._END)
 
     def fail(self, exc: BaseException) -> None:

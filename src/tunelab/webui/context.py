@@ -51,7 +51,6 @@ class UIContext:
     # widgets outside the schema that change the config (the booster checkboxes)
     extra_inputs: list[Any] = field(default_factory=list)
     extras: Any = None  # gr.State: keys of a loaded config that the form does not show
-    engine: Any = None  # the chat tab's loaded ChatEngine (shared by the app's sessions)
 
     # ---- the form --------------------------------------------------------------------------------
     def add_field(self, key: str, component: Any) -> Any:

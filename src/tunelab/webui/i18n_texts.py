@@ -218,8 +218,9 @@ TEXTS: dict[str, dict[str, str]] = {
     "btn.send": _t("Send", "发送"),
     "btn.clear": _t("Clear history", "清空历史"),
     "chat.loaded": _t(
-        "Loaded {model} (adapters: {adapters}; template {template}).",
-        "已加载 {model}（适配器：{adapters}；模板 {template}）。",
+        "Loaded {model} (adapters: {adapters}; template {template}) for this browser session; "
+        "other sessions load their own.",
+        "已为当前浏览器会话加载 {model}（适配器：{adapters}；模板 {template}）；其他会话各自加载。",
     ),
     "chat.unloaded": _t("Model unloaded.", "模型已卸载。"),
     "chat.none_loaded": _t(

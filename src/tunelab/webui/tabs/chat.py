@@ -3,63 +3,68 @@
 Chat is the one feature that runs in the UI's own process: a reply must stream token by token into
 the page, and a loaded model answers many turns. It uses the same ChatEngine as `tunelab chat` and
 `tunelab api`, so the chat template and generation code are the CLI's.
+
+Each browser session has its own engine, kept in a gr.State (gradio drops it when the tab closes):
+one user's Load or Unload never touches another user's model, and a reply that is streaming keeps
+the engine it started with even if its own session loads another model meanwhile. The price is one
+copy of the weights per session that loaded a model.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tunelab.errors import TunelabError
 from tunelab.webui.context import UIContext, error_html, message_html
 from tunelab.webui.i18n import tr
 
+if TYPE_CHECKING:
+    from tunelab.infer.engine import ChatEngine
+
 __all__ = ["build", "clear_chat", "load_model", "stream_reply", "unload_model"]
 
-_LOCK = threading.Lock()
 
-
-def load_model(ctx: UIContext, lang: str, values: list[Any]) -> str:
-    """Load the model (and adapters) the top bar names; replaces a model loaded before."""
+def load_model(ctx: UIContext, lang: str, values: list[Any], engine: ChatEngine | None) -> tuple[str, Any]:
+    """(status, this session's new engine): load the model (and adapters) the top bar names,
+    replacing the model this session loaded before."""
     try:
         _, config = ctx.form_config(values)
     except TunelabError as exc:
-        return error_html(exc, lang)
-    from tunelab.infer.engine import load_engine
-
-    with _LOCK:
-        ctx.engine = None  # free the old weights before loading new ones
-        try:
-            ctx.engine = load_engine(config)
-        except TunelabError as exc:
-            return error_html(exc, lang)
-    adapters = ", ".join(config.model.adapter_name_or_path or []) or "-"
-    return message_html(
-        tr(
-            "chat.loaded",
-            lang,
-            model=config.model.model_name_or_path,
-            adapters=adapters,
-            template=ctx.engine.template.name,
-        ),
-        "ok",
-    )
-
-
-def unload_model(ctx: UIContext, lang: str) -> str:
-    """Drop the loaded model (its memory is freed)."""
+        return error_html(exc, lang), engine
     import gc
 
-    with _LOCK:
-        had = ctx.engine is not None
-        ctx.engine = None
+    from tunelab.infer.engine import load_engine
+
+    del engine  # free this session's old weights before loading new ones
     gc.collect()
-    return message_html(tr("chat.unloaded" if had else "chat.none_loaded", lang), "info")
+    try:
+        loaded = load_engine(config)
+    except TunelabError as exc:
+        return error_html(exc, lang), None
+    adapters = ", ".join(config.model.adapter_name_or_path or []) or "-"
+    status = tr(
+        "chat.loaded",
+        lang,
+        model=config.model.model_name_or_path,
+        adapters=adapters,
+        template=loaded.template.name,
+    )
+    return message_html(status, "ok"), loaded
+
+
+def unload_model(lang: str, engine: ChatEngine | None) -> tuple[str, None]:
+    """(status, no engine): drop this session's model (its memory is freed)."""
+    import gc
+
+    had = engine is not None
+    del engine
+    gc.collect()
+    return message_html(tr("chat.unloaded" if had else "chat.none_loaded", lang), "info"), None
 
 
 def stream_reply(
-    ctx: UIContext,
+    engine: ChatEngine | None,
     lang: str,
     message: str,
     history: list[dict[str, Any]] | None,
@@ -71,7 +76,6 @@ def stream_reply(
     """Yield (history, cleared input, status) as the reply grows, one piece at a time."""
     history = [dict(m) for m in history or []]
     text = (message or "").strip()
-    engine = ctx.engine
     if engine is None:
         yield history, message, message_html(tr("chat.load_first", lang), "warn")
         return
@@ -125,7 +129,7 @@ def build(ctx: UIContext) -> dict[str, Any]:
     import gradio as gr
 
     lang, t = ctx.default_lang, ctx.translator
-    w: dict[str, Any] = {}
+    w: dict[str, Any] = {"engine": gr.State(None)}  # this browser session's ChatEngine
     with gr.Row():
         w["load"] = t.value(
             gr.Button(tr("btn.load_model", lang), variant="primary", elem_id="tl-chat-load"), "btn.load_model"
@@ -153,14 +157,17 @@ def build(ctx: UIContext) -> dict[str, Any]:
             w["top_p"] = ctx.widget("top_p", elem_id="tl-chat-top-p")
             w["max_new_tokens"] = ctx.widget("max_new_tokens", elem_id="tl-chat-max-new-tokens")
     w["load"].click(
-        lambda lang, *v: load_model(ctx, lang, list(v)), [ctx.lang, *ctx.form_inputs], w["status"]
+        lambda lang, engine, *v: load_model(ctx, lang, list(v), engine),
+        [ctx.lang, w["engine"], *ctx.form_inputs],
+        [w["status"], w["engine"]],
     )
-    w["unload"].click(lambda lang: unload_model(ctx, lang), ctx.lang, w["status"])
+    w["unload"].click(unload_model, [ctx.lang, w["engine"]], [w["status"], w["engine"]])
 
-    def send(lang, message, history, system, temperature, top_p, max_new_tokens):  # noqa: ANN001, ANN202
-        yield from stream_reply(ctx, lang, message, history, system, temperature, top_p, max_new_tokens)
+    def send(engine, lang, message, history, system, temperature, top_p, max_new_tokens):  # noqa: ANN001, ANN202
+        yield from stream_reply(engine, lang, message, history, system, temperature, top_p, max_new_tokens)
 
     chat_inputs = [
+        w["engine"],
         ctx.lang,
         w["input"],
         w["chatbot"],
