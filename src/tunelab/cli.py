@@ -91,6 +91,30 @@ def train(
     _run(go)
 
 
+@app.command("check", help=t("check"))
+def check(
+    config: str | None = typer.Argument(None, help=t("train.config")),
+    overrides: list[str] | None = typer.Argument(None, help=t("train.overrides")),
+) -> None:
+    """Exit 0 when the config is valid, 1 with every problem listed once (file line or command line)."""
+    from tunelab.config.loader import read_config_values
+    from tunelab.config.validate import check_config
+    from tunelab.errors import ConfigError
+
+    path, items = _split_config_args(config, overrides or [])
+    try:
+        values, where = read_config_values(path, items)
+    except ConfigError as exc:
+        _console().print(f"[bold red]{t('error')}:[/] {exc}", markup=True, highlight=False)
+        raise typer.Exit(1) from None
+    report = check_config(values, **where)
+    if not report.ok:
+        _console().print(report.error().message, markup=False, highlight=False)
+        raise typer.Exit(1)
+    cfg = report.config
+    print(f"{where['source']}: valid (stage {cfg.finetuning.stage}, {cfg.finetuning.finetuning_type})")
+
+
 def _report_run(result: Any) -> None:
     console = _console()
     if result.status == "interrupted":
