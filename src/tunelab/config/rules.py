@@ -146,6 +146,18 @@ def config_problems(config: RunConfig) -> list[Problem]:
                 f"{key}=true evaluates on the evaluation split, but val_size=0 and eval_dataset is unset",
                 "set val_size (e.g. val_size=0.1) or eval_dataset=<dataset name>",
             ))  # fmt: skip
+    if t.do_eval and config.finetuning.stage not in ("pt", "sft", "cls"):
+        problems.append(Problem(
+            "do_eval",
+            f"do_eval=true measures pt/sft/cls runs; stage {config.finetuning.stage} evaluates during training",
+            "set eval_strategy=steps with val_size (its evaluation metrics go to metrics.json), or remove do_eval",
+        ))  # fmt: skip
+    if d.tokenized_path and config.finetuning.stage not in ("pt", "sft"):
+        problems.append(Problem(
+            "tokenized_path",
+            f"tokenized_path saves/reuses the datasets of stages pt and sft, not {config.finetuning.stage}",
+            "remove tokenized_path (the preference and cls stages tokenize in memory)",
+        ))  # fmt: skip
     if t.do_predict and not config.eval.predict_with_generate:
         problems.append(Problem(
             "do_predict",

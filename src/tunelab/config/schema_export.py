@@ -129,14 +129,10 @@ class ExportArgs(Group):
         return self
 
 
-def _quantization_problems(bits: int | None, method: str, dataset: str | None, *, method_set: bool) -> list[str]:
-    if bits is None:
-        if method == "gptq" and method_set:
-            need = "export_quantization_bit" + ("" if dataset else " and export_quantization_dataset")
-            return [
-                f"export_quantization_method: gptq needs {need}; set export_quantization_bit to 2, 3, 4 "
-                "or 8 (and export_quantization_dataset to calibration data), or drop the method"
-            ]
+def _quantization_problems(
+    bits: int | None, method: str, dataset: str | None, *, method_set: bool
+) -> list[str]:
+    if bits is None:  # the method only matters when quantizing (gptq is the default, as in LLaMA-Factory)
         if dataset is not None:
             return [
                 "export_quantization_dataset is set but export_quantization_bit is not: calibration data "
@@ -161,6 +157,10 @@ def _quantization_problems(bits: int | None, method: str, dataset: str | None, *
         problems.append(
             "export_quantization_method: gptq needs calibration data; set export_quantization_dataset to "
             "a dataset name from dataset_info.json (e.g. the one you trained on) or a .txt/.json/.jsonl file"
-            + ("" if method_set else ", or export_quantization_method: bnb (4 or 8 bits on a CUDA GPU, no data)")
+            + (
+                ""
+                if method_set
+                else ", or export_quantization_method: bnb (4 or 8 bits on a CUDA GPU, no data)"
+            )
         )
     return problems

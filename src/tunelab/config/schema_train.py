@@ -244,7 +244,11 @@ class TrainingArgs(Group):
     @classmethod
     def _default_do_train(cls, data: object) -> object:
         """LLaMA-Factory's meaning: a config with do_eval/do_predict and no do_train only evaluates."""
-        if isinstance(data, dict) and "do_train" not in data and (data.get("do_eval") or data.get("do_predict")):
+        if (
+            isinstance(data, dict)
+            and "do_train" not in data
+            and (data.get("do_eval") or data.get("do_predict"))
+        ):
             return {**data, "do_train": False}
         return data
 
