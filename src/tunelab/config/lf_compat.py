@@ -17,7 +17,7 @@ import yaml
 
 from tunelab.config.foreign_keys import MULTIMODAL_TEMPLATE_MARKS
 
-__all__ = ["MAPPED", "V1_KEYS", "Translated", "is_multimodal_template", "is_v1_layout", "translate"]
+__all__ = ["MAPPED", "V1_KEYS", "V1_PARTS", "Translated", "is_multimodal_template", "is_v1_layout", "translate"]
 
 # LLaMA-Factory key -> how tunelab reads it (the docs table shows this text)
 MAPPED: dict[str, str] = {
@@ -35,6 +35,24 @@ V1_KEYS = frozenset(
     "model_class init_config peft_config kernel_config quant_config dist_config train_dataset "
     "micro_batch_size global_batch_size sample_backend batching_strategy".split()
 )
+# v1 part -> how tunelab reads it (the docs table shows this text); other v1 keys are flat keys
+V1_PARTS: dict[str, str] = {
+    "model": "model_name_or_path",
+    "model_class": "llm: causal LM; cls: stage rm (a scalar-head reward model); others refused",
+    "flash_attn": "flash_attn (eager -> disabled, sdpa, flash_attention_2 -> fa2)",
+    "peft_config": "name lora -> finetuning_type: lora with r -> lora_rank, lora_alpha, lora_dropout, "
+    "target_modules -> lora_target; name freeze -> finetuning_type: freeze with its freeze_* keys; null -> full",
+    "quant_config": "name bnb/auto -> quantization_method: bnb, quantization_bit",
+    "dist_config": "name deepspeed -> deepspeed: <config_file>; fsdp/fsdp2 -> fsdp + fsdp_config",
+    "kernel_config": "name auto accepted (transformers' kernels); other kernels refused",
+    "init_config": "refused (no initialisation plugins)",
+    "train_dataset": "a v1 dataset YAML -> dataset: <its local files>, num_samples -> max_samples",
+    "eval_dataset": "a v1 dataset YAML -> eval_dataset: <its local files>",
+    "micro_batch_size": "per_device_train_batch_size",
+    "global_batch_size": "gradient_accumulation_steps = global_batch_size / micro_batch_size (one process)",
+    "sample_backend": "hf accepted (tunelab's engine); others refused",
+    "batching_strategy": "normal accepted; others refused (packing / group_by_length instead)",
+}
 _V1_FLAT = {"micro_batch_size": "per_device_train_batch_size"}
 _V1_PEFT = {
     "r": "lora_rank",

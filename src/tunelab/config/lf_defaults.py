@@ -68,7 +68,6 @@ DEFAULT_REASONS: dict[str, str] = {
     "train and predict configs mean",
     "logging_steps": "10, as in LLaMA-Factory's examples: trainer_log.jsonl and the plots need rows",
     "plot_loss": "plots are part of every run directory",
-    "output_dir": "runs/<stage>-<method>-<time> instead of a required value",
     "task_dir": "builtin: tunelab's bundled benchmarks, no download",
     "lang": "auto picks the prompt language from each subject's text",
 }

@@ -31,6 +31,7 @@ _OPPOSITES = [
     {"disable", "enable"}, {"use", "no"}, {"do", "no"}, {"enable", "no"}, {"train", "eval"},
     {"min", "max"}, {"true", "false"}, {"freeze", "train"}, {"disable", "use"},
 ]  # fmt: skip
+_NEGATIONS = {"no", "not", "non", "without", "skip", "dont"}  # adding or dropping one flips the meaning
 _TEXT_ONLY = "tunelab trains text-only models"
 
 
@@ -89,7 +90,7 @@ def suggest_key(key: str, candidates: Collection[str] | None = None) -> str | No
     for close in difflib.get_close_matches(key, list(candidates), n=3, cutoff=0.75):
         other = set(close.lower().replace(".", "_").split("_"))
         swapped = (words - other) | (other - words)
-        if not any(pair <= swapped for pair in _OPPOSITES):
+        if not swapped & _NEGATIONS and not any(pair <= swapped for pair in _OPPOSITES):
             return close
     return None
 
