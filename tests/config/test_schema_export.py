@@ -49,7 +49,10 @@ def test_gptq_with_bits_and_dataset_is_valid() -> None:
 
 def test_gptq_needs_bits_and_calibration_data() -> None:
     # without export_quantization_bit nothing is quantized: the method (default gptq) does not matter
-    assert config_from_dict({**BASE, "export_quantization_method": "gptq"}).export.export_quantization_bit is None
+    assert (
+        config_from_dict({**BASE, "export_quantization_method": "gptq"}).export.export_quantization_bit
+        is None
+    )
     message = _error(**GPTQ)
     assert "needs calibration data; set export_quantization_dataset" in message
 

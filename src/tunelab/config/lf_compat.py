@@ -17,7 +17,15 @@ import yaml
 
 from tunelab.config.foreign_keys import MULTIMODAL_TEMPLATE_MARKS
 
-__all__ = ["MAPPED", "V1_KEYS", "V1_PARTS", "Translated", "is_multimodal_template", "is_v1_layout", "translate"]
+__all__ = [
+    "MAPPED",
+    "V1_KEYS",
+    "V1_PARTS",
+    "Translated",
+    "is_multimodal_template",
+    "is_v1_layout",
+    "translate",
+]
 
 # LLaMA-Factory key -> how tunelab reads it (the docs table shows this text)
 MAPPED: dict[str, str] = {

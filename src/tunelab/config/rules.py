@@ -19,6 +19,7 @@ __all__ = [
     "STAGE_EVAL_METRICS",
     "ConfigProblems",
     "Problem",
+    "command_problems",
     "config_problems",
     "eval_save_problems",
     "training_problems",
@@ -170,3 +171,19 @@ def config_problems(config: RunConfig) -> list[Problem]:
             "set do_train: true, or do_predict: true with predict_with_generate: true",
         ))  # fmt: skip
     return problems
+
+
+def command_problems(config: RunConfig, command: str) -> list[Problem]:
+    """What ``command`` ('train' or 'eval') needs beyond a valid config, e.g. data to train on.
+
+    Kept apart from :func:`config_problems` because the same config also serves chat, api and
+    export, which need no dataset.
+    """
+    d, t = config.data, config.training
+    if command == "train" and t.do_train and not d.dataset:
+        return [Problem("dataset", "training needs a dataset, but 'dataset' is empty",
+                        "set dataset: <name in dataset_dir/dataset_info.json, or a data file path>")]  # fmt: skip
+    if command == "eval" and not (d.dataset or d.eval_dataset or config.eval.task):
+        return [Problem("dataset", "nothing to evaluate: dataset, eval_dataset and task are all empty",
+                        "set eval_dataset=<name>, dataset=<name> with val_size, or task=<benchmark>")]  # fmt: skip
+    return []

@@ -19,12 +19,12 @@ from pydantic import ValidationError
 from tunelab.config.control import NESTED_GROUP_TYPES
 from tunelab.config.foreign_keys import HF_UNSUPPORTED, LF_UNSUPPORTED, MULTIMODAL
 from tunelab.config.lf_compat import is_multimodal_template, translate
-from tunelab.config.rules import ConfigProblems, Problem, config_problems
+from tunelab.config.rules import ConfigProblems, Problem, command_problems, config_problems
 from tunelab.config.run_config import KEY_TO_GROUP, RunConfig, nested_keys
 from tunelab.config.schema import GROUP_TYPES
 from tunelab.errors import ConfigError
 
-__all__ = ["Report", "check_config", "suggest_key", "validate"]
+__all__ = ["Report", "check_config", "require_for", "suggest_key", "validate"]
 
 # word pairs that mean the opposite: never suggest one for the other
 _OPPOSITES = [
@@ -127,8 +127,12 @@ def check_config(
     lines: dict[str, int] | None = None,
     cli_keys: Collection[str] = (),
     base_dir: Path | None = None,
+    command: str | None = None,
 ) -> Report:
-    """Check flat (or v1-layout) keys and return every problem at once; ``report.config`` when valid."""
+    """Check flat (or v1-layout) keys and return every problem at once; ``report.config`` when valid.
+
+    ``command`` ('train', 'eval') adds what that command needs on top (see ``rules.command_problems``).
+    """
     report = Report(source, lines or {}, cli_keys)
     translated = translate(values, base_dir=base_dir)
     report.origin = translated.origin
@@ -160,10 +164,19 @@ def check_config(
     except ValidationError as exc:
         _add_errors(report, exc, flat)
         return report
-    for problem in config_problems(config):
+    for problem in config_problems(config) + (command_problems(config, command) if command else []):
         report.add(problem)
     report.config = config
     return report
+
+
+def require_for(config: RunConfig, command: str, *, source: str = "config") -> None:
+    """Raise one ConfigError when ``config`` lacks what ``command`` needs (before any loading)."""
+    report = Report(source, {}, ())
+    for problem in command_problems(config, command):
+        report.add(problem)
+    if report.rows:
+        raise report.error()
 
 
 def validate(
