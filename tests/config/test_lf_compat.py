@@ -12,16 +12,18 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from tunelab.cli import app
 from tunelab.config import config_from_dict, dump_config, load_config
 from tunelab.config.foreign_keys import LF_FIELDS
+from tunelab.config.lf_compat import translate
 from tunelab.config.lf_defaults import DEFAULT_REASONS, LF_DEFAULTS
 from tunelab.config.lf_table import render_lf_keys
 from tunelab.config.run_config import KEY_TO_GROUP
 from tunelab.config.schema import GROUP_TYPES
-from tunelab.config.validate import suggest_key
+from tunelab.config.validate import check_config, suggest_key
 from tunelab.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -196,8 +198,23 @@ def test_v1_parts_that_cannot_be_mapped_are_named(tmp_path: Path) -> None:
     path.write_text(text + "init_config:\n  name: init_on_meta\nmodel_class: vlm\n", encoding="utf-8")
     message = problems(path)
     assert "kernel_config: liger" in message and "init_config" in message and "model_class: vlm" in message
-    dist = problems(lf_config("v1_dist_deepspeed", tmp_path))
-    assert "'deepspeed'" in dist or "deepspeed" in dist  # dist_config -> the flat deepspeed key
+    path = lf_config("v1_dist_deepspeed", tmp_path)
+    assert "dcp_path" in problems(path, ["dist_config={name: fsdp2, dcp_path: /x}"])
+
+
+def test_v1_dist_config_maps_to_the_hf_keys(tmp_path: Path) -> None:
+    """dist_config -> deepspeed / fsdp + fsdp_config, which the scale-out keys then validate."""
+    values = yaml.safe_load(lf_config("v1_dist_deepspeed", tmp_path).read_text(encoding="utf-8"))
+    mapped = translate(values, base_dir=tmp_path)
+    assert mapped.values["deepspeed"] == "examples/deepspeed/ds_z3_config.json"
+    assert mapped.origin["deepspeed"] == "dist_config"  # problems are blamed on the dist_config line
+    fsdp = translate({**values, "dist_config": {"name": "fsdp2", "dcp_path": None}}, base_dir=tmp_path)
+    assert fsdp.values["fsdp"] == "full_shard auto_wrap" and fsdp.values["fsdp_config"] == {"version": 2}
+    report = check_config(values, source="v1.yaml", lines={"dist_config": 3}, base_dir=tmp_path)
+    if "deepspeed" not in KEY_TO_GROUP:  # until the scale-out keys exist: the unknown-key path names it
+        assert any(
+            where == "v1.yaml line 3" and "'deepspeed'" in message for where, message, _ in report.rows
+        )
 
 
 # --- each workflow key and the v1 layout, 2 steps on a tiny model --------------------------------

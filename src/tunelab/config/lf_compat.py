@@ -241,7 +241,7 @@ def _dist(out: Translated, spec: Any) -> None:
         out.put("deepspeed", rest.pop("config_file", None), "dist_config")
     elif name in ("fsdp", "fsdp2"):
         out.put("fsdp", "full_shard auto_wrap", "dist_config")
-        out.put("fsdp_config", {"fsdp_version": 2 if name == "fsdp2" else 1}, "dist_config")
+        out.put("fsdp_config", {"version": 2 if name == "fsdp2" else 1}, "dist_config")
     else:
         out.refuse(
             "dist_config", f"dist_config name {name!r} cannot be mapped", "use name: deepspeed or fsdp2"

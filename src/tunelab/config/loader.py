@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,16 +72,8 @@ def _merge(values: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def config_from_dict(
-    values: dict[str, Any],
-    *,
-    source: str = "config",
-    lines: dict[str, int] | None = None,
-    cli_keys: Collection[str] = (),
-    base_dir: Path | None = None,
-) -> RunConfig:
-    """Validate flat keys into a RunConfig; report every problem at once with location and fix."""
-    return validate(values, source=source, lines=lines, cli_keys=cli_keys, base_dir=base_dir)
+# the name callers used before validate() existed: flat keys -> RunConfig, every problem at once
+config_from_dict = validate
 
 
 def read_config_values(
