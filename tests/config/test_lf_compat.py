@@ -106,6 +106,11 @@ def test_cross_group_rules_refuse_before_any_model_loads() -> None:
     assert "load_best_model_at_end=true needs evaluations" in message
     message = problems(None, ["model_name_or_path=x", "lr_scheduler_type=polynomial", "lr_end=1"])
     assert "lr_end=1" in message
+    message = problems(
+        None, ["model_name_or_path=x", "finetuning_type=full", "use_dora=true", "adapter_name_or_path=a"]
+    )
+    assert "use_dora only applies to LoRA" in message and "adapter_name_or_path is set" in message
+    assert "no test split" in problems(None, ["model_name_or_path=x", "eval_split=test"])
     assert "do_predict=true generates" in problems(
         None, ["model_name_or_path=x", "do_predict=true", "val_size=0.1"]
     )

@@ -22,6 +22,7 @@ __all__ = [
     "command_problems",
     "config_problems",
     "eval_save_problems",
+    "method_problems",
     "training_problems",
 ]
 
@@ -129,6 +130,26 @@ def training_problems(t: TrainingArgs) -> list[Problem]:
     return problems
 
 
+def method_problems(config: RunConfig) -> list[Problem]:
+    """LoRA-only settings with another finetuning_type (the adapter and optimizer code refuse them later)."""
+    f, kind = config.finetuning, config.finetuning.finetuning_type
+    if kind == "lora":
+        return []
+    problems = []
+    if config.model.adapter_name_or_path:
+        problems.append(Problem(
+            "adapter_name_or_path", f"adapter_name_or_path is set but finetuning_type={kind}",
+            "use finetuning_type: lora to continue training an adapter, or drop adapter_name_or_path",
+        ))  # fmt: skip
+    for key in ("loraplus_lr_ratio", "use_rslora", "use_dora", "pissa_init"):
+        if getattr(f, key) not in (None, False):
+            problems.append(Problem(
+                key, f"{key} only applies to LoRA, but finetuning_type={kind}",
+                f"set finetuning_type: lora, or remove {key}",
+            ))  # fmt: skip
+    return problems
+
+
 def config_problems(config: RunConfig) -> list[Problem]:
     """Every cross-group rule of a built config, in one list (empty when the config can run)."""
     problems = eval_save_problems(config) + training_problems(config.training)
@@ -139,6 +160,12 @@ def config_problems(config: RunConfig) -> list[Problem]:
             "early_stopping.enabled=true needs evaluations, but eval_strategy=no",
             "set eval_strategy=steps with eval_steps=N (and val_size > 0 or eval_dataset), "
             "or early_stopping.enabled=false",
+        ))  # fmt: skip
+    problems += method_problems(config)
+    if config.eval.eval_split == "test" and d.test_size == 0:
+        problems.append(Problem(
+            "eval_split", "eval_split=test but the config holds out no test split",
+            "set test_size (e.g. 0.1; needs dataset), or eval_split=eval",
         ))  # fmt: skip
     for key in ("do_eval", "do_predict"):
         if getattr(t, key) and not d.eval_dataset and d.val_size == 0 and d.test_size == 0:
