@@ -122,12 +122,16 @@ def translate(values: dict[str, Any], *, base_dir: Path | None = None) -> Transl
                 metric = str(values.get("metric_for_best_model") or "eval_loss")
                 metric = metric if metric.startswith("eval_") else f"eval_{metric}"
                 stop = {"enabled": True, "patience": value, "metric": metric}
-                out.put("early_stopping", {**stop, **(values.get("early_stopping") or {})}, key)
+                out.put("early_stopping", {**stop, **_mapping(values.get("early_stopping"))}, key)
         elif key == "early_stopping" and "early_stopping" in out.values:
-            out.values["early_stopping"] = {**out.values["early_stopping"], **(value or {})}
+            out.values["early_stopping"] = {**out.values["early_stopping"], **_mapping(value)}
         else:
             out.put(key, value, key)
     return out
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _translate_v1(
