@@ -176,6 +176,14 @@ def test_every_llama_factory_key_is_in_the_published_table() -> None:
     )
 
 
+def test_no_supported_key_is_listed_as_unsupported() -> None:
+    """When a key gains support (another branch adds it), its 'not supported' entry must go."""
+    from tunelab.config.foreign_keys import HF_UNSUPPORTED, LF_UNSUPPORTED, MULTIMODAL
+
+    stale = set(KEY_TO_GROUP) & (set(LF_UNSUPPORTED) | set(HF_UNSUPPORTED) | set(MULTIMODAL))
+    assert not stale, f"remove from config/foreign_keys.py: {sorted(stale)}"
+
+
 def test_training_keys_match_the_installed_transformers() -> None:
     from transformers import Seq2SeqTrainingArguments
 
