@@ -54,7 +54,12 @@ def tiny_tokenizer(tiny_model_dir: Path):
 
 @pytest.fixture(scope="session")
 def tiny_engine(tiny_model_dir: Path):
-    """A ChatEngine on the tiny llama model (fp32, chatml), shared by the eval and inference tests."""
+    """A ChatEngine on the tiny llama model (fp32, chatml, greedy), shared by the eval and inference tests.
+
+    Greedy (do_sample=false) because the tests compare two ways of producing the same answer;
+    LLaMA-Factory's default, which tunelab follows, samples.
+    """
     from tunelab.infer.engine import chat_engine
 
-    return chat_engine(model=str(tiny_model_dir), template="chatml", overrides=["compute_type=fp32"])
+    overrides = ["compute_type=fp32", "do_sample=false"]
+    return chat_engine(model=str(tiny_model_dir), template="chatml", overrides=overrides)

@@ -91,6 +91,35 @@ def train(
     _run(go)
 
 
+@app.command("check", help=t("check"))
+def check(
+    config: str | None = typer.Argument(None, help=t("train.config")),
+    overrides: list[str] | None = typer.Argument(None, help=t("train.overrides")),
+    command: str = typer.Option("auto", "--for", help=t("check.for")),
+) -> None:
+    """Exit 0 when the config is valid, 1 with every problem listed once (file line or command line)."""
+    from tunelab.config.loader import read_config_values
+    from tunelab.config.validate import check_config
+    from tunelab.errors import ConfigError
+
+    path, items = _split_config_args(config, overrides or [])
+    try:
+        values, where = read_config_values(path, items)
+    except ConfigError as exc:
+        _console().print(f"[bold red]{t('error')}:[/] {exc}", markup=True, highlight=False)
+        raise typer.Exit(1) from None
+    if command == "auto":  # LLaMA-Factory's eval layout names a task and no dataset
+        command = "eval" if values.get("task") and not values.get("dataset") else "train"
+    report = check_config(values, **where, command=command if command in ("train", "eval") else None)
+    if not report.ok:
+        _console().print(report.error().message, markup=False, highlight=False)
+        raise typer.Exit(1)
+    cfg = report.config
+    print(
+        f"{where['source']}: valid for {command} (stage {cfg.finetuning.stage}, {cfg.finetuning.finetuning_type})"
+    )
+
+
 def _report_run(result: Any) -> None:
     console = _console()
     if result.status == "interrupted":

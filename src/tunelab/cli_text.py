@@ -21,6 +21,16 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "按 YAML 配置训练模型；可在其后追加 key=value 覆盖项"
         "（如 tunelab train cfg.yaml learning_rate=5e-5 lora_rank=16）。",
     },
+    "check": {
+        "en": "Validate a config (LLaMA-Factory flat or v1 layout) without loading anything: exit 0 when valid, "
+        "1 with every problem listed once (file line, or 'command line' for overrides).",
+        "zh": "校验配置（LLaMA-Factory 扁平或 v1 格式），不加载任何模型：有效时退出码 0，"
+        "否则列出每个问题（文件行号，覆盖项标为 'command line'）并以 1 退出。",
+    },
+    "check.for": {
+        "en": "What the config is for: train, eval, or any (chat/api/export); auto: eval for a task config.",
+        "zh": "配置的用途：train、eval，或 any（chat/api/export）；auto：含 task 的配置按 eval 校验。",
+    },
     "train.config": {"en": "YAML config file.", "zh": "YAML 配置文件。"},
     "train.overrides": {"en": "key=value overrides.", "zh": "key=value 覆盖项。"},
     "train.print_config": {

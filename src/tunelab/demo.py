@@ -41,6 +41,7 @@ DEMO_CONFIG: dict[str, Any] = {
     "save_total_limit": 2,
     "overwrite_output_dir": True,
     "max_new_tokens": 48,
+    "do_sample": False,  # before vs after must differ by the training, not by the sampling
 }
 
 

@@ -157,7 +157,8 @@ def test_keys_are_unique_across_groups() -> None:
 
 def test_nested_groups_from_yaml_and_dotted_overrides(tmp_path: Path) -> None:
     path = write(tmp_path, "model_name_or_path: x\nhealth:\n  grad_norm_alarm: 5\n  spike_action: stop\n")
-    cfg = load_config(path, ["health.grad_norm_consecutive=2", "early_stopping.enabled=true"])
+    overrides = ["health.grad_norm_consecutive=2", "early_stopping.enabled=true", "eval_strategy=steps"]
+    cfg = load_config(path, [*overrides, "val_size=0.1"])
     assert cfg.health.grad_norm_alarm == 5 and cfg.health.spike_action == "stop"  # YAML kept
     assert cfg.health.grad_norm_consecutive == 2 and cfg.early_stopping.enabled
     assert load_config(write(tmp_path, dump_config(cfg))) == cfg

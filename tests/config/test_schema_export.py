@@ -11,6 +11,7 @@ from tunelab.errors import ConfigError
 
 BASE = {"model_name_or_path": "tiny:llama"}
 GPTQ = {"export_quantization_bit": 4, "export_quantization_method": "gptq"}
+BNB = {"export_quantization_method": "bnb"}
 
 
 def _error(**keys: Any) -> str:
@@ -21,7 +22,8 @@ def _error(**keys: Any) -> str:
 
 def test_defaults_match_llama_factory() -> None:
     export = config_from_dict(BASE).export
-    assert export.export_device == "cpu" and export.export_quantization_method == "bnb"
+    # LLaMA-Factory quantizes an export with GPTQ on export_quantization_dataset
+    assert export.export_device == "cpu" and export.export_quantization_method == "gptq"
     assert export.export_quantization_dataset is None
     assert (export.export_quantization_nsamples, export.export_quantization_maxlen) == (128, 1024)
     for key in ("export_device", "export_quantization_method", "export_quantization_dataset"):
@@ -46,10 +48,10 @@ def test_gptq_with_bits_and_dataset_is_valid() -> None:
 
 
 def test_gptq_needs_bits_and_calibration_data() -> None:
-    message = _error(export_quantization_method="gptq")
+    # without export_quantization_bit nothing is quantized: the method (default gptq) does not matter
     assert (
-        "export_quantization_method: gptq needs export_quantization_bit and export_quantization_dataset"
-        in message
+        config_from_dict({**BASE, "export_quantization_method": "gptq"}).export.export_quantization_bit
+        is None
     )
     message = _error(**GPTQ)
     assert "needs calibration data; set export_quantization_dataset" in message
@@ -59,20 +61,21 @@ def test_dataset_without_gptq_says_what_to_set() -> None:
     message = _error(export_quantization_dataset="instruct_en")
     assert "export_quantization_bit is not" in message
     assert "set export_quantization_bit" in message and "export_quantization_method: gptq" in message
-    message = _error(export_quantization_bit=4, export_quantization_dataset="instruct_en")
+    config_from_dict({**BASE, "export_quantization_bit": 4, "export_quantization_dataset": "instruct_en"})
+    message = _error(**BNB, export_quantization_bit=4, export_quantization_dataset="instruct_en")
     assert (
         "export_quantization_method is bnb" in message and "set export_quantization_method: gptq" in message
     )
 
 
 def test_bnb_writes_only_4_or_8_bits() -> None:
-    message = _error(export_quantization_bit=2)
+    message = _error(**BNB, export_quantization_bit=2)
     assert "export_quantization_bit=2 needs export_quantization_method: gptq" in message
 
 
 def test_every_problem_is_reported_at_once_and_legacy_is_refused() -> None:
     message = _error(
-        export_quantization_bit=3, export_quantization_dataset="x.txt", export_legacy_format=True
+        **BNB, export_quantization_bit=3, export_quantization_dataset="x.txt", export_legacy_format=True
     )
     assert "export_quantization_bit=3 needs" in message
     assert "export_quantization_method is bnb" in message and "legacy .bin" in message

@@ -158,7 +158,8 @@ def _builtin(tiny_tokenizer_model: str, **values):
 )
 def test_preview_preference_stages(tiny_model_dir, tiny_tokenizer, stage, dataset, roles):
     """Each stage shows what its trainer scores: the prompt masked, the response(s) learned."""
-    extra = {"reward_model": str(tiny_model_dir)} if stage == "ppo" else {}  # only read when training
+    # reward_model is only read when training; ppo keeps max_new_tokens of its cutoff_len for the reply
+    extra = {"reward_model": str(tiny_model_dir), "max_new_tokens": 8} if stage == "ppo" else {}
     report = preview_data(
         _builtin(str(tiny_model_dir), stage=stage, dataset=dataset, cutoff_len=192, **extra),
         tiny_tokenizer,

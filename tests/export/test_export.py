@@ -168,7 +168,8 @@ def test_quantized_export_refuses_without_gpu(lora_run: Path, tmp_path: Path) ->
         pytest.skip("this machine has a CUDA GPU")
     out = tmp_path / "q"
     with pytest.raises(ResourceError, match="CUDA GPU") as info:
-        export_model(run=lora_run, overrides=[f"export_dir={out}", "export_quantization_bit=4"])
+        overrides = [f"export_dir={out}", "export_quantization_bit=4", "export_quantization_method=bnb"]
+        export_model(run=lora_run, overrides=overrides)
     assert "export_quantization_bit" in info.value.hint
     assert not out.exists()
 

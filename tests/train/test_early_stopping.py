@@ -59,11 +59,9 @@ def test_patience_counts_evaluations_without_improvement() -> None:
 
 
 def test_early_stopping_needs_evaluations(tiny_model_dir: Path, tmp_path: Path) -> None:
-    config = overfitting_config(
-        tiny_model_dir, tmp_path, eval_strategy="no", early_stopping={"enabled": True}
-    )
+    # refused where the config is built (config.validate), before any model loads
     with pytest.raises(ConfigError, match="early_stopping.enabled=true needs evaluations") as info:
-        build_callbacks(config, RunDir(tmp_path))
+        overfitting_config(tiny_model_dir, tmp_path, eval_strategy="no", early_stopping={"enabled": True})
     assert "eval_strategy=steps" in info.value.hint
     callbacks, _ = build_callbacks(overfitting_config(tiny_model_dir, tmp_path), RunDir(tmp_path))
     assert not any(isinstance(cb, EarlyStopCallback) for cb in callbacks)  # off by default

@@ -55,7 +55,7 @@ def test_presets_work_without_the_model(tmp_path: Path) -> None:
 
 
 def test_estimate_in_chinese(tmp_path: Path) -> None:
-    cfg = _config(tmp_path, per_device_train_batch_size=2)
+    cfg = _config(tmp_path, per_device_train_batch_size=2, cutoff_len=1024)  # fits this machine
     result = runner.invoke(
         app, ["estimate", str(cfg), "--model-config", "qwen2.5-0.5b", "--lang", "zh"], env={"COLUMNS": "200"}
     )

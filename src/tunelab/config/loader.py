@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
 from tunelab.config.control import NESTED_GROUP_TYPES
-from tunelab.config.run_config import KEY_TO_GROUP, RunConfig, nested_keys
+from tunelab.config.lf_defaults import lf_default_notes
+from tunelab.config.run_config import KEY_TO_GROUP, RunConfig
 from tunelab.config.schema import GROUP_TYPES
+from tunelab.config.validate import validate
 from tunelab.errors import ConfigError
 
-__all__ = ["config_from_dict", "dump_config", "load_config", "parse_overrides"]
+__all__ = ["config_from_dict", "dump_config", "load_config", "parse_overrides", "read_config_values"]
 
 
 def _key_lines(text: str) -> dict[str, int]:
@@ -27,17 +27,6 @@ def _key_lines(text: str) -> dict[str, int]:
     if not isinstance(node, yaml.MappingNode):
         return {}
     return {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
-
-
-def _where(source: str, lines: dict[str, int], key: str) -> str:
-    line = lines.get(key)
-    return f"{source} line {line}" if line else source
-
-
-def _suggest(key: str) -> str:
-    candidates = nested_keys() if "." in key else list(KEY_TO_GROUP)
-    close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'?" if close else "see `tunelab train --help-keys` for all keys"
 
 
 def _is_text_field(key: str) -> bool:
@@ -83,106 +72,79 @@ def _merge(values: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def config_from_dict(
-    values: dict[str, Any], *, source: str = "config", lines: dict[str, int] | None = None
-) -> RunConfig:
-    """Validate flat keys into a RunConfig; report every problem at once with location and fix."""
-    lines = lines or {}
-    unknown = [k for k in values if k not in KEY_TO_GROUP]
-    if unknown:
-        detail = "\n".join(
-            f"  {_where(source, lines, k)}: unknown key '{k}' — {_suggest(k)}" for k in unknown
-        )
-        raise ConfigError(
-            f"{len(unknown)} unknown key(s) in {source}:\n{detail}",
-            "fix the spelling or remove the key; `tunelab train --help-keys` lists every key",
-        )
-    if "model_name_or_path" not in values or values["model_name_or_path"] in (None, ""):
-        raise ConfigError(
-            f"{source}: model_name_or_path is required",
-            "set it to a local model directory, a .gguf file, 'smollm2' or 'tiny:llama'",
-        )
-    try:
-        return RunConfig.from_flat(values)
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc, values, source, lines), _hint(exc)) from None
+# the name callers used before validate() existed: flat keys -> RunConfig, every problem at once
+config_from_dict = validate
 
 
-def _describe(exc: ValidationError, values: dict[str, Any], source: str, lines: dict[str, int]) -> str:
-    rows = []
-    for err in exc.errors():
-        loc = [str(p) for p in err["loc"]]
-        msg = err["msg"].removeprefix("Value error, ")
-        if loc and loc[0] in NESTED_GROUP_TYPES and len(loc) > 1:
-            dotted, nested = f"{loc[0]}.{loc[1]}", values.get(loc[0]) or {}
-            if err["type"] == "extra_forbidden":
-                msg = f"unknown key — {_suggest(dotted)}"
-            rows.append(f"  {_where(source, lines, loc[0])}: {dotted}={nested.get(loc[1])!r}: {msg}")
-            continue
-        key = next((p for p in loc if p in KEY_TO_GROUP), None)
-        if key is None:  # a rule across groups, or a group-level rule
-            rows.append(f"  {source}: {msg}")
-            continue
-        value = values.get(key)
-        rows.append(f"  {_where(source, lines, key)}: {key}={value!r}: {msg}")
-    return f"invalid config {source}:\n" + "\n".join(rows)
-
-
-def _hint(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    ctx = first.get("ctx") or {}
-    if "expected" in ctx:
-        return f"allowed values: {ctx['expected']}"
-    for bound, word in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
-        if bound in ctx:
-            return f"use a value {word} {ctx[bound]}"
-    return "see `tunelab train --help-keys` for each key's meaning and range"
+def read_config_values(
+    path: str | Path | None, overrides: Sequence[str] = ()
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(merged values, keyword arguments for :func:`validate`: source, lines, cli_keys, base_dir)."""
+    values: dict[str, Any] = {}
+    lines: dict[str, int] = {}
+    source, base_dir = "command line", None
+    if path is not None:
+        p = Path(path)
+        source, base_dir = str(p), p.parent
+        values, lines = _read_yaml(p)
+    cli = parse_overrides(overrides)
+    where = {"source": source, "lines": lines, "cli_keys": set(cli), "base_dir": base_dir}
+    return _merge(values, cli), where
 
 
 def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> RunConfig:
     """Load a YAML file (or nothing) and apply ``key=value`` overrides; validate once."""
-    values: dict[str, Any] = {}
-    lines: dict[str, int] = {}
-    source = "command line"
-    if path is not None:
-        p = Path(path)
-        source = str(p)
-        if not p.is_file():
-            raise ConfigError(
-                f"config file {p} does not exist", "check the path, e.g. examples/sft_lora_tiny.yaml"
-            )
-        text = p.read_text(encoding="utf-8")
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark else ""
-            raise ConfigError(
-                f"{p}{where}: not valid YAML ({getattr(exc, 'problem', exc)})",
-                "check indentation and that each entry is `key: value`",
-            ) from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(
-                f"{p}: expected a mapping of key: value, got {type(loaded).__name__}",
-                "write one `key: value` per line",
-            )
-        values.update(loaded)
-        lines = _key_lines(text)
-    cli = parse_overrides(overrides)
-    for key in cli:
-        lines.pop(key, None)
-    return config_from_dict(_merge(values, cli), source=source, lines=lines)
+    values, where = read_config_values(path, overrides)
+    return validate(values, **where)
+
+
+def _read_yaml(p: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    if not p.is_file():
+        raise ConfigError(
+            f"config file {p} does not exist", "check the path, e.g. examples/sft_lora_tiny.yaml"
+        )
+    text = p.read_text(encoding="utf-8")
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(
+            f"{p}{where}: not valid YAML ({getattr(exc, 'problem', exc)})",
+            "check indentation and that each entry is `key: value`",
+        ) from None
+    if loaded is None:
+        loaded = {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(
+            f"{p}: expected a mapping of key: value, got {type(loaded).__name__}",
+            "write one `key: value` per line",
+        )
+    return loaded, _key_lines(text)
 
 
 def dump_config(config: RunConfig) -> str:
-    """YAML text of the resolved config, every default filled, grouped with comment headers."""
+    """YAML text of the resolved config, every default filled, grouped with comment headers.
+
+    A value left at a tunelab default that LLaMA-Factory sets differently carries a trailing
+    ``# LLaMA-Factory default: X`` comment, so a migrating user sees what behaves differently.
+    """
     chunks = []
     for group in GROUP_TYPES:
-        part = getattr(config, group).model_dump(mode="json")
-        chunks.append(f"### {group}\n" + yaml.safe_dump(part, sort_keys=False, allow_unicode=True))
+        args = getattr(config, group)
+        part = args.model_dump(mode="json")
+        notes = lf_default_notes(part, set(args.model_fields_set))
+        lines = [_dump_key(key, value, notes.get(key)) for key, value in part.items()]
+        chunks.append(f"### {group}\n" + "".join(lines))
     for group in NESTED_GROUP_TYPES:
         part = {group: getattr(config, group).model_dump(mode="json")}
         chunks.append(f"### {group}\n" + yaml.safe_dump(part, sort_keys=False, allow_unicode=True))
     return "\n".join(chunks)
+
+
+def _dump_key(key: str, value: Any, note: str | None) -> str:
+    text = yaml.safe_dump({key: value}, sort_keys=False, allow_unicode=True)
+    if note is None:
+        return text
+    first, sep, rest = text.partition("\n")
+    return f"{first}  # {note}{sep}{rest}"

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from tunelab.config.control import NESTED_GROUP_TYPES, EarlyStoppingArgs, HealthArgs
+from tunelab.config.rules import ConfigProblems
 from tunelab.config.schema import (
     GROUP_TYPES,
     DataArgs,
@@ -87,7 +88,7 @@ class RunConfig(BaseModel):
                 "stage: ppo needs reward_model: the run directory of a `stage: rm` run (train one first)"
             )
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ConfigProblems(problems)  # each reported on its own line by config.validate
         return self
 
     @model_validator(mode="after")

@@ -141,7 +141,7 @@ class DataArgs(Group):
         "false 时去掉思考内容，把空思考块放进提示词，模型学习直接回答。",
     )
     cutoff_len: int = field(
-        1024,
+        2048,
         en="Maximum tokens per training sequence; longer samples are cut.",
         zh="每条训练序列的最大 token 数；更长的样本会被截断。",
         gt=0,
@@ -211,6 +211,12 @@ class DataArgs(Group):
         en="Accepted for LLaMA-Factory compatibility; tunelab tokenizes in memory on every run.",
         zh="为兼容 LLaMA-Factory 而接受；tunelab 每次运行都在内存中重新分词。",
     )
+    tokenized_path: str | None = field(
+        None,
+        en="Folder of the tokenized datasets (pt/sft): saved there on the first run, loaded from there (skipping "
+        "data loading, as in LLaMA-Factory) when it exists.",
+        zh="分词后数据集的目录（pt/sft）：首次运行时保存到此处，目录存在时直接加载（跳过数据加载，与 LLaMA-Factory 相同）。",
+    )
     preprocessing_num_workers: int | None = field(
         None,
         en="Processes used to tokenize the data.",
@@ -268,7 +274,7 @@ class FinetuningArgs(Group):
         gt=0,
     )
     lora_dropout: float = field(
-        0.05, en="Dropout on the LoRA input.", zh="LoRA 输入上的 dropout。", ge=0, lt=1
+        0.0, en="Dropout on the LoRA input.", zh="LoRA 输入上的 dropout。", ge=0, lt=1
     )
     lora_target: list[str] = field(
         ["all"],

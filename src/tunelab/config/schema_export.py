@@ -59,8 +59,8 @@ class ExportArgs(Group):
         zh="把导出的模型量化为该比特数：bnb 支持 4 或 8，gptq 支持 2、3、4 或 8（见 export_quantization_method）。",
     )
     export_quantization_method: Literal["bnb", "gptq"] = field(
-        "bnb",
-        en="How export_quantization_bit quantizes: bnb = bitsandbytes as the weights load (needs a CUDA GPU, "
+        "gptq",
+        en="How export_quantization_bit quantizes (default gptq, which is what LLaMA-Factory's export does): bnb = bitsandbytes as the weights load (needs a CUDA GPU, "
         "no data); gptq = GPTQ calibrated on export_quantization_dataset (needs `pip install optimum "
         "gptqmodel`; runs on CPU or GPU).",
         zh="export_quantization_bit 的量化方式：bnb = 加载权重时用 bitsandbytes 量化（需要 CUDA GPU，无需数据）；"
@@ -114,7 +114,10 @@ class ExportArgs(Group):
     def _check_quantization(self) -> ExportArgs:
         """Every contradiction among the export_quantization_* keys at once, each with its fix."""
         problems = _quantization_problems(
-            self.export_quantization_bit, self.export_quantization_method, self.export_quantization_dataset
+            self.export_quantization_bit,
+            self.export_quantization_method,
+            self.export_quantization_dataset,
+            method_set="export_quantization_method" in self.model_fields_set,
         )
         if self.export_quantization_bit is not None and self.export_legacy_format:
             problems.append(
@@ -126,14 +129,10 @@ class ExportArgs(Group):
         return self
 
 
-def _quantization_problems(bits: int | None, method: str, dataset: str | None) -> list[str]:
-    if bits is None:
-        if method == "gptq":
-            need = "export_quantization_bit" + ("" if dataset else " and export_quantization_dataset")
-            return [
-                f"export_quantization_method: gptq needs {need}; set export_quantization_bit to 2, 3, 4 "
-                "or 8 (and export_quantization_dataset to calibration data), or drop the method"
-            ]
+def _quantization_problems(
+    bits: int | None, method: str, dataset: str | None, *, method_set: bool
+) -> list[str]:
+    if bits is None:  # the method only matters when quantizing (gptq is the default, as in LLaMA-Factory)
         if dataset is not None:
             return [
                 "export_quantization_dataset is set but export_quantization_bit is not: calibration data "
@@ -158,5 +157,10 @@ def _quantization_problems(bits: int | None, method: str, dataset: str | None) -
         problems.append(
             "export_quantization_method: gptq needs calibration data; set export_quantization_dataset to "
             "a dataset name from dataset_info.json (e.g. the one you trained on) or a .txt/.json/.jsonl file"
+            + (
+                ""
+                if method_set
+                else ", or export_quantization_method: bnb (4 or 8 bits on a CUDA GPU, no data)"
+            )
         )
     return problems

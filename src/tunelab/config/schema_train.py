@@ -216,8 +216,22 @@ class TrainingArgs(Group):
     dataloader_num_workers: int = field(0, en="Data-loading worker processes.", zh="数据加载进程数。", ge=0)
     do_train: bool = field(
         True,
-        en="Accepted for LLaMA-Factory compatibility (train always trains).",
-        zh="为兼容 LLaMA-Factory 而接受（train 总会训练）。",
+        en="train: train the model; false with do_eval/do_predict only evaluates/predicts (as in LLaMA-Factory); "
+        "unset: true unless do_eval or do_predict is set.",
+        zh="train：训练模型；为 false 且设置 do_eval/do_predict 时只做评估/预测（与 LLaMA-Factory 相同）；"
+        "未设置时：除非设置了 do_eval 或 do_predict，否则为 true。",
+    )
+    do_eval: bool = field(
+        False,
+        en="train: after training, evaluate on the evaluation split (loss, perplexity) into <run>/eval.",
+        zh="train：训练结束后在评估划分上评估（损失、困惑度），结果写入 <运行目录>/eval。",
+    )
+    do_predict: bool = field(
+        False,
+        en="train: after training, generate answers for the evaluation split (with predict_with_generate), "
+        "as `tunelab eval --predict` does, into <run>/eval/generated_predictions.jsonl.",
+        zh="train：训练结束后为评估划分生成回答（需 predict_with_generate），与 `tunelab eval --predict` 相同，"
+        "写入 <运行目录>/eval/generated_predictions.jsonl。",
     )
     ddp_timeout: int = field(
         1800,
@@ -225,6 +239,18 @@ class TrainingArgs(Group):
         zh="分布式进程等待其他进程的秒数。",
         gt=0,
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_do_train(cls, data: object) -> object:
+        """LLaMA-Factory's meaning: a config with do_eval/do_predict and no do_train only evaluates."""
+        if (
+            isinstance(data, dict)
+            and "do_train" not in data
+            and (data.get("do_eval") or data.get("do_predict"))
+        ):
+            return {**data, "do_train": False}
+        return data
 
     @model_validator(mode="after")
     def _check_precision(self) -> TrainingArgs:
@@ -244,13 +270,13 @@ class GenerationArgs(Group):
     """How the model generates text (eval, chat, demo before/after)."""
 
     max_new_tokens: int = field(
-        128, en="Maximum tokens generated per answer.", zh="每次回答最多生成的 token 数。", gt=0
+        1024, en="Maximum tokens generated per answer.", zh="每次回答最多生成的 token 数。", gt=0
     )
-    do_sample: bool = field(False, en="Sample instead of greedy decoding.", zh="采样解码而非贪心解码。")
+    do_sample: bool = field(True, en="Sample instead of greedy decoding.", zh="采样解码而非贪心解码。")
     temperature: float = field(
-        0.7, en="Sampling temperature (with do_sample).", zh="采样温度（需开启 do_sample）。", gt=0
+        0.95, en="Sampling temperature (with do_sample).", zh="采样温度（需开启 do_sample）。", gt=0
     )
-    top_p: float = field(0.9, en="Nucleus sampling probability mass.", zh="核采样的概率质量。", gt=0, le=1)
+    top_p: float = field(0.7, en="Nucleus sampling probability mass.", zh="核采样的概率质量。", gt=0, le=1)
     top_k: int = field(
         50, en="Sample only from the k most likely tokens.", zh="只从概率最高的 k 个 token 中采样。", ge=0
     )
@@ -304,6 +330,11 @@ class OutputArgs(Group):
         zh="日志集成：none、tensorboard、wandb、mlflow。",
     )
     disable_tqdm: bool = field(False, en="Hide the progress display.", zh="隐藏进度显示。")
+    run_name: str | None = field(
+        None,
+        en="Name of the run in report_to integrations (wandb, mlflow, tensorboard); default: the run directory's name.",
+        zh="在 report_to 集成（wandb、mlflow、tensorboard）中显示的运行名；默认为运行目录名。",
+    )
 
     _split_report = field_validator("report_to", mode="before")(lambda cls, v: split_csv(v))
 

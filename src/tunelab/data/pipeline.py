@@ -102,8 +102,18 @@ def prepare_data(config: RunConfig, tokenizer: Any, *, packing: bool | None = No
 def build_datasets(
     config: RunConfig, tokenizer: Any
 ) -> tuple[datasets.Dataset, datasets.Dataset | None, DataStats]:
-    """Return (train, eval or None, stats): tokenized, masked, cut and (with packing) packed."""
+    """Return (train, eval or None, stats): tokenized, masked, cut and (with packing) packed.
+
+    With ``tokenized_path`` the result is saved there, and read back instead when it exists.
+    """
+    from tunelab.data import tokenized_cache
+
+    path = config.data.tokenized_path
+    if path and tokenized_cache.has_tokenized_data(path):
+        return tokenized_cache.load_tokenized(path)
     prepared = prepare_data(config, tokenizer)
+    if path:
+        tokenized_cache.save_tokenized(path, prepared.train, prepared.eval, prepared.stats)
     return prepared.train, prepared.eval, prepared.stats
 
 

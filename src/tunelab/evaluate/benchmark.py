@@ -83,6 +83,8 @@ def resolve_task(task: str, task_dir: str = "builtin") -> Path:
             entries = json.loads(registry.read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
             raise DataError(f"{registry} is not valid JSON: {err}", "fix the file") from None
+    if task not in entries and (lf_folder := _lf_task_folder(folder, task)) is not None:
+        return lf_folder
     if task not in entries:
         known = ", ".join(entries) or "none"
         raise ConfigError(
@@ -92,6 +94,23 @@ def resolve_task(task: str, task_dir: str = "builtin") -> Path:
     target = folder / str(entries[task].get("file_name", ""))
     if not target.exists():
         raise DataError(f"benchmark {task!r}: {target} does not exist", f"fix file_name in {registry}")
+    return target
+
+
+def _lf_task_folder(folder: Path, task: str) -> Path | None:
+    """LLaMA-Factory's ``<benchmark>_<split>`` names (mmlu_test, ceval_validation) -> <task_dir>/<benchmark>.
+
+    The split needs no filter: the test split is scored when it has answers, else the validation one.
+    """
+    name = task.rpartition("_")[0]
+    target = folder / name
+    if not name or not target.is_dir():
+        return None
+    if not any(target.rglob("*.csv")) and any(target.glob("*.zip")):
+        raise DataError(
+            f"task={task!r}: {target} holds only a zip archive (LLaMA-Factory's evaluation layout)",
+            f"unzip it in place (cd {target} && unzip *.zip) so that {target} holds dev/ and test/ CSVs",
+        )
     return target
 
 

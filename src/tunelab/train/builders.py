@@ -10,6 +10,7 @@ import torch
 from transformers import TrainingArguments
 
 from tunelab.config import RunConfig
+from tunelab.config.rules import Problem, config_problems, eval_save_problems
 from tunelab.errors import ConfigError
 from tunelab.runs.rundir import RunDir
 from tunelab.train.callbacks import GracefulStopCallback, ProgressCallback, RunLogCallback
@@ -24,70 +25,6 @@ _HF_SCHEDULERS = frozenset(
     "constant constant_with_warmup linear cosine cosine_with_restarts polynomial inverse_sqrt "
     "reduce_lr_on_plateau".split()
 )
-
-
-def _eval_save_problems(config: RunConfig, eval_metrics: Sequence[str]) -> list[tuple[str, str]]:
-    """(message, hint) for every evaluation/saving setting that cannot work together.
-
-    Pure config arithmetic (no torch): the same rules can run where the config is validated.
-    """
-    t, o, d = config.training, config.output, config.data
-    evaluates = t.eval_strategy != "no"
-    problems: list[tuple[str, str]] = []
-    if evaluates and not d.eval_dataset and d.val_size == 0:
-        problems.append(
-            (
-                f"eval_strategy={t.eval_strategy} needs evaluation data, but val_size=0 and eval_dataset is unset",
-                "set val_size (e.g. val_size=0.1) or eval_dataset=<dataset name>, or eval_strategy=no",
-            )
-        )
-    if t.load_best_model_at_end and not evaluates:
-        problems.append(
-            (
-                "load_best_model_at_end=true needs evaluations to pick the best checkpoint, but eval_strategy=no",
-                f"set eval_strategy={o.save_strategy} (with val_size or eval_dataset), or load_best_model_at_end=false",
-            )
-        )
-    if t.load_best_model_at_end and evaluates and o.save_strategy != t.eval_strategy:
-        problems.append(
-            (
-                f"load_best_model_at_end=true needs a checkpoint at every evaluation, but "
-                f"save_strategy={o.save_strategy} and eval_strategy={t.eval_strategy}",
-                f"set save_strategy={t.eval_strategy} (or eval_strategy={o.save_strategy})",
-            )
-        )
-    eval_steps = t.eval_steps or o.logging_steps
-    if (
-        t.load_best_model_at_end
-        and t.eval_strategy == "steps" == o.save_strategy
-        and o.save_steps % eval_steps
-    ):
-        source = "eval_steps" if t.eval_steps else "eval_steps (unset: logging_steps)"
-        divisor = max(n for n in range(1, eval_steps + 1) if o.save_steps % n == 0)
-        problems.append(
-            (
-                f"load_best_model_at_end=true needs save_steps ({o.save_steps}) to be a multiple of "
-                f"{source} ({eval_steps}), so that every evaluation has a checkpoint to return to",
-                f"set eval_steps={divisor} or save_steps={-(-o.save_steps // eval_steps) * eval_steps}",
-            )
-        )
-    if t.lr_scheduler_type == "reduce_lr_on_plateau" and not evaluates:
-        problems.append(
-            (
-                "lr_scheduler_type=reduce_lr_on_plateau reacts to evaluations, but eval_strategy=no",
-                "set eval_strategy=steps (with val_size or eval_dataset), or choose another lr_scheduler_type",
-            )
-        )
-    if evaluates and t.metric_for_best_model.removeprefix("eval_") not in eval_metrics:
-        problems.append(
-            (
-                f"metric_for_best_model={t.metric_for_best_model}: the {config.finetuning.stage} stage's "
-                "evaluation does not report it",
-                f"use one of: {', '.join(f'eval_{m}' for m in eval_metrics)} "
-                "(eval_loss ranks checkpoints as perplexity does)",
-            )
-        )
-    return problems
 
 
 def build_training_arguments(
@@ -107,17 +44,19 @@ def build_training_arguments(
     together raise one ConfigError listing all of them, instead of transformers' ValueError.
     """
     t, o = config.training, config.output
-    problems = _eval_save_problems(config, eval_metrics)
+    # the config's own rules (config.validate ran them already for configs loaded from YAML)
+    problems = eval_save_problems(config, eval_metrics)
     if has_eval_set is False and t.eval_strategy != "no":
         problems.append(
-            (
+            Problem(
+                "eval_strategy",
                 f"eval_strategy={t.eval_strategy}, but the evaluation split is empty after tokenization",
                 "raise val_size, check eval_dataset's records (too long for cutoff_len? no response?), "
                 "or set eval_strategy=no",
             )
         )
     if problems:
-        raise ConfigError("; ".join(m for m, _ in problems), "; ".join(h for _, h in problems))
+        raise ConfigError("; ".join(p.message for p in problems), "; ".join(p.hint for p in problems))
 
     use_cuda = torch.cuda.is_available()
     warmup: float = t.warmup_steps if t.warmup_steps > 0 else t.warmup_ratio
@@ -160,6 +99,7 @@ def build_training_arguments(
         save_only_model=o.save_only_model,
         neftune_noise_alpha=t.neftune_noise_alpha,
         report_to=resolve_report_to(o.report_to) or "none",
+        run_name=o.run_name or output_dir.name,
         disable_tqdm=True,  # our ProgressCallback replaces tqdm
         dataloader_num_workers=t.dataloader_num_workers,
         train_sampling_strategy="group_by_length" if config.data.group_by_length else "random",
@@ -199,12 +139,9 @@ def build_callbacks(
         lr = config.training.learning_rate
         callbacks.append(HealthMonitor(config.health, run, learning_rate=lr, lang=lang, console=console))
     if config.early_stopping.enabled:
-        if config.training.eval_strategy == "no":  # belongs to the config's cross-group checks
-            raise ConfigError(
-                "early_stopping.enabled=true needs evaluations, but eval_strategy=no",
-                "set eval_strategy=steps with eval_steps=N (and val_size > 0 or eval_dataset), "
-                "or early_stopping.enabled=false",
-            )
+        for problem in config_problems(config):  # config.validate runs these where the config is built
+            if problem.key == "early_stopping":
+                raise ConfigError(problem.message, problem.hint)
         callbacks.append(EarlyStopCallback(config.early_stopping, run, lang=lang, console=console))
     return callbacks, stop
 

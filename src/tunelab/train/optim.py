@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from tunelab.config.rules import training_problems
 from tunelab.config.schema import FinetuningArgs, TrainingArgs
 from tunelab.errors import ConfigError, ModelError, ResourceError
 
@@ -70,11 +71,9 @@ def build_optimizer(
     optimizer cannot run here (no CUDA GPU or no bitsandbytes).
     """
     name, lr, wd = training.optim, training.learning_rate, training.weight_decay
-    if name == "sgd" and training.sgd_nesterov and training.sgd_momentum <= 0:
-        raise ConfigError(
-            f"sgd_nesterov=true needs sgd_momentum > 0 (got sgd_momentum={training.sgd_momentum})",
-            "set sgd_momentum=0.9, or sgd_nesterov=false",
-        )
+    for problem in training_problems(training):  # also checked where the config is built
+        if problem.key == "sgd_nesterov":
+            raise ConfigError(problem.message, problem.hint)
     if name in BITSANDBYTES_OPTIMIZERS:
         _require_bitsandbytes(name)
     groups = build_param_groups(model, lr, wd, loraplus_lr_ratio=finetuning.loraplus_lr_ratio)

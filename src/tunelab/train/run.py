@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.config import RunConfig, dump_config
+from tunelab.config.validate import require_for
 from tunelab.errors import ConfigError
 from tunelab.runs.rundir import RunDir
 from tunelab.train.context import RunContext
@@ -96,7 +97,11 @@ def train(config: RunConfig, *, console: Any = None, callbacks: Sequence[Any] = 
     from transformers import set_seed
 
     from tunelab.model.precision import describe_compute_choice, resolve_compute_dtype
+    from tunelab.train.workflow import evaluate_after_training, evaluate_without_training
 
+    require_for(config, "train")  # e.g. no dataset: refused before any directory or model
+    if not config.training.do_train:  # LLaMA-Factory's predict/eval-only configs
+        return evaluate_without_training(config, console)
     run = RunDir(resolve_output_dir(config))
     resume_from = resolve_resume(config, run)
     stage_fn = STAGES.get(config.finetuning.stage)
@@ -132,7 +137,10 @@ def train(config: RunConfig, *, console: Any = None, callbacks: Sequence[Any] = 
         )
         ctx.say(f"resuming from {resume_from}")
     set_seed(config.training.seed)
-    return stage_fn(resolved, run, ctx, resume_from)
+    result = stage_fn(resolved, run, ctx, resume_from)
+    if config.training.do_eval or config.training.do_predict:
+        result = evaluate_after_training(resolved, result, console)
+    return result
 
 
 def _clear_run(run: RunDir) -> None:

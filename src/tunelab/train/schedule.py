@@ -26,6 +26,7 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from tunelab.config.rules import training_problems
 from tunelab.config.schema import TrainingArgs
 from tunelab.errors import ConfigError
 from tunelab.runs.rundir import RunDir
@@ -91,11 +92,9 @@ def build_scheduler(
             min_lr=training.plateau_min_lr,
             higher_is_better=training.best_metric_higher,
         )
-    if kind == "polynomial" and training.lr_end >= training.learning_rate:
-        raise ConfigError(
-            f"lr_end={training.lr_end} must be below learning_rate={training.learning_rate} for polynomial decay",
-            "lower lr_end (default 1e-7) or raise learning_rate",
-        )
+    for problem in training_problems(training):  # also checked where the config is built
+        if problem.key == "lr_end":
+            raise ConfigError(problem.message, problem.hint)
     from transformers import get_scheduler
 
     hf_name, keys = _HF_SCHEDULES[kind]

@@ -15,6 +15,7 @@ import torch
 from transformers import DataCollatorWithPadding
 
 from tunelab.config import RunConfig
+from tunelab.config.rules import STAGE_EVAL_METRICS
 from tunelab.data.classification import (
     ClassificationData,
     LabelMap,
@@ -24,7 +25,6 @@ from tunelab.data.classification import (
     load_classification_records,
 )
 from tunelab.evaluate.classification import (
-    SCALAR_METRICS,
     classification_report,
     compute_classification_metrics,
     write_confusion_matrix,
@@ -97,7 +97,7 @@ def run_cls(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path |
         config,
         run.path,
         ctx.compute_dtype,
-        eval_metrics=("loss", *SCALAR_METRICS),
+        eval_metrics=STAGE_EVAL_METRICS["cls"],
         has_eval_set=data.eval is not None and len(data.eval) > 0,
         prediction_loss_only=False,
         label_names=["labels"],

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from tunelab.config import RunConfig
+from tunelab.config.rules import STAGE_EVAL_METRICS
 from tunelab.config.schema_pref import PreferenceArgs
 from tunelab.data.tokenize_pref import build_preference_datasets
 from tunelab.model import load_tokenizer
@@ -45,7 +46,7 @@ from tunelab.train.runner import RunResult, run_trainer
 
 __all__ = ["DPO_EVAL_METRICS", "DPOTrainer", "preference_losses", "run_dpo"]
 
-DPO_EVAL_METRICS = ("loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected")
+DPO_EVAL_METRICS = STAGE_EVAL_METRICS["dpo"]
 _REFERENCE_FREE = ("orpo", "simpo")
 
 

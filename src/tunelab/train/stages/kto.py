@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from tunelab.config import RunConfig
+from tunelab.config.rules import STAGE_EVAL_METRICS
 from tunelab.config.schema_pref import PreferenceArgs
 from tunelab.data.tokenize_pref import build_preference_datasets
 from tunelab.model import load_tokenizer
@@ -42,7 +43,7 @@ from tunelab.train.runner import RunResult, run_trainer
 
 __all__ = ["KTO_EVAL_METRICS", "KTOTrainer", "add_kl_completions", "run_kto"]
 
-KTO_EVAL_METRICS = ("loss", "rewards/margins", "rewards/chosen", "rewards/rejected", "kl")
+KTO_EVAL_METRICS = STAGE_EVAL_METRICS["kto"]
 
 
 def add_kl_completions(dataset: Any) -> Any:

@@ -14,6 +14,7 @@ from tunelab.config import RunConfig
 from tunelab.data.collator import build_collator
 from tunelab.data.packing import packing_mode
 from tunelab.data.pipeline import build_datasets
+from tunelab.data.tokenized_cache import has_tokenized_data
 from tunelab.errors import ConfigError
 from tunelab.model import count_parameters, load_model_for_training, load_tokenizer
 from tunelab.runs.rundir import RunDir
@@ -33,7 +34,17 @@ def run_lm(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path | 
     trainable, total = count_parameters(model)
     ctx.say(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.3f}%)")
 
+    reused = bool(config.data.tokenized_path) and has_tokenized_data(config.data.tokenized_path)
     train_set, eval_set, stats = build_datasets(config, tokenizer)
+    if config.data.tokenized_path:
+        verb = "loaded from" if reused else "saved to"
+        run.write_event(
+            "tokenized_path", f"tokenized datasets {verb} {config.data.tokenized_path}", reused=reused
+        )
+        ctx.say(
+            f"tokenized datasets {verb} {config.data.tokenized_path}"
+            + (" (data keys not read)" if reused else "")
+        )
     ctx.say(stats.describe())
 
     args = build_training_arguments(config, run.path, ctx.compute_dtype)

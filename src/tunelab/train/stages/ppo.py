@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from tunelab.config import GenerationArgs, RunConfig
+from tunelab.config.rules import STAGE_EVAL_METRICS
 from tunelab.config.schema_pref import PreferenceArgs
 from tunelab.data.tokenize_pref import build_preference_datasets
 from tunelab.model import count_parameters, load_tokenizer
@@ -64,7 +65,7 @@ from tunelab.train.value_head import (
 
 __all__ = ["PPO_EVAL_METRICS", "PPOTrainer", "PromptCollator", "run_ppo"]
 
-PPO_EVAL_METRICS = ("reward", "kl")
+PPO_EVAL_METRICS = STAGE_EVAL_METRICS["ppo"]
 PPO_STATE = "ppo_state.json"  # adaptive KL coefficient and score statistics, beside each checkpoint
 
 

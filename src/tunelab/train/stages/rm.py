@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from tunelab.config import RunConfig
+from tunelab.config.rules import STAGE_EVAL_METRICS
 from tunelab.data.tokenize_pref import build_preference_datasets
 from tunelab.model import count_parameters, load_tokenizer
 from tunelab.runs.rundir import RunDir
@@ -36,7 +37,7 @@ from tunelab.train.value_head import (
 
 __all__ = ["RM_EVAL_METRICS", "RewardModelTrainer", "run_rm"]
 
-RM_EVAL_METRICS = ("loss", "accuracy", "margin")
+RM_EVAL_METRICS = STAGE_EVAL_METRICS["rm"]
 
 
 class RewardModelTrainer(PreferenceTrainer):

@@ -37,8 +37,9 @@ def start_eval(
             flat["save_dir"] = str(ctx.runs_dir / f"eval-{time.strftime('%Y%m%d-%H%M%S')}")
         ctx.guard.check_config(flat)
         from tunelab.config import config_from_dict
+        from tunelab.config.validate import require_for
 
-        config_from_dict(flat, source="web UI evaluate")
+        require_for(config_from_dict(flat, source="web UI evaluate"), "eval", source="web UI evaluate")
         args = ["eval"]
         path = ctx.state_dir / "configs" / f"eval-{time.strftime('%Y%m%d-%H%M%S')}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -156,8 +156,10 @@ def start_training(ctx: UIContext, lang: str, values: list[Any]) -> tuple[str | 
         flat["output_dir"] = _resolve_output_dir(ctx, flat)
         ctx.guard.check_config(flat)
         from tunelab.config import config_from_dict
+        from tunelab.config.validate import require_for
 
         config = config_from_dict(flat, source="web UI form")
+        require_for(config, "train", source="web UI form")  # before a job starts or a directory appears
     except TunelabError as exc:
         return None, str(flat.get("output_dir", "")) if "flat" in locals() else "", error_html(exc, lang)
     run_dir = (ctx.jobs.cwd / flat["output_dir"]).resolve()
