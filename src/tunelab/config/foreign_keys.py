@@ -121,10 +121,6 @@ LF_UNSUPPORTED: dict[str, tuple[str, str]] = {
     "upcast_layernorm": ("keeping layer norms in fp32", "compute_type: fp32 for full precision"),
     "upcast_lmhead_output": ("computing lm_head outputs in fp32", "compute_type: fp32 for full precision"),
     "train_from_scratch": ("random initialisation of the weights", "model_name_or_path: tiny:<preset>"),
-    "infer_backend": (
-        "the inference engine (huggingface, vllm, sglang)",
-        "tunelab's own engine (huggingface)",
-    ),
     "offload_folder": ("where offloaded weights are written", "load a model that fits in memory"),
     "use_cache": ("the KV cache during generation", "tunelab uses it for generation and not for training"),
     "infer_dtype": ("the dtype at inference", "compute_type"),
@@ -167,7 +163,6 @@ LF_UNSUPPORTED: dict[str, tuple[str, str]] = {
     "preprocessing_batch_size": ("records per tokenization batch", "preprocessing_num_workers for speed"),
     "ignore_pad_token_for_loss": ("ignoring pad tokens in the loss", "tunelab always masks padding"),
     "eval_on_each_dataset": ("a separate evaluation per eval dataset", "run `tunelab eval` once per dataset"),
-    "enable_thinking": ("thinking mode of reasoning templates", "template: a thinking / no-thinking variant"),
     "data_shared_file_system": (
         "tokenizing once across nodes on a shared disk",
         "tokenized_path on the shared disk",
