@@ -96,6 +96,7 @@ def train(config: RunConfig, *, console: Any = None, callbacks: Sequence[Any] = 
     from transformers import set_seed
 
     from tunelab.model.precision import describe_compute_choice, resolve_compute_dtype
+    from tunelab.train.boosters import check_boosters
 
     run = RunDir(resolve_output_dir(config))
     resume_from = resolve_resume(config, run)
@@ -107,6 +108,7 @@ def train(config: RunConfig, *, console: Any = None, callbacks: Sequence[Any] = 
         )
     # decided before anything is written: fp16 without a GPU fails here, leaving no run directory
     dtype = resolve_compute_dtype(config.compute_type)
+    check_boosters(config.model)  # liger/unsloth without a GPU or package fail here too
     if config.output.overwrite_output_dir and resume_from is None and run.path.exists():
         _clear_run(run)
     run.create()
