@@ -2,7 +2,7 @@
 
     python benchmarks/profile_step.py                                   # SmolLM2, fp32, cutoff 512 packed
     python benchmarks/profile_step.py --compute-type bf16 --steps 1     # bf16 autocast (emulated on AVX2)
-    python benchmarks/profile_step.py --set chunked_loss=false          # any tunelab key=value overrides
+    python benchmarks/profile_step.py --set loss_kernel=standard        # any tunelab key=value overrides
 
 The model, data and collator are tunelab's own (the config below, through ``load_model_for_training``,
 ``build_datasets`` and ``build_collator``); the step is the one the Trainer runs (forward with labels,
@@ -115,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     config, model, (train_set, collate), dtype = build(args)
+    from tunelab.train.loss import install_training_loss
+
+    print(install_training_loss(model, config.model.loss_kernel))  # as the sft stage does
     vocab = model.config.vocab_size if hasattr(model, "config") else 0
     rank = config.finetuning.lora_rank
     model.train()
