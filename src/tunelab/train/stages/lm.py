@@ -31,7 +31,8 @@ def run_lm(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path | 
     tokenizer = load_tokenizer(config.model)
     model = load_model_for_training(config, ctx.compute_dtype)
     flatten = _packing_layout(config, model.config._attn_implementation)
-    ctx.say(install_training_loss(model, config.model.loss_kernel))
+    if not config.model.use_unsloth:  # Unsloth brings its own fused loss
+        ctx.say(install_training_loss(model, config.model.loss_kernel))
     trainable, total = count_parameters(model)
     ctx.say(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.3f}%)")
 
