@@ -83,7 +83,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def build(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
-    """(config, model, batches iterator factory, vocab size) exactly as a tunelab run builds them."""
+    """(config, model, (train rows, collator), compute dtype) exactly as a tunelab run builds them."""
     from tunelab.config import load_config
     from tunelab.data.collator import build_collator
     from tunelab.data.pipeline import build_datasets
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     def batch(i: int) -> dict[str, Any]:
         return collate(rows[(i * args.batch) % len(rows) :][: args.batch])
 
-    def step(i: int) -> int:
+    def step(i: int) -> tuple[int, int]:
         b = batch(i)
         with autocast:
             loss = model(**b).loss
