@@ -3,6 +3,8 @@
     python benchmarks/train_throughput.py                       # tiny:llama, a minute or two
     python benchmarks/train_throughput.py --model smollm2       # SmolLM2-135M, a few minutes
     python benchmarks/train_throughput.py --variants baseline,tunelab,tunelab-lean --profile
+    python benchmarks/train_throughput.py --model smollm2-512 --threads 2      # realistic: cutoff 512 packed
+    python benchmarks/train_throughput.py --model demo --threads 2             # `make demo`'s training
 
 One process, one tokenized dataset (built once with tunelab's pipeline), the same collator, batch
 size, steps, seed and hyperparameters for every variant:
@@ -12,7 +14,19 @@ size, steps, seed and hyperparameters for every variant:
   tunelab       ``tunelab.train.train(config)`` with the equivalent config, as a user runs it
   tunelab-lean  the same with ``plot_loss=false disable_tqdm=true`` (attributes their cost); any
                 ``tunelab+key=value+...`` variant runs tunelab with those overrides
+  baseline-bf16 the same with ``bf16=True`` (autocast), what the transformers docs show for speed
   trl           TRL ``SFTTrainer`` on the same tokenized data and collator (fp32, no checkpointing)
+  tunelab-bf16  tunelab with ``compute_type=bf16``
+  lf            LLaMA-Factory's ``run_exp`` in its own interpreter (``--lf-python PATH``), same keys
+
+Presets whose name says so (``smollm2-512``, ``demo``) turn ``packing`` on for tunelab (and LF's
+``neat_packing``), while the plain baselines and TRL get ordinary padded batches of the same samples,
+as a user writing them by hand would; tokens/s counts non-padding tokens either way, per layout.
+MFU is achieved model FLOP/s (4 x parameters per token: forward plus the input-gradient backward of
+frozen weights, the convention of issue 15, LoRA's own FLOPs and attention not counted) over the
+matmul peak this script measures on the same threads in the variant's precision (fp32 or bf16).
+Peak memory is the process's peak resident size during the run, above its size at the start (glibc's
+free pages returned with ``malloc_trim`` first), sampled every 20 ms.
 
 Only training steps count: the window runs from the end of the last warm-up step to the end of the
 last step, so loading, data preparation and final saving are outside it, while everything a wrapper
@@ -34,6 +48,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _speed import PeakRSS, measured_peak, mfu  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"
 
@@ -43,8 +60,14 @@ PRESET_KEYS = ("dataset", "cutoff", "batch", "steps", "warmup", "repeats", "logg
 PRESETS = {
     "tiny:llama": ("instruct_en", 256, 8, 100, 3, 5, 10),
     "smollm2": ("identity_en", 128, 4, 6, 2, 2, 5),
+    # realistic lengths: instruction + multi-turn chat data packed into 512-token rows
+    "smollm2-512": ("instruct_en,chat_sharegpt", 512, 2, 4, 1, 2, 1),
+    # `make demo`'s training (tunelab.demo.DEMO_CONFIG): identity data, cutoff 128, packed, batch 4
+    "demo": ("identity_en,identity_zh", 128, 4, 6, 2, 2, 5),
 }
-ALL_VARIANTS = ("baseline", "tunelab", "tunelab-lean", "trl")
+PACKED_PRESETS = ("smollm2-512", "demo")
+PRESET_MODEL = {"smollm2-512": "smollm2", "demo": "smollm2"}
+ALL_VARIANTS = ("baseline", "baseline-bf16", "tunelab", "tunelab-bf16", "tunelab-lean", "trl", "lf")
 # what the profile report lists: tunelab's code, the Trainer's step pieces and every callback
 PROFILE_FOCUS = (
     r"tunelab/|trainer_callback|training_step|_maybe_log_save_evaluate|_track_num_input|call_event"
@@ -55,23 +78,27 @@ PROFILE_FOCUS = (
 class Setup:
     """What every variant shares: the tunelab config, the data and the step schedule."""
 
-    config: Any  # tunelab RunConfig
+    config: Any  # tunelab RunConfig (unpacked: what the plain variants get)
     model_path: Path
     tokenizer: Any
     train_set: Any
     collator: Any
     warmup: int
     steps: int
-    step_tokens: list[int] = field(default_factory=list)  # non-padding tokens of the i-th batch trained
+    packed: bool = False  # tunelab and LF variants train packed rows
+    packed_set: Any = None
+    packed_collator: Any = None
+    n_params: int = 0
+    # non-padding tokens of the i-th batch trained, per layout ("padded", "packed")
+    step_tokens: dict[str, list[int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     @property
     def max_steps(self) -> int:
         return self.warmup + self.steps
 
-    @property
-    def window_tokens(self) -> int:
-        return sum(self.step_tokens[self.warmup : self.max_steps])
+    def window_tokens(self, layout: str) -> int:
+        return sum(self.step_tokens[layout][self.warmup : self.max_steps])
 
 
 @dataclass
@@ -81,6 +108,7 @@ class Measurement:
     tokens: int
     step_seconds: list[float]
     note: str = ""
+    peak_mib: float = 0.0
 
     @property
     def tokens_per_second(self) -> float:
@@ -105,7 +133,8 @@ def build_config(args: argparse.Namespace, output_dir: Path, *extra: str) -> Any
     from tunelab.config import load_config
 
     run_keys = (
-        f"model_name_or_path={args.model} dataset={args.dataset} cutoff_len={args.cutoff} "
+        f"model_name_or_path={PRESET_MODEL.get(args.model, args.model)} dataset={args.dataset} "
+        f"cutoff_len={args.cutoff} "
         f"per_device_train_batch_size={args.batch} max_steps={args.warmup + args.steps} "
         f"logging_steps={args.logging_steps} output_dir={output_dir}"
     )
@@ -120,22 +149,42 @@ def prepare(args: argparse.Namespace, scratch: Path) -> Setup:
 
     config = build_config(args, scratch / "run")
     tokenizer = load_tokenizer(config.model)
+    packed = None
+    if args.packed:  # the plain variants get the same samples per step, padded instead of packed
+        packed_config = build_config(args, scratch / "run", "packing=true")
+        packed = build_datasets(packed_config, tokenizer)
+        per_row = packed[2].n_train / packed[2].n_train_sequences
+        plain_batch = max(1, round(args.batch * per_row))
+        config = build_config(args, scratch / "run", f"per_device_train_batch_size={plain_batch}")
     train_set, _, stats = build_datasets(config, tokenizer)
     setup = Setup(
         config=config,
         model_path=resolve_model_path(config.model.model_name_or_path, config.model.cache_dir),
         tokenizer=tokenizer,
         train_set=train_set,
-        collator=build_collator(tokenizer, packing=config.data.packing),
+        collator=build_collator(tokenizer, packing=False),
         warmup=args.warmup,
         steps=args.steps,
+        packed=args.packed,
         notes=[stats.describe()],
     )
-    setup.step_tokens = batch_token_counts(setup, scratch / "order")
-    setup.notes.append(
-        f"window: steps {setup.warmup + 1}..{setup.max_steps}, "
-        f"{setup.window_tokens:,} non-padding tokens per run"
-    )
+    setup.step_tokens["padded"] = batch_token_counts(setup, scratch / "order", train_set, setup.collator)
+    if packed is not None:
+        setup.packed_set, _, packed_stats = packed
+        setup.packed_collator = build_collator(tokenizer, packing=True)
+        setup.step_tokens["packed"] = batch_token_counts(
+            setup, scratch / "order", setup.packed_set, setup.packed_collator, batch=args.batch
+        )
+        setup.notes.append(
+            f"packed (tunelab, lf): {packed_stats.n_train_sequences} rows of <= {args.cutoff} tokens, "
+            f"batch {args.batch}; padded (baseline, baseline-bf16, trl): batch "
+            f"{config.training.per_device_train_batch_size}, the same samples per step on average"
+        )
+    for layout in setup.step_tokens:
+        setup.notes.append(
+            f"window ({layout}): steps {setup.warmup + 1}..{setup.max_steps}, "
+            f"{setup.window_tokens(layout):,} non-padding tokens per run"
+        )
     # tunelab's first plot imports matplotlib, once per process: pay it here so that every repeat
     # sees the steady state instead of only the first tunelab run carrying it
     started = time.perf_counter()
@@ -151,7 +200,9 @@ def prepare(args: argparse.Namespace, scratch: Path) -> Setup:
     return setup
 
 
-def batch_token_counts(setup: Setup, output_dir: Path) -> list[int]:
+def batch_token_counts(
+    setup: Setup, output_dir: Path, dataset: Any, collator: Any, batch: int | None = None
+) -> list[int]:
     """Non-padding tokens per step, in the order every Trainer-based variant draws the batches.
 
     The order is the Trainer's seeded sampler's (same seed, dataset and batch size), so a Trainer that
@@ -159,20 +210,30 @@ def batch_token_counts(setup: Setup, output_dir: Path) -> list[int]:
     """
     from transformers import Trainer
 
+    model = _plain_model(setup)
+    setup.n_params = sum(p.numel() for p in model.base_model.model.parameters())
     trainer = Trainer(
-        model=_plain_model(setup),
-        args=_plain_arguments(setup, output_dir),
-        train_dataset=setup.train_set,
-        data_collator=setup.collator,
+        model=model,
+        args=_plain_arguments(setup, output_dir, batch=batch),
+        train_dataset=dataset,
+        data_collator=collator,
     )
     loader = trainer.get_train_dataloader()
     counts: list[int] = []
     epoch = 0
     while len(counts) < setup.max_steps:
         loader.set_epoch(epoch)  # as the Trainer's loop does: the sampler is seeded with seed + epoch
-        counts.extend(int(batch["attention_mask"].sum()) for batch in loader)
+        counts.extend(_non_padding(b, setup.tokenizer.pad_token_id) for b in loader)
         epoch += 1
     return counts
+
+
+def _non_padding(batch: dict[str, Any], pad_id: int) -> int:
+    """Non-padding tokens as the Trainer counts them: the attention mask, else tokens != pad (packed
+    rows carry no mask; where pad is EOS this leaves out each sample's EOS, a bias against packing)."""
+    if "attention_mask" in batch:
+        return int(batch["attention_mask"].sum())
+    return int((batch["input_ids"] != pad_id).sum())
 
 
 def _plain_model(setup: Setup) -> Any:
@@ -194,15 +255,17 @@ def _plain_model(setup: Setup) -> Any:
     return get_peft_model(model, lora)
 
 
-def _plain_arguments(setup: Setup, output_dir: Path, cls: Any = None, **extra: Any) -> Any:
+def _plain_arguments(
+    setup: Setup, output_dir: Path, cls: Any = None, batch: int | None = None, **extra: Any
+) -> Any:
     """TrainingArguments with the tunelab config's hyperparameters, everything else left default."""
     from transformers import TrainingArguments
 
     t = setup.config.training
-    same = ("per_device_train_batch_size", "learning_rate", "lr_scheduler_type", "weight_decay")
-    same += ("max_grad_norm", "optim", "seed")
+    same = ("learning_rate", "lr_scheduler_type", "weight_decay", "max_grad_norm", "optim", "seed")
     return (cls or TrainingArguments)(
         **{key: getattr(t, key) for key in same},
+        per_device_train_batch_size=batch or t.per_device_train_batch_size,
         output_dir=str(output_dir),
         max_steps=setup.max_steps,
         warmup_steps=t.warmup_ratio,  # transformers 5: a value below 1 is a ratio
@@ -223,14 +286,14 @@ def _train_plain(trainer: Any) -> None:
     trainer.train()
 
 
-def run_baseline(setup: Setup, output_dir: Path) -> None:
+def run_baseline(setup: Setup, output_dir: Path, bf16: bool = False) -> None:
     from transformers import Trainer, set_seed
 
     set_seed(setup.config.training.seed)
     _train_plain(
         Trainer(
             model=_plain_model(setup),
-            args=_plain_arguments(setup, output_dir),
+            args=_plain_arguments(setup, output_dir, bf16=bf16),
             train_dataset=setup.train_set,
             data_collator=setup.collator,
             processing_class=setup.tokenizer,
@@ -265,9 +328,11 @@ def tunelab_runner(args: argparse.Namespace, *overrides: str) -> Callable[[Setup
         from tunelab.runs import RunDir
         from tunelab.train import train
 
-        result = train(build_config(args, output_dir, *overrides))
+        packing = ("packing=true",) if setup.packed else ()
+        result = train(build_config(args, output_dir, *packing, *overrides))
+        tokens = setup.step_tokens["packed" if setup.packed else "padded"]
         for row in RunDir(result.run_dir).read_log():  # was the assumed batch order the one trained?
-            expected = sum(setup.step_tokens[: row["current_steps"]])
+            expected = sum(tokens[: row["current_steps"]])
             if row.get("num_input_tokens_seen", expected) != expected:
                 raise SystemExit(
                     f"batch order differs: at step {row['current_steps']} tunelab logged "
@@ -276,6 +341,15 @@ def tunelab_runner(args: argparse.Namespace, *overrides: str) -> Callable[[Setup
         return f"tunelab's own figure: {result.metrics.get('tokens_per_second', 0):,.0f} tok/s"
 
     return run
+
+
+def layout_of(name: str, setup: Setup) -> str:
+    """Which batches a variant trains: tunelab and LF pack when the preset packs, the others pad."""
+    return "packed" if setup.packed and (name.startswith("tunelab") or name == "lf") else "padded"
+
+
+def precision_of(name: str) -> str:
+    return "bf16" if "bf16" in name else "fp32"
 
 
 def measure(
@@ -296,24 +370,34 @@ def measure(
 
     handle = register_optimizer_step_post_hook(on_step)
     try:
-        note = runner(setup, Path(tempfile.mkdtemp(prefix=f"{name}-", dir=scratch))) or ""
+        with PeakRSS() as memory:
+            note = runner(setup, Path(tempfile.mkdtemp(prefix=f"{name}-", dir=scratch))) or ""
     finally:
         handle.remove()
+    tokens = setup.window_tokens(layout_of(name, setup))
+    if isinstance(note, tuple):  # an out-of-process run (lf) reports its own stamps and tokens
+        note, stamps, tokens = note
     if len(stamps) != setup.max_steps:
         raise RuntimeError(f"{name}: expected {setup.max_steps} optimizer steps, saw {len(stamps)}")
     inside = stamps[setup.warmup - 1 :]  # from the end of the last warm-up step to the end of the run
     steps = [b - a for a, b in zip(inside, inside[1:])]
-    return Measurement(name, inside[-1] - inside[0], setup.window_tokens, steps, note)
+    return Measurement(name, inside[-1] - inside[0], tokens, steps, note, memory.growth_mib)
 
 
 def run_all(args: argparse.Namespace, setup: Setup, scratch: Path) -> dict[str, list[Measurement]]:
     """Every variant ``repeats`` times in alternating order; then the optional profile passes."""
     runners: dict[str, Callable[[Setup, Path], Any]] = {
         "baseline": run_baseline,
+        "baseline-bf16": lambda setup, out: run_baseline(setup, out, bf16=True),
         "tunelab": tunelab_runner(args),
+        "tunelab-bf16": tunelab_runner(args, "compute_type=bf16"),
         "tunelab-lean": tunelab_runner(args, "plot_loss=false", "disable_tqdm=true"),
         "trl": run_trl,
     }
+    if args.lf_python:
+        from _lf_runner import lf_runner
+
+        runners["lf"] = lf_runner(args)
     for name in args.variants:  # tunelab+key=value+...: tunelab with those overrides
         runners.setdefault(name, tunelab_runner(args, *name.split("+")[1:]))
     results: dict[str, list[Measurement]] = {name: [] for name in args.variants}
@@ -340,7 +424,9 @@ def run_all(args: argparse.Namespace, setup: Setup, scratch: Path) -> dict[str, 
     return results
 
 
-def summarise(results: dict[str, list[Measurement]]) -> list[list[str]]:
+def summarise(
+    results: dict[str, list[Measurement]], n_params: int, peaks: dict[str, float]
+) -> list[list[str]]:
     """Table rows: median tokens/s, median per-repeat ratios to the baseline, step times.
 
     The tokens/s ratio is what a user gets (periodic work such as plots included); the median-step
@@ -355,12 +441,26 @@ def summarise(results: dict[str, list[Measurement]]) -> list[list[str]]:
         step_ratio = statistics.median(b.median_step / m.median_step for m, b in zip(runs, base))
         typical = f"{statistics.median(steps_ms):.1f} / {max(steps_ms):.0f}"
         speed_text = f"{statistics.median(speeds):,.0f}|{' '.join(f'{v:,.0f}' for v in speeds)}"
-        rows.append([name, *speed_text.split("|"), f"{ratio:.3f}", f"{step_ratio:.3f}", typical])
+        precision = precision_of(name)
+        use = mfu(statistics.median(speeds), n_params, "lora", peaks[precision])
+        memory = f"{max(m.peak_mib for m in runs):,.0f}"
+        rows.append(
+            [
+                name,
+                *speed_text.split("|"),
+                f"{ratio:.3f}",
+                f"{step_ratio:.3f}",
+                typical,
+                f"{100 * use:.1f}% of {precision}",
+                memory,
+            ]
+        )
     return rows
 
 
 RESULT_COLUMNS = (
     "variant|tokens/s (median)|each repeat|tokens/s vs baseline|median step vs baseline|step ms median / max"
+    "|MFU (4N FLOPs/token)|peak RSS growth MiB"
 ).split("|")
 
 
@@ -433,11 +533,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
     parser.add_argument("--profile", action="store_true", help="add a cProfile pass of baseline and tunelab")
     parser.add_argument("--no-docs", action="store_true", help="leave docs/benchmarks.md alone")
+    parser.add_argument("--lf-python", help="python of a venv with LLaMA-Factory installed: adds variant lf")
     args = parser.parse_args(argv)
     for key, value in zip(PRESET_KEYS, PRESETS[args.model]):
         if getattr(args, key) is None:
             setattr(args, key, value)
+    args.packed = args.model in PACKED_PRESETS
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if args.lf_python and "lf" not in args.variants:
+        args.variants.append("lf")
+    if "lf" in args.variants and not args.lf_python:
+        args.variants.remove("lf")  # skipped: no LLaMA-Factory interpreter given
     unknown = [v for v in args.variants if v not in ALL_VARIANTS and not v.startswith("tunelab+")]
     if unknown or "baseline" not in args.variants:
         parser.error(
@@ -463,8 +569,13 @@ def main(argv: list[str] | None = None) -> int:
         setup = prepare(args, Path(tmp))
         print("\n".join(setup.notes), flush=True)
         results = run_all(args, setup, Path(tmp))
-
-    rows = summarise(results)
+    peaks = {p: measured_peak(p) for p in sorted({precision_of(name) for name in results})}
+    setup.notes.append(
+        "matmul peak (1024^3, best burst of 1 s, same threads): "
+        + ", ".join(f"{p} {v / 1e9:,.0f} GFLOP/s" for p, v in peaks.items())
+        + f"; model parameters N = {setup.n_params:,}"
+    )
+    rows = summarise(results, setup.n_params, peaks)
     print_table(
         f"training throughput, {args.model}: {args.steps} measured steps after {args.warmup} warm-up, "
         f"batch {args.batch}, cutoff {args.cutoff}, median of {args.repeats}",

@@ -9,7 +9,9 @@ import torch
 
 from tunelab.errors import ConfigError, ResourceError
 from tunelab.model.attention import choose_attn_implementation, resolve_attn_implementation
+from tunelab.model.matmul_probe import cpu_bf16_speedup, matmul_rate
 from tunelab.model.precision import (
+    BF16_MIN_SPEEDUP,
     choose_compute,
     cpu_flags,
     describe_compute_choice,
@@ -69,11 +71,39 @@ def test_cpu_flags_parsing(tmp_path: Path) -> None:
     assert cpu_flags(tmp_path / "missing") == frozenset()
 
 
+@pytest.mark.parametrize(
+    ("request_", "flags", "speedup", "expected", "said"),
+    [
+        # the probe decides over the flags: a CPU reporting avx512_bf16 whose bf16 kernels are slow
+        ("auto", frozenset({"avx512_bf16"}), 0.01, "fp32", "0.01x"),
+        ("auto", AVX2, 4.4, "bf16", "4.40x"),
+        ("auto", AMX, 1.1, "fp32", "1.10x"),
+        ("bf16", frozenset({"avx512_bf16"}), 0.01, "bf16", "slower"),
+        ("bf16", AVX2, 3.0, "bf16", "requested"),
+    ],
+)
+def test_measured_cpu_speedup_decides_over_flags(
+    request_: str, flags: frozenset[str], speedup: float, expected: str, said: str
+) -> None:
+    choice = choose_compute(
+        request_, cuda_available=False, cuda_bf16=False, flags=flags, cpu_bf16_speedup=speedup
+    )
+    assert choice.name == expected
+    assert said in choice.reason
+
+
+def test_matmul_probe_measures_both_precisions() -> None:
+    rate = matmul_rate(torch.float32, size=64, seconds=0.01)
+    assert 1e6 < rate < 1e15  # a real FLOP/s figure, not a flag
+    assert cpu_bf16_speedup() > 0
+
+
 def test_this_machine_resolves_consistently() -> None:
     dtype = resolve_compute_dtype("auto")
-    fast_bf16 = bool(cpu_flags() & {"amx_bf16", "avx512_bf16"}) or (
-        torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    )
+    if torch.cuda.is_available():
+        fast_bf16 = torch.cuda.is_bf16_supported()
+    else:
+        fast_bf16 = cpu_bf16_speedup() >= BF16_MIN_SPEEDUP
     assert dtype == (torch.bfloat16 if fast_bf16 else torch.float32)
     assert resolve_compute_dtype("fp32") == torch.float32
     assert describe_compute_choice("auto").startswith("compute precision ")
@@ -87,6 +117,7 @@ def test_this_machine_resolves_consistently() -> None:
         ("auto", True, False, "sdpa"),
         ("sdpa", True, True, "sdpa"),
         ("disabled", True, True, "eager"),
+        ("eager", True, True, "eager"),
         ("fa2", True, True, "flash_attention_2"),
     ],
 )

@@ -58,10 +58,33 @@ class ModelArgs(Group):
         en="Arithmetic precision; auto picks bf16 where the device supports it, else fp32.",
         zh="计算精度；auto 在设备支持时选择 bf16，否则 fp32。",
     )
-    flash_attn: Literal["auto", "disabled", "sdpa", "fa2"] = field(
+    flash_attn: Literal["auto", "disabled", "eager", "sdpa", "fa2"] = field(
         "auto",
-        en="Attention implementation: auto (best available), disabled (eager), sdpa, fa2 (flash-attention 2).",
-        zh="注意力实现：auto（自动选最优）、disabled（eager）、sdpa、fa2（flash-attention 2）。",
+        en="Attention implementation: auto (fa2 on a CUDA GPU with flash-attn, else sdpa), "
+        "disabled or eager (plain PyTorch), sdpa, fa2 (flash-attention 2, CUDA).",
+        zh="注意力实现：auto（CUDA GPU 且装有 flash-attn 时用 fa2，否则 sdpa）、"
+        "disabled 或 eager（普通 PyTorch）、sdpa、fa2（flash-attention 2，需 CUDA）。",
+    )
+    loss_kernel: Literal["auto", "chunked", "liger", "cce", "standard"] = field(
+        "auto",
+        en="Training loss: chunked (cross-entropy from hidden states on label positions only, no full "
+        "logits), liger / cce (fused kernels, CUDA), standard (transformers'); auto: liger on CUDA "
+        "when installed, else chunked.",
+        zh="训练损失：chunked（只在有标签的位置由隐藏状态分块计算交叉熵，不生成完整 logits）、"
+        "liger / cce（融合内核，需 CUDA）、standard（transformers 自带）；auto：CUDA 且已安装时用 "
+        "liger，否则 chunked。",
+    )
+    enable_liger_kernel: bool = field(
+        False,
+        en="Patch the model with Liger Kernel's Triton kernels (RMSNorm, RoPE, SwiGLU, fused loss); "
+        "needs a CUDA GPU and liger-kernel.",
+        zh="用 Liger Kernel 的 Triton 内核替换模型算子（RMSNorm、RoPE、SwiGLU、融合损失）；"
+        "需要 CUDA GPU 和 liger-kernel。",
+    )
+    use_unsloth: bool = field(
+        False,
+        en="Load and patch the model with Unsloth's kernels (LoRA/QLoRA); needs a CUDA GPU and unsloth.",
+        zh="用 Unsloth 加载并加速模型（LoRA/QLoRA）；需要 CUDA GPU 和 unsloth。",
     )
     quantization_bit: Literal[4, 8] | None = field(
         None,
@@ -181,6 +204,13 @@ class DataArgs(Group):
         en="Pack several samples into one sequence without attention across them (faster on short data).",
         zh="把多个样本打包进一条序列，且样本间互不注意（短数据更快）。",
     )
+    neat_packing: bool = field(
+        False,
+        en="LLaMA-Factory's packing without cross-attention: implies packing (tunelab's packing "
+        "always restarts positions and keeps attention inside each sample).",
+        zh="LLaMA-Factory 的无交叉注意力打包：等同于开启 packing（tunelab 的打包总是重置位置编号，"
+        "并让注意力只在样本内部）。",
+    )
     group_by_length: bool = field(
         False,
         en="Batch samples of similar length together to reduce padding.",
@@ -236,6 +266,14 @@ class DataArgs(Group):
         if value is not None and value not in TEMPLATE_NAMES:
             raise ValueError(f"unknown chat template {value!r}; {unknown_template_hint(value)}")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _neat_packing_packs(cls, data: object) -> object:
+        """neat_packing (LLaMA-Factory) is packing without cross-attention, which is tunelab's packing."""
+        if isinstance(data, dict) and str(data.get("neat_packing", "")).lower() in ("true", "1", "yes"):
+            return {**data, "packing": True}
+        return data
 
     @model_validator(mode="after")
     def _check_val_size(self) -> DataArgs:

@@ -214,6 +214,13 @@ class TrainingArgs(Group):
         zh="从该检查点目录恢复训练；'auto' 表示使用本次运行最新的检查点。",
     )
     dataloader_num_workers: int = field(0, en="Data-loading worker processes.", zh="数据加载进程数。", ge=0)
+    torch_compile: bool = field(
+        False,
+        en="Compile the model with torch.compile (inductor; on CPU it needs a C compiler). Pays on long "
+        "runs with fixed shapes; see docs/benchmarks.md for when it did here.",
+        zh="用 torch.compile（inductor）编译模型（CPU 上需要 C 编译器）。适合形状固定的长时间训练；"
+        "何时有收益见 docs/benchmarks.md。",
+    )
     do_train: bool = field(
         True,
         en="train: train the model; false with do_eval/do_predict only evaluates/predicts (as in LLaMA-Factory); "

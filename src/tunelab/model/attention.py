@@ -6,7 +6,7 @@ from tunelab.errors import ConfigError, ResourceError
 
 __all__ = ["choose_attn_implementation", "resolve_attn_implementation"]
 
-_CHOICES = ("auto", "disabled", "sdpa", "fa2")
+_CHOICES = ("auto", "disabled", "eager", "sdpa", "fa2")
 
 
 def choose_attn_implementation(flash_attn: str, *, fa2_available: bool, cuda_available: bool) -> str:
@@ -15,7 +15,7 @@ def choose_attn_implementation(flash_attn: str, *, fa2_available: bool, cuda_ava
         raise ConfigError(
             f"flash_attn={flash_attn!r} is not a known option", f"use one of: {', '.join(_CHOICES)}"
         )
-    if flash_attn == "disabled":
+    if flash_attn in ("disabled", "eager"):  # LLaMA-Factory's name, and transformers' own
         return "eager"
     if flash_attn == "sdpa":
         return "sdpa"

@@ -21,6 +21,11 @@ def load_model_for_training(config: RunConfig, compute_dtype: torch.dtype) -> An
     from tunelab.model.adapters import apply_finetuning, load_adapters
     from tunelab.model.loader import load_model
 
+    if config.model.use_unsloth:  # Unsloth loads and wraps the model itself (CUDA, checked before)
+        from tunelab.model.unsloth import load_unsloth_model
+
+        return load_unsloth_model(config, compute_dtype)
+
     model = load_model(
         config.model,
         compute_dtype=compute_dtype,

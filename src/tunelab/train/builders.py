@@ -102,6 +102,8 @@ def build_training_arguments(
         run_name=o.run_name or output_dir.name,
         disable_tqdm=True,  # our ProgressCallback replaces tqdm
         dataloader_num_workers=t.dataloader_num_workers,
+        torch_compile=t.torch_compile,
+        use_liger_kernel=config.model.enable_liger_kernel,  # checked by train.boosters before loading
         train_sampling_strategy="group_by_length" if config.data.group_by_length else "random",
         include_num_input_tokens_seen="non_padding",
         remove_unused_columns=False,  # our collators build exactly the inputs the model takes

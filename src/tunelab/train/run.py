@@ -97,6 +97,7 @@ def train(config: RunConfig, *, console: Any = None, callbacks: Sequence[Any] = 
     from transformers import set_seed
 
     from tunelab.model.precision import describe_compute_choice, resolve_compute_dtype
+    from tunelab.train.boosters import check_boosters
     from tunelab.train.workflow import evaluate_after_training, evaluate_without_training
 
     require_for(config, "train")  # e.g. no dataset: refused before any directory or model
@@ -112,6 +113,7 @@ def train(config: RunConfig, *, console: Any = None, callbacks: Sequence[Any] = 
         )
     # decided before anything is written: fp16 without a GPU fails here, leaving no run directory
     dtype = resolve_compute_dtype(config.compute_type)
+    check_boosters(config.model)  # liger/unsloth without a GPU or package fail here too
     if config.output.overwrite_output_dir and resume_from is None and run.path.exists():
         _clear_run(run)
     run.create()

@@ -137,7 +137,7 @@ def setup_from_config(
     """The memory-relevant settings of ``config`` (sequence length defaults to cutoff_len)."""
     f, t, m = config.finetuning, config.training, config.model
     if attention is None:
-        attention = {"disabled": "eager", "fa2": "fa2"}.get(m.flash_attn, "sdpa")
+        attention = {"disabled": "eager", "eager": "eager", "fa2": "fa2"}.get(m.flash_attn, "sdpa")
     batch = micro_batch or t.per_device_train_batch_size
     return TrainSetup(
         method=f.finetuning_type,

@@ -93,7 +93,7 @@ def detect_hardware() -> Hardware:
     """The device training would use here: CUDA GPU(s) when present, else the CPU and its free RAM."""
     import torch
 
-    from tunelab.model.precision import choose_compute, cpu_flags
+    from tunelab.model.precision import resolve_compute_dtype
 
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
@@ -110,7 +110,7 @@ def detect_hardware() -> Hardware:
         name="CPU",
         n_devices=1,
         memory_bytes=available_ram_bytes(),
-        bf16=choose_compute("auto", cuda_available=False, cuda_bf16=False, flags=cpu_flags()).name == "bf16",
+        bf16=resolve_compute_dtype("auto") == torch.bfloat16,  # the run's own choice (measured probe)
         source="detected",
     )
 

@@ -20,6 +20,7 @@ from tunelab.model import count_parameters, load_model_for_training, load_tokeni
 from tunelab.runs.rundir import RunDir
 from tunelab.train.builders import build_callbacks, build_training_arguments, drop_default_printers
 from tunelab.train.context import RunContext
+from tunelab.train.loss import install_training_loss
 from tunelab.train.runner import RunResult, run_trainer
 from tunelab.train.trainer import TunelabTrainer
 
@@ -31,6 +32,8 @@ def run_lm(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path | 
     tokenizer = load_tokenizer(config.model)
     model = load_model_for_training(config, ctx.compute_dtype)
     flatten = _packing_layout(config, model.config._attn_implementation)
+    if not config.model.use_unsloth:  # Unsloth brings its own fused loss
+        ctx.say(install_training_loss(model, config.model.loss_kernel))
     trainable, total = count_parameters(model)
     ctx.say(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.3f}%)")
 
