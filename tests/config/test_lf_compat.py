@@ -70,7 +70,7 @@ def test_every_problem_is_reported_once_in_one_pass_with_its_line(tmp_path: Path
 def test_unsupported_keys_say_what_they_do_and_the_alternative() -> None:
     for key, owner, alternative in [
         ("use_galore", "LLaMA-Factory", "finetuning_type: lora"),
-        ("torch_compile", "transformers TrainingArguments", "eager"),
+        ("use_cpu", "transformers TrainingArguments", "CUDA_VISIBLE_DEVICES"),
     ]:
         message = problems(None, ["model_name_or_path=x", f"{key}=true"])
         assert f"'{key}' is a {owner} option for" in message
