@@ -80,6 +80,11 @@ class RunConfig(BaseModel):
                 f"(quantized weights cannot be trained directly; got {self.finetuning.finetuning_type})"
             )
         f = self.finetuning
+        if f.pure_bf16 and self.compute_type not in ("auto", "bf16"):
+            problems.append(
+                f"pure_bf16: true trains in bf16, but the precision is {self.compute_type}; "
+                "drop fp16 / compute_type, or pure_bf16"
+            )
         if f.pissa_init and f.use_dora:
             problems.append("pissa_init and use_dora cannot be combined; choose one")
         if f.stage == "ppo" and not self.preference.reward_model:

@@ -7,6 +7,8 @@ names that exist, instead of silently training nothing.
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +22,7 @@ from tunelab.model.parameters import (
     count_parameters,
     upcast_trainable_parameters,
 )
+from tunelab.model.pissa import fixed_pissa_seed, is_pissa, pissa_init_weights, remember_initial_adapter
 
 if TYPE_CHECKING:
     import torch
@@ -105,13 +108,24 @@ def load_adapters(model: PreTrainedModel, paths: Sequence[str], *, is_trainable:
             "load one adapter with quantization_bit, or merge the others first with `tunelab export`",
         )
     for path in paths[:-1]:
-        model = PeftModel.from_pretrained(model, path).merge_and_unload()
+        with _seeded_if_pissa(path):
+            model = PeftModel.from_pretrained(model, path).merge_and_unload()
     try:
-        return PeftModel.from_pretrained(model, paths[-1], is_trainable=is_trainable)
+        with _seeded_if_pissa(paths[-1]):
+            return PeftModel.from_pretrained(model, paths[-1], is_trainable=is_trainable)
     except (ValueError, KeyError, RuntimeError) as err:
         raise ModelError(
             f"cannot load adapter {paths[-1]}: {err}", "the adapter must have been trained on this base model"
         ) from err
+
+
+def _seeded_if_pissa(path: str) -> contextlib.AbstractContextManager[None]:
+    """An unconverted PiSSA adapter (a checkpoint) re-runs the initialisation on load: use its seed."""
+    try:
+        config = json.loads((Path(path) / "adapter_config.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return contextlib.nullcontext()
+    return fixed_pissa_seed() if is_pissa(config.get("init_lora_weights")) else contextlib.nullcontext()
 
 
 def find_lora_targets(model: torch.nn.Module) -> list[str]:
@@ -162,9 +176,7 @@ def _apply_lora(
         modules_to_save = _check_names(args.additional_target, leaf_names, "additional_target")
     if head_modules:  # peft keeps modules_to_save out of the LoRA targets
         modules_to_save = [*(modules_to_save or []), *head_modules]
-    init: bool | str = True
-    if args.pissa_init:
-        init = "pissa" if args.pissa_iter == -1 else f"pissa_niter_{args.pissa_iter}"
+    init = pissa_init_weights(args.pissa_iter) if args.pissa_init else True
     config = LoraConfig(
         task_type=task_type,
         r=args.lora_rank,
@@ -176,7 +188,12 @@ def _apply_lora(
         use_dora=args.use_dora,
         init_lora_weights=init,
     )
-    return get_peft_model(model, config)
+    if not args.pissa_init:
+        return get_peft_model(model, config)
+    with fixed_pissa_seed():
+        peft_model = get_peft_model(model, config)
+    remember_initial_adapter(peft_model, keep_backup=args.pissa_convert)
+    return peft_model
 
 
 def _apply_freeze(model: PreTrainedModel, args: FinetuningArgs) -> None:
