@@ -45,7 +45,7 @@ def run_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
     weights = Path(path)
     run = find_run_dir(weights)
     config = load_config(run / "config.yaml", overrides)
-    if config.finetuning.finetuning_type == "lora":
+    if config.finetuning.finetuning_type in ("lora", "oft"):  # a PEFT adapter
         if not (weights / "adapter_config.json").is_file():
             raise ModelError(
                 f"{weights} holds no LoRA adapter (adapter_config.json missing): the run has not finished",

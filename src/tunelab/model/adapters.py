@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from tunelab.config.schema import FinetuningArgs
 
 __all__ = [
+    "ADAPTER_TYPES",
     "apply_finetuning",
     "build_loraplus_param_groups",
     "count_parameters",
@@ -38,6 +39,10 @@ __all__ = [
     "find_lora_targets",
     "load_adapters",
 ]
+
+
+# finetuning types whose result is a PEFT adapter (saved as adapter_config.json + weights)
+ADAPTER_TYPES = ("lora", "oft")
 
 
 def apply_finetuning(
@@ -68,13 +73,27 @@ def apply_finetuning(
             "use finetuning_type: lora with quantization_bit, or remove quantization_bit",
         )
     if isinstance(model, PeftModel):
-        if kind != "lora":
+        if kind not in ADAPTER_TYPES:
             raise ConfigError(
                 f"adapter_name_or_path is set but finetuning_type={kind}",
-                "use finetuning_type: lora to continue training an adapter, or drop adapter_name_or_path",
+                "use finetuning_type: lora (or oft) to continue training an adapter, or drop adapter_name_or_path",
             )
     elif kind == "lora":
         model = _apply_lora(model, finetuning_args, task_type, list(head_modules))
+    elif kind == "oft":
+        from tunelab.model.oft import build_oft_model
+
+        targets, modules_to_save = _adapter_targets(
+            model, finetuning_args.oft_target, finetuning_args, "oft_target"
+        )
+        model = build_oft_model(
+            model,
+            finetuning_args,
+            task_type=task_type,
+            head_modules=head_modules,
+            targets=targets,
+            modules_to_save=modules_to_save,
+        )
     elif kind == "freeze":
         _apply_freeze(model, finetuning_args)
         for name in head_modules:
@@ -82,7 +101,7 @@ def apply_finetuning(
     elif kind == "full":
         model.requires_grad_(True)
     else:
-        raise ConfigError(f"unknown finetuning_type {kind!r}", "use one of: lora, freeze, full")
+        raise ConfigError(f"unknown finetuning_type {kind!r}", "use one of: lora, oft, freeze, full")
     upcast_trainable_parameters(model)
     return model
 
@@ -164,16 +183,7 @@ def _apply_lora(
 ) -> torch.nn.Module:
     from peft import LoraConfig, get_peft_model
 
-    available = find_lora_targets(model)
-    targets = (
-        available
-        if _wants_all(args.lora_target)
-        else _check_names(args.lora_target, available, "lora_target")
-    )
-    modules_to_save = None
-    if args.additional_target:
-        leaf_names = sorted({name.rsplit(".", 1)[-1] for name, _ in model.named_modules() if name})
-        modules_to_save = _check_names(args.additional_target, leaf_names, "additional_target")
+    targets, modules_to_save = _adapter_targets(model, args.lora_target, args, "lora_target")
     if head_modules:  # peft keeps modules_to_save out of the LoRA targets
         modules_to_save = [*(modules_to_save or []), *head_modules]
     init = pissa_init_weights(args.pissa_iter) if args.pissa_init else True
@@ -194,6 +204,19 @@ def _apply_lora(
         peft_model = get_peft_model(model, config)
     remember_initial_adapter(peft_model, keep_backup=args.pissa_convert)
     return peft_model
+
+
+def _adapter_targets(
+    model: torch.nn.Module, requested: list[str], args: FinetuningArgs, key: str
+) -> tuple[list[str], list[str] | None]:
+    """(checked target layer names for ``key``, checked additional_target modules or None)."""
+    available = find_lora_targets(model)
+    targets = available if _wants_all(requested) else _check_names(requested, available, key)
+    modules_to_save = None
+    if args.additional_target:
+        leaf_names = sorted({name.rsplit(".", 1)[-1] for name, _ in model.named_modules() if name})
+        modules_to_save = _check_names(args.additional_target, leaf_names, "additional_target")
+    return targets, modules_to_save
 
 
 def _apply_freeze(model: PreTrainedModel, args: FinetuningArgs) -> None:
