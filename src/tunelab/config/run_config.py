@@ -19,6 +19,7 @@ from tunelab.config.schema import (
     PreferenceArgs,
     TrainingArgs,
 )
+from tunelab.config.schema_methods import optimizer_problems
 from tunelab.config.schema_tune import TuneArgs
 
 __all__ = ["KEY_TO_GROUP", "RunConfig", "all_keys", "nested_keys"]
@@ -85,6 +86,7 @@ class RunConfig(BaseModel):
                 f"pure_bf16: true trains in bf16, but the precision is {self.compute_type}; "
                 "drop fp16 / compute_type, or pure_bf16"
             )
+        problems.extend(optimizer_problems(f, t.optim, f.loraplus_lr_ratio))
         if f.pissa_init and f.use_dora:
             problems.append("pissa_init and use_dora cannot be combined; choose one")
         if f.stage == "ppo" and not self.preference.reward_model:

@@ -14,7 +14,7 @@ from pydantic import field_validator
 from tunelab.config.fields import Group, field
 from tunelab.config.schema_train import split_csv
 
-__all__ = ["MethodArgs", "method_problems"]
+__all__ = ["MethodArgs", "method_problems", "optimizer_problems"]
 
 
 class MethodArgs(Group):
@@ -210,7 +210,12 @@ def method_problems(args: MethodArgs, finetuning_type: str, stage: str) -> list[
     ]
     if len(optimizers) > 1:
         problems.append(f"{' and '.join(optimizers)} each choose the optimizer; keep one of them")
-    low_rank = [k for k in ("use_galore", "use_apollo", "use_badam") if getattr(args, k)]
+    low_rank = [k for k in ("use_galore", "use_apollo") if getattr(args, k)]
+    if args.use_badam and finetuning_type != "full":
+        problems.append(
+            f"use_badam switches which decoder layer trains, so it needs finetuning_type: full "
+            f"(got {finetuning_type})"
+        )
     if low_rank and finetuning_type in ("lora", "oft"):
         problems.append(
             f"{low_rank[0]} saves optimizer memory of full/freeze training and cannot be combined with "
@@ -239,4 +244,29 @@ def method_problems(args: MethodArgs, finetuning_type: str, stage: str) -> list[
             f"finetuning_type: oft needs exactly one of oft_rank and oft_block_size set (got oft_rank="
             f"{args.oft_rank}, oft_block_size={args.oft_block_size}); e.g. oft_rank: 0 with oft_block_size: 32"
         )
+    return problems
+
+
+# optim values each use_* optimizer can build on (LLaMA-Factory's choices where it has them)
+_OPTIM_FOR = {
+    "use_galore": ("adamw_torch", "adamw_torch_fused", "adafactor", "adamw_8bit"),
+    "use_apollo": ("adamw_torch", "adamw_torch_fused"),
+    "use_badam": ("adamw_torch", "adamw_torch_fused"),
+    "use_adam_mini": ("adamw_torch", "adamw_torch_fused"),
+    "use_muon": ("adamw_torch", "adamw_torch_fused"),
+}
+
+
+def optimizer_problems(args: MethodArgs, optim: str, loraplus_lr_ratio: float | None) -> list[str]:
+    """Problems of a use_* optimizer key together with the TrainingArgs ``optim`` and LoRA+."""
+    problems = []
+    for key, allowed in _OPTIM_FOR.items():
+        if not getattr(args, key):
+            continue
+        if optim not in allowed:
+            problems.append(
+                f"{key}=true builds on optim {' / '.join(allowed)}, not optim={optim}; set optim: adamw_torch"
+            )
+        if loraplus_lr_ratio is not None:
+            problems.append(f"{key}=true builds its own parameter groups; remove loraplus_lr_ratio")
     return problems
