@@ -188,7 +188,10 @@ def build_callbacks(
 
     lang = lang or cli_lang()
 
-    perplexity = config.finetuning.stage in ("pt", "sft")  # other stages' eval_loss is no token NLL
+    from tunelab.train.losses import custom_token_loss
+
+    # other stages' eval_loss is no token NLL, nor is the DFT/EAFT/ASFT loss
+    perplexity = config.finetuning.stage in ("pt", "sft") and not custom_token_loss(config.finetuning)
     log = RunLogCallback(run, plot=config.output.plot_loss, perplexity=perplexity)
     stop = GracefulStopCallback()
     callbacks: list[Any] = [log, stop]

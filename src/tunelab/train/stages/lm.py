@@ -9,6 +9,7 @@ same work (see DESIGN.md) and our pipeline already does templating, masking and 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from tunelab.config import RunConfig
 from tunelab.data.collator import build_collator
@@ -19,6 +20,7 @@ from tunelab.model import count_parameters, load_model_for_training, load_tokeni
 from tunelab.runs.rundir import RunDir
 from tunelab.train.builders import build_callbacks, build_training_arguments, drop_default_printers
 from tunelab.train.context import RunContext
+from tunelab.train.losses import build_token_loss, custom_token_loss
 from tunelab.train.runner import RunResult, run_trainer
 from tunelab.train.trainer import TunelabTrainer
 
@@ -39,7 +41,8 @@ def run_lm(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path | 
     args = build_training_arguments(config, run.path, ctx.compute_dtype)
     callbacks, stop = build_callbacks(config, run)
     callbacks.extend(ctx.callbacks)
-    trainer = TunelabTrainer(
+    trainer_class, loss_kwargs = _loss_setup(config, model)
+    trainer = trainer_class(
         model=model,
         args=args,
         train_dataset=train_set,
@@ -50,6 +53,7 @@ def run_lm(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path | 
         training=config.training,
         finetuning=config.finetuning,
         run=run,
+        **loss_kwargs,
     )
     drop_default_printers(trainer)
     extra = ctx.run_metrics(trainable, total, stats)
@@ -65,7 +69,30 @@ def run_lm(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path | 
         * config.training.gradient_accumulation_steps,
         "trainable_params": f"{trainable:,} / {total:,}",
     }
-    return run_trainer(trainer, run, stop, resume_from=resume_from, extra_metrics=extra, card_info=card)
+    return run_trainer(
+        trainer,
+        run,
+        stop,
+        resume_from=resume_from,
+        extra_metrics=extra,
+        card_info=card,
+        perplexity=not custom_token_loss(config.finetuning),  # a DFT/EAFT/ASFT eval_loss is no NLL
+    )
+
+
+def _loss_setup(config: RunConfig, model: Any) -> tuple[type[TunelabTrainer], dict[str, Any]]:
+    """The trainer class and its loss arguments: plain cross-entropy, DFT/EAFT, or ASFT (train/losses.py)."""
+    f = config.finetuning
+    if f.use_asft_loss:
+        from tunelab.train.asft import AnchoredSFTTrainer, frozen_reference
+        from tunelab.train.preference import uses_adapter_reference
+
+        adapter_off = uses_adapter_reference(config) or (
+            f.finetuning_type == "oft" and not config.model.adapter_name_or_path
+        )
+        reference = None if adapter_off else frozen_reference(model)
+        return AnchoredSFTTrainer, {"asft_alpha": f.asft_alpha, "reference": reference}
+    return TunelabTrainer, {"compute_loss_func": build_token_loss(f)}
 
 
 def _packing_layout(config: RunConfig, attn_implementation: str) -> bool:
