@@ -81,11 +81,9 @@ class RunConfig(BaseModel):
                 f"(quantized weights cannot be trained directly; got {self.finetuning.finetuning_type})"
             )
         f = self.finetuning
-        if f.pure_bf16 and self.compute_type not in ("auto", "bf16"):
-            problems.append(
-                f"pure_bf16: true trains in bf16, but the precision is {self.compute_type}; "
-                "drop fp16 / compute_type, or pure_bf16"
-            )
+        if f.pure_bf16 and (t.fp16 or m.compute_type not in ("auto", "bf16")):
+            asked = "fp16: true" if t.fp16 else f"compute_type: {m.compute_type}"
+            problems.append(f"pure_bf16: true trains in bf16, but {asked}; drop one of them")
         problems.extend(optimizer_problems(f, t.optim, f.loraplus_lr_ratio))
         if f.pissa_init and f.use_dora:
             problems.append("pissa_init and use_dora cannot be combined; choose one")
@@ -117,8 +115,8 @@ class RunConfig(BaseModel):
 
     @property
     def compute_type(self) -> str:
-        """The requested precision, folding the HF-style bf16/fp16 flags into compute_type."""
-        if self.training.bf16:
+        """The requested precision, folding the HF-style bf16/fp16 flags and pure_bf16 into compute_type."""
+        if self.training.bf16 or self.finetuning.pure_bf16:
             return "bf16"
         if self.training.fp16:
             return "fp16"

@@ -102,7 +102,8 @@ def apply_finetuning(
         model.requires_grad_(True)
     else:
         raise ConfigError(f"unknown finetuning_type {kind!r}", "use one of: lora, oft, freeze, full")
-    upcast_trainable_parameters(model)
+    if not finetuning_args.pure_bf16:  # pure_bf16 keeps the trainable weights in bf16 on purpose
+        upcast_trainable_parameters(model)
     return model
 
 
@@ -198,10 +199,12 @@ def _apply_lora(
         use_dora=args.use_dora,
         init_lora_weights=init,
     )
+    # PEFT creates adapter weights in fp32 unless told otherwise; pure_bf16 means everything in bf16
+    autocast = not args.pure_bf16
     if not args.pissa_init:
-        return get_peft_model(model, config)
+        return get_peft_model(model, config, autocast_adapter_dtype=autocast)
     with fixed_pissa_seed():
-        peft_model = get_peft_model(model, config)
+        peft_model = get_peft_model(model, config, autocast_adapter_dtype=autocast)
     remember_initial_adapter(peft_model, keep_backup=args.pissa_convert)
     return peft_model
 

@@ -43,7 +43,7 @@ def build_oft_model(
         modules_to_save=saved,
     )
     try:
-        return get_peft_model(model, config)
+        return get_peft_model(model, config, autocast_adapter_dtype=not args.pure_bf16)
     except ValueError as err:  # e.g. no valid block size for a layer (PEFT adjusts what it can)
         raise ConfigError(
             f"finetuning_type: oft cannot be applied to this model: {err}",

@@ -138,8 +138,9 @@ def build_training_arguments(
         adam_beta1=t.adam_beta1,
         adam_beta2=t.adam_beta2,
         adam_epsilon=t.adam_epsilon,
-        # bf16/fp16 = autocast; fp16 also gets the Trainer's dynamic loss scaling (GradScaler)
-        bf16=compute_dtype == torch.bfloat16,
+        # bf16/fp16 = autocast; fp16 also gets the Trainer's dynamic loss scaling (GradScaler);
+        # pure_bf16: the weights themselves are bf16, so there is nothing to autocast (no AMP)
+        bf16=compute_dtype == torch.bfloat16 and not config.finetuning.pure_bf16,
         fp16=compute_dtype == torch.float16,
         use_cpu=not use_cuda,
         activation_checkpointing=t.gradient_checkpointing,
