@@ -175,9 +175,10 @@ class MethodArgs(Group):
     )
     use_llama_pro: bool = field(
         False,
-        en="LLaMA Pro: train only the blocks added by `tunelab expand-model` (the model's config records "
-        "them); with freeze or lora.",
-        zh="LLaMA Pro：只训练 `tunelab expand-model` 新增的块（模型 config 中有记录）；配合 freeze 或 lora。",
+        en="LLaMA Pro: train only the blocks `tunelab expand-model` (or LLaMA-Factory's llama_pro.py) added; "
+        "freeze_trainable_layers is their number, they sit at every (layers / it)-th layer; with freeze or lora.",
+        zh="LLaMA Pro：只训练 `tunelab expand-model`（或 LLaMA-Factory 的 llama_pro.py）新增的块；"
+        "freeze_trainable_layers 为新增块数，它们位于每隔（层数 / 该值）层的位置；配合 freeze 或 lora。",
     )
     use_dft_loss: bool = field(
         False,

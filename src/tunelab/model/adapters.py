@@ -11,9 +11,10 @@ import contextlib
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tunelab.errors import ConfigError, ModelError
+from tunelab.model.llama_pro import expanded_layer_indices
 
 # count_parameters and build_loraplus_param_groups live in parameters.py; re-exported here because
 # callers reach for them next to apply_finetuning.
@@ -198,6 +199,7 @@ def _apply_lora(
         use_rslora=args.use_rslora,
         use_dora=args.use_dora,
         init_lora_weights=init,
+        **_llama_pro_layers(model, args),
     )
     # PEFT creates adapter weights in fp32 unless told otherwise; pure_bf16 means everything in bf16
     autocast = not args.pure_bf16
@@ -207,6 +209,17 @@ def _apply_lora(
         peft_model = get_peft_model(model, config, autocast_adapter_dtype=autocast)
     remember_initial_adapter(peft_model, keep_backup=args.pissa_convert)
     return peft_model
+
+
+def _llama_pro_layers(model: torch.nn.Module, args: FinetuningArgs) -> dict[str, Any]:
+    """PEFT's layers_to_transform for use_llama_pro: adapters on the expanded blocks only."""
+    if not args.use_llama_pro:
+        return {}
+    prefix, n_layers = find_decoder_layers(model)
+    return {
+        "layers_to_transform": expanded_layer_indices(n_layers, args.freeze_trainable_layers),
+        "layers_pattern": prefix.rsplit(".", 1)[-1],
+    }
 
 
 def _adapter_targets(
@@ -230,7 +243,10 @@ def _apply_freeze(model: PreTrainedModel, args: FinetuningArgs) -> None:
             f"freeze_trainable_layers={n_train} but the model has {n_layers} layers",
             f"use a value between 1 and {n_layers} (last layers) or between -{n_layers} and -1 (first layers)",
         )
-    chosen = range(n_layers - n_train, n_layers) if n_train > 0 else range(-n_train)
+    if args.use_llama_pro:  # the blocks `tunelab expand-model` added (model/llama_pro.py)
+        chosen: Iterable[int] = expanded_layer_indices(n_layers, n_train)
+    else:
+        chosen = range(n_layers - n_train, n_layers) if n_train > 0 else range(-n_train)
     layer_prefixes = tuple(f"{prefix}.{index}." for index in chosen)
     in_layers = f"{prefix}."
 
