@@ -1,0 +1,60 @@
+"""The method/optimizer/loss keys: LLaMA-Factory's names and defaults, help in both languages, clear refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from tunelab.config import config_from_dict
+from tunelab.config.fields import help_text
+from tunelab.config.schema import FinetuningArgs, ModelArgs
+from tunelab.config.schema_methods import MethodArgs
+from tunelab.errors import ConfigError
+
+# LLaMA-Factory's defaults for the keys it defines (hparams/finetuning_args.py)
+LF_DEFAULTS = {
+    "pissa_convert": False,
+    "oft_rank": 0,
+    "oft_block_size": 32,
+    "module_dropout": 0.0,
+    "galore_rank": 16,
+    "galore_update_interval": 200,
+    "galore_scale": 2.0,
+    "galore_proj_type": "std",
+    "apollo_rank": 16,
+    "apollo_scale": 32.0,
+    "apollo_proj": "random",
+    "apollo_scale_type": "channel",
+    "badam_mode": "layer",
+    "badam_switch_mode": "ascending",
+    "badam_switch_interval": 50,
+    "badam_update_ratio": 0.05,
+    "eaft_alpha": 1.0,
+    "asft_alpha": 0.1,
+}
+
+
+def test_keys_take_llama_factory_defaults_and_are_documented_twice() -> None:
+    args = FinetuningArgs()
+    for key, default in LF_DEFAULTS.items():
+        assert getattr(args, key) == default, key
+    for name in MethodArgs.model_fields:
+        assert help_text(FinetuningArgs, name, "en") and help_text(FinetuningArgs, name, "zh"), name
+    assert config_from_dict({"model_name_or_path": "tiny:llama", "galore_target": "q_proj, v_proj"}).finetuning.galore_target == ["q_proj", "v_proj"]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"shift_attn": True}, "no hook for, and tunelab does not patch"),
+        ({"mixture_of_depths": "convert"}, "mixture-of-depth package"),
+        ({"pure_bf16": True, "fp16": True}, "pure_bf16: true trains in bf16, but fp16: true"),
+    ],
+)
+def test_unsupported_methods_say_why(values: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict({"model_name_or_path": "tiny:llama", **values})
+
+
+def test_model_keys_default_off() -> None:
+    args = ModelArgs(model_name_or_path="tiny:llama")
+    assert args.shift_attn is False and args.mixture_of_depths is None
