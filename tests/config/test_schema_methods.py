@@ -39,7 +39,9 @@ def test_keys_take_llama_factory_defaults_and_are_documented_twice() -> None:
         assert getattr(args, key) == default, key
     for name in MethodArgs.model_fields:
         assert help_text(FinetuningArgs, name, "en") and help_text(FinetuningArgs, name, "zh"), name
-    assert config_from_dict({"model_name_or_path": "tiny:llama", "galore_target": "q_proj, v_proj"}).finetuning.galore_target == ["q_proj", "v_proj"]
+    assert config_from_dict(
+        {"model_name_or_path": "tiny:llama", "galore_target": "q_proj, v_proj"}
+    ).finetuning.galore_target == ["q_proj", "v_proj"]
 
 
 @pytest.mark.parametrize(

@@ -88,7 +88,7 @@ def test_pissa_run_exports_and_verifies(tiny_model_dir: Path, tmp_path: Path) ->
             "per_device_train_batch_size": 4,
             "learning_rate": 1e-2,
             "max_steps": 2,
-            "save_steps": 100,
+            "save_steps": 2,
             "output_dir": str(out),
             "compute_type": "fp32",
             "disable_tqdm": True,
@@ -98,6 +98,17 @@ def test_pissa_run_exports_and_verifies(tiny_model_dir: Path, tmp_path: Path) ->
     assert train(config).status == "finished"
     assert (out / "pissa_init" / "adapter_model.safetensors").is_file()
     assert json.loads((out / "pissa_backup" / "adapter_config.json").read_text())["init_lora_weights"] != True  # noqa: E712
+    # the checkpoint holds the unconverted adapter: loading it re-runs PiSSA, under the same seed
+    final, checkpoint = [], []
+    for target, path in (
+        (final, out),
+        (checkpoint, out / "checkpoint-2"),
+        (checkpoint, out / "checkpoint-2"),
+    ):
+        fresh = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+        target.append(_logits(load_adapters(fresh, [str(path)], is_trainable=False).eval()))
+    assert torch.equal(checkpoint[0], checkpoint[1])
+    assert (checkpoint[0] - final[0]).abs().max() < 1e-4
     result = export_model(run=out, overrides=[f"export_dir={tmp_path / 'merged'}"])
     assert result.verification is not None and result.verification.passed
     assert result.verification.max_abs_diff < 1e-3
