@@ -151,8 +151,13 @@ def test_missing_package_names_it_and_the_alternative(
         ({"use_muon": True, "loraplus_lr_ratio": 16}, "remove loraplus_lr_ratio"),
         ({"use_badam": True, "finetuning_type": "full", "badam_mode": "ratio"}, "use badam_mode: layer"),
         (
-            {"use_galore": True, "finetuning_type": "full", "galore_layerwise": True},
-            "galore_layerwise: false",
+            {
+                "use_galore": True,
+                "finetuning_type": "full",
+                "galore_layerwise": True,
+                "gradient_accumulation_steps": 2,
+            },
+            "set gradient_accumulation_steps: 1",
         ),
     ],
 )
@@ -161,15 +166,31 @@ def test_combinations_that_cannot_work_are_refused(values: dict[str, Any], messa
         config_from_dict({"model_name_or_path": "tiny:llama", **values})
 
 
-def test_muon_run_trains_through_the_trainer(tiny_model_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "method",
+    [
+        {"use_muon": True, "finetuning_type": "freeze", "freeze_trainable_layers": 1},
+        pytest.param(
+            {
+                "use_galore": True,
+                "galore_layerwise": True,
+                "galore_target": "mlp,self_attn",
+                "finetuning_type": "full",
+            },
+            marks=_needs("galore_torch"),
+        ),
+    ],
+    ids=["muon", "galore-layerwise"],
+)
+def test_run_trains_through_the_trainer(tiny_model_dir: Path, tmp_path: Path, method: dict[str, Any]) -> None:
+    import json
+
     from tunelab.train import train
 
     config = config_from_dict(
         {
             "model_name_or_path": str(tiny_model_dir),
-            "finetuning_type": "freeze",
-            "freeze_trainable_layers": 1,
-            "use_muon": True,
+            **method,
             "dataset": "instruct_en",
             "dataset_dir": "builtin",
             "template": "chatml",
@@ -189,6 +210,8 @@ def test_muon_run_trains_through_the_trainer(tiny_model_dir: Path, tmp_path: Pat
     result = train(config)
     assert result.status == "finished" and result.checkpoint is not None
     assert torch.isfinite(torch.tensor(result.metrics["train_loss"]))
+    rows = [json.loads(line) for line in (tmp_path / "run" / "trainer_log.jsonl").read_text().splitlines()]
+    assert all(row["grad_norm"] > 0 for row in rows if "loss" in row)  # a measured norm, also layer-wise
 
 
 @_needs("galore_torch")
@@ -202,3 +225,34 @@ def test_galore_8bit_needs_cuda_and_bitsandbytes(tiny_model_dir: Path) -> None:
             finetuning,
         )
     assert "optim=adamw_torch" in info.value.hint
+
+
+@_needs("galore_torch")
+@_needs("apollo_torch")
+@pytest.mark.parametrize("key", ["use_galore", "use_apollo"])
+def test_layerwise_steps_each_weight_inside_backward(tiny_model_dir: Path, key: str) -> None:
+    from tunelab.train.optim_layerwise import LayerwiseOptimizer
+
+    layerwise = "galore_layerwise" if key == "use_galore" else "apollo_layerwise"
+    target = "galore_target" if key == "use_galore" else "apollo_target"
+    finetuning = FinetuningArgs(**FREEZE_LAST, **{key: True, layerwise: True, target: ["mlp"]})
+    model = _model(tiny_model_dir, finetuning)
+    model(input_ids=IDS, labels=IDS).loss.backward()  # the gradient norm a plain backward gives
+    want_norm = float(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]).norm())
+    model.zero_grad(set_to_none=True)
+    optimizer = build_optimizer(model, TRAINING, finetuning)
+    assert isinstance(optimizer, LayerwiseOptimizer)
+    names = {id(p): n for n, p in model.named_parameters()}
+    projected = {names[id(p)] for g in optimizer.param_groups if "rank" in g for p in g["params"]}
+    assert projected == {f"{LAST_LAYER}mlp.{proj}.weight" for proj in ("gate_proj", "up_proj", "down_proj")}
+    before = {name: param.detach().clone() for name, param in model.named_parameters()}
+    model(input_ids=IDS, labels=IDS).loss.backward()  # no optimizer.step(): backward already stepped
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])}
+    assert changed == _trainable(model)
+    assert all(p.grad is None for p in model.parameters())  # each gradient freed right after its step
+    optimizer.step()  # what the Trainer calls after backward: records the measured norm for the log
+    assert optimizer.last_grad_norm == pytest.approx(want_norm, rel=1e-5)
+    for group in optimizer.param_groups:  # the schedule's learning rate reaches every parameter
+        group["lr"] = 0.0
+    assert _step(model, optimizer) == set()
+    optimizer.load_state_dict(optimizer.state_dict())

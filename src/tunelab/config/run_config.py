@@ -84,7 +84,7 @@ class RunConfig(BaseModel):
         if f.pure_bf16 and (t.fp16 or m.compute_type not in ("auto", "bf16")):
             asked = "fp16: true" if t.fp16 else f"compute_type: {m.compute_type}"
             problems.append(f"pure_bf16: true trains in bf16, but {asked}; drop one of them")
-        problems.extend(optimizer_problems(f, t.optim, f.loraplus_lr_ratio))
+        problems.extend(optimizer_problems(f, t.optim, f.loraplus_lr_ratio, t.gradient_accumulation_steps))
         if f.pissa_init and f.use_dora:
             problems.append("pissa_init and use_dora cannot be combined; choose one")
         if f.stage == "ppo" and not self.preference.reward_model:

@@ -18,6 +18,7 @@ from tunelab.config.schema_pref import PreferenceArgs
 from tunelab.config.schema_train import GenerationArgs, OutputArgs, TrainingArgs, split_csv
 
 __all__ = [
+    "ADAPTER_TYPES",
     "FINETUNING_TYPES",
     "STAGES",
     "DataArgs",
@@ -33,6 +34,7 @@ __all__ = [
 
 STAGES = ("pt", "sft", "rm", "dpo", "kto", "ppo", "cls")
 FINETUNING_TYPES = ("lora", "oft", "freeze", "full")
+ADAPTER_TYPES = ("lora", "oft")  # finetuning types whose result is a PEFT adapter (adapter_config.json)
 
 
 class ModelArgs(Group):

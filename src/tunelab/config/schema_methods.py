@@ -59,8 +59,9 @@ class MethodArgs(Group):
     )
     galore_target: list[str] = field(
         ["all"],
-        en="GaLore: linear modules whose weights are projected ('all' or names like q_proj,down_proj).",
-        zh="GaLore：其权重做梯度投影的线性模块（'all' 或如 q_proj,down_proj 的名称）。",
+        en="GaLore: linear layers whose weights are projected: 'all', layer names (q_proj,down_proj) or "
+        "blocks (mlp,self_attn).",
+        zh="GaLore：其权重做梯度投影的线性层：'all'、层名（q_proj,down_proj）或模块（mlp,self_attn）。",
     )
     galore_rank: int = field(
         16, en="GaLore: rank of the projected gradients.", zh="GaLore：投影梯度的秩。", gt=0
@@ -76,8 +77,10 @@ class MethodArgs(Group):
     )
     galore_layerwise: bool = field(
         False,
-        en="GaLore: update layer by layer during the backward pass (not supported by tunelab yet).",
-        zh="GaLore：在反向传播中逐层更新（tunelab 暂不支持）。",
+        en="GaLore: step each weight during the backward pass (saves the gradients' memory); needs "
+        "gradient_accumulation_steps: 1, one process, and does not clip gradients.",
+        zh="GaLore：在反向传播中逐个权重更新（省去梯度的内存）；需要 gradient_accumulation_steps: 1、"
+        "单进程，且不做梯度裁剪。",
     )
     use_apollo: bool = field(
         False,
@@ -86,8 +89,8 @@ class MethodArgs(Group):
     )
     apollo_target: list[str] = field(
         ["all"],
-        en="APOLLO: linear modules it applies to ('all' or names like q_proj,down_proj).",
-        zh="APOLLO：作用的线性模块（'all' 或如 q_proj,down_proj 的名称）。",
+        en="APOLLO: linear layers it applies to: 'all', layer names (q_proj,down_proj) or blocks (mlp,self_attn).",
+        zh="APOLLO：作用的线性层：'all'、层名（q_proj,down_proj）或模块（mlp,self_attn）。",
     )
     apollo_rank: int = field(16, en="APOLLO: rank of the auxiliary space.", zh="APOLLO：辅助空间的秩。", gt=0)
     apollo_update_interval: int = field(
@@ -107,8 +110,10 @@ class MethodArgs(Group):
     )
     apollo_layerwise: bool = field(
         False,
-        en="APOLLO: update layer by layer during the backward pass (not supported by tunelab yet).",
-        zh="APOLLO：在反向传播中逐层更新（tunelab 暂不支持）。",
+        en="APOLLO: step each weight during the backward pass (saves the gradients' memory); needs "
+        "gradient_accumulation_steps: 1, one process, and does not clip gradients.",
+        zh="APOLLO：在反向传播中逐个权重更新（省去梯度的内存）；需要 gradient_accumulation_steps: 1、"
+        "单进程，且不做梯度裁剪。",
     )
     apollo_scale_front: bool = field(
         False,
@@ -198,6 +203,11 @@ class MethodArgs(Group):
     )
     asft_alpha: float = field(0.1, en="ASFT: weight of the KL anchor.", zh="ASFT：KL 锚定项的权重。", ge=0)
 
+    @property
+    def steps_in_backward(self) -> bool:
+        """Whether layer-wise GaLore/APOLLO updates the weights inside the backward pass."""
+        return (self.use_galore and self.galore_layerwise) or (self.use_apollo and self.apollo_layerwise)
+
     _split_method_lists = field_validator("oft_target", "galore_target", "apollo_target", mode="before")(
         lambda cls, v: split_csv(v)
     )
@@ -222,9 +232,6 @@ def method_problems(args: MethodArgs, finetuning_type: str, stage: str) -> list[
             f"{low_rank[0]} saves optimizer memory of full/freeze training and cannot be combined with "
             f"finetuning_type: {finetuning_type} (as in LLaMA-Factory); set finetuning_type: full"
         )
-    for key in ("galore_layerwise", "apollo_layerwise"):
-        if getattr(args, key):
-            problems.append(f"{key}=true is not supported by tunelab yet; set {key}: false")
     if args.use_badam and args.badam_mode == "ratio":
         problems.append(
             "badam_mode=ratio needs the Trainer's gradient clipping replaced for sparse gradients, which "
@@ -258,9 +265,16 @@ _OPTIM_FOR = {
 }
 
 
-def optimizer_problems(args: MethodArgs, optim: str, loraplus_lr_ratio: float | None) -> list[str]:
-    """Problems of a use_* optimizer key together with the TrainingArgs ``optim`` and LoRA+."""
+def optimizer_problems(
+    args: MethodArgs, optim: str, loraplus_lr_ratio: float | None, gradient_accumulation_steps: int
+) -> list[str]:
+    """Problems of a use_* optimizer key together with the TrainingArgs ``optim``, LoRA+ and accumulation."""
     problems = []
+    if args.steps_in_backward and gradient_accumulation_steps > 1:
+        problems.append(
+            "galore_layerwise / apollo_layerwise steps each weight during backward, so it cannot accumulate "
+            f"gradients (gradient_accumulation_steps={gradient_accumulation_steps}); set gradient_accumulation_steps: 1"
+        )
     for key, allowed in _OPTIM_FOR.items():
         if not getattr(args, key):
             continue

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tunelab.config.schema import ADAPTER_TYPES
 from tunelab.errors import ConfigError, ModelError
 from tunelab.model.llama_pro import expanded_layer_indices
 
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from tunelab.config.schema import FinetuningArgs
 
 __all__ = [
-    "ADAPTER_TYPES",
     "apply_finetuning",
     "build_loraplus_param_groups",
     "count_parameters",
@@ -40,10 +40,6 @@ __all__ = [
     "find_lora_targets",
     "load_adapters",
 ]
-
-
-# finetuning types whose result is a PEFT adapter (saved as adapter_config.json + weights)
-ADAPTER_TYPES = ("lora", "oft")
 
 
 def apply_finetuning(

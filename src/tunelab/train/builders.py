@@ -133,7 +133,8 @@ def build_training_arguments(
         lr_scheduler_type=t.lr_scheduler_type if t.lr_scheduler_type in _HF_SCHEDULERS else "constant",
         warmup_steps=warmup,
         weight_decay=t.weight_decay,
-        max_grad_norm=t.max_grad_norm,
+        # layer-wise GaLore/APOLLO steps inside backward: no global norm to clip (train/optim_layerwise.py)
+        max_grad_norm=0.0 if config.finetuning.steps_in_backward else t.max_grad_norm,
         optim=t.optim,
         adam_beta1=t.adam_beta1,
         adam_beta2=t.adam_beta2,

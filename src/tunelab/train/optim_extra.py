@@ -77,20 +77,24 @@ def _plain_groups(params: list[torch.nn.Parameter], weight_decay: float) -> list
 
 
 def _projected_weights(model: torch.nn.Module, targets: list[str], key: str) -> list[torch.nn.Parameter]:
-    """Trainable weights of the linear layers named by ``targets`` ('all': every one but the output head)."""
-    from tunelab.model.adapters import _check_names, _wants_all, find_lora_targets
+    """Trainable weights of the linear layers ``targets`` names ('all': every one but the output head).
 
-    available = find_lora_targets(model)
-    names = set(available if _wants_all(targets) else _check_names(targets, available, key))
+    A target matches a linear layer by any component of its path, as in LLaMA-Factory:
+    ``q_proj,down_proj`` picks those layers, ``mlp,self_attn`` every linear layer inside those blocks.
+    """
+    from tunelab.model.adapters import _check_names, _wants_all
+
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    return [
-        module.weight
+    linears = [
+        (name.split("."), module)
         for name, module in model.named_modules()
-        if isinstance(module, torch.nn.Linear)
-        and module is not head
-        and name.rsplit(".", 1)[-1] in names
-        and module.weight.requires_grad
+        if isinstance(module, torch.nn.Linear) and module is not head
     ]
+    if not _wants_all(targets):
+        components = sorted({part for parts, _ in linears for part in parts if not part.isdigit()})
+        wanted = set(_check_names(targets, components, key))
+        linears = [(parts, module) for parts, module in linears if wanted & set(parts)]
+    return [module.weight for _, module in linears if module.weight.requires_grad]
 
 
 def _build_projected(
@@ -136,7 +140,7 @@ def _build_projected(
 
             _require_bitsandbytes(f"{training.optim} with use_galore")
             cls = import_optimizer_class("galore_torch", "adamw8bit", "AdamW8bit", pip_name="galore-torch")
-        return cls(groups, **kwargs)
+        return _maybe_layerwise(groups, cls, kwargs, finetuning.galore_layerwise)
     groups.append(
         {
             "name": "apollo",
@@ -151,7 +155,29 @@ def _build_projected(
         }
     )
     cls = import_optimizer_class("apollo_torch", "apollo", "AdamW", pip_name="apollo-torch")
-    return cls(groups, scale_front=finetuning.apollo_scale_front, **kwargs)
+    kwargs["scale_front"] = finetuning.apollo_scale_front
+    return _maybe_layerwise(groups, cls, kwargs, finetuning.apollo_layerwise)
+
+
+def _maybe_layerwise(
+    groups: list[dict[str, Any]], cls: Any, kwargs: dict[str, Any], layerwise: bool
+) -> torch.optim.Optimizer:
+    """``cls(groups)``, or with ``layerwise`` one ``cls`` per parameter stepping during backward."""
+    if not layerwise:
+        return cls(groups, **kwargs)
+    if (
+        torch.distributed.is_available()
+        and torch.distributed.is_initialized()
+        and torch.distributed.get_world_size() > 1
+    ):
+        raise ConfigError(
+            "galore_layerwise / apollo_layerwise steps each weight during backward, before the gradients of "
+            "several processes are averaged, so it cannot run distributed",
+            "set galore_layerwise / apollo_layerwise: false for multi-process training",
+        )
+    from tunelab.train.optim_layerwise import LayerwiseOptimizer
+
+    return LayerwiseOptimizer(groups, lambda param_groups: cls(param_groups, **kwargs))
 
 
 def _build_badam(
