@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -72,7 +73,9 @@ def test_layer_count_must_fit_the_number_of_added_blocks() -> None:
         )
 
 
-def test_expand_model_cli_then_train_the_new_blocks(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_expand_model_cli_then_train_the_new_blocks(
+    tiny_model_dir: Path, tmp_path: Path, tiny_sft_config: Any
+) -> None:
     from typer.testing import CliRunner
 
     from tunelab.cli import app
@@ -86,25 +89,8 @@ def test_expand_model_cli_then_train_the_new_blocks(tiny_model_dir: Path, tmp_pa
         app, ["expand-model", str(tiny_model_dir), str(tmp_path / "x"), "--num-expand", "3"]
     )
     assert bad.exit_code != 0 and "must divide the model's 2 layers" in bad.output
-    config = config_from_dict(
-        {
-            "model_name_or_path": str(out),
-            "finetuning_type": "freeze",
-            "use_llama_pro": True,
-            "freeze_trainable_layers": 1,
-            "dataset": "instruct_en",
-            "dataset_dir": "builtin",
-            "template": "chatml",
-            "cutoff_len": 32,
-            "max_samples": 8,
-            "per_device_train_batch_size": 4,
-            "max_steps": 2,
-            "save_steps": 100,
-            "output_dir": str(tmp_path / "run"),
-            "compute_type": "fp32",
-            "disable_tqdm": True,
-            "plot_loss": False,
-        }
+    config = tiny_sft_config(
+        out, tmp_path / "run", finetuning_type="freeze", use_llama_pro=True, freeze_trainable_layers=1
     )
     run = train(config)
     assert run.status == "finished"

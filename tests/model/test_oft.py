@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -39,31 +40,12 @@ def test_oft_keys_are_validated(tiny_model_dir: Path) -> None:
         apply_finetuning(base, FinetuningArgs(finetuning_type="oft", oft_target=["nope"]))
 
 
-def test_oft_run_exports_and_verifies(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_oft_run_exports_and_verifies(tiny_model_dir: Path, tmp_path: Path, tiny_sft_config: Any) -> None:
     from tunelab.export import export_model
     from tunelab.train import train
 
     out = tmp_path / "run"
-    config = config_from_dict(
-        {
-            "model_name_or_path": str(tiny_model_dir),
-            "finetuning_type": "oft",
-            "oft_block_size": 16,
-            "dataset": "instruct_en",
-            "dataset_dir": "builtin",
-            "template": "chatml",
-            "cutoff_len": 32,
-            "max_samples": 8,
-            "per_device_train_batch_size": 4,
-            "learning_rate": 1e-2,
-            "max_steps": 2,
-            "save_steps": 100,
-            "output_dir": str(out),
-            "compute_type": "fp32",
-            "disable_tqdm": True,
-            "plot_loss": False,
-        }
-    )
+    config = tiny_sft_config(tiny_model_dir, out, finetuning_type="oft", oft_block_size=16)
     assert train(config).status == "finished"
     assert (out / "adapter_config.json").is_file()
     result = export_model(run=out, overrides=[f"export_dir={tmp_path / 'merged'}"])

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from tunelab.config import config_from_dict
 from tunelab.config.schema import FinetuningArgs
 from tunelab.model.adapters import apply_finetuning, load_adapters
 from tunelab.model.pissa import save_pissa_as_lora
@@ -68,32 +68,19 @@ def test_pissa_init_is_the_same_on_every_build(tiny_model_dir: Path) -> None:
     assert all(torch.equal(states[0][n], states[1][n]) for n in states[0])
 
 
-def test_pissa_run_exports_and_verifies(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_pissa_run_exports_and_verifies(tiny_model_dir: Path, tmp_path: Path, tiny_sft_config: Any) -> None:
     from tunelab.export import export_model
     from tunelab.train import train
 
     out = tmp_path / "run"
-    config = config_from_dict(
-        {
-            "model_name_or_path": str(tiny_model_dir),
-            "finetuning_type": "lora",
-            "pissa_init": True,
-            "pissa_convert": True,
-            "lora_rank": 4,
-            "dataset": "instruct_en",
-            "dataset_dir": "builtin",
-            "template": "chatml",
-            "cutoff_len": 32,
-            "max_samples": 8,
-            "per_device_train_batch_size": 4,
-            "learning_rate": 1e-2,
-            "max_steps": 2,
-            "save_steps": 2,
-            "output_dir": str(out),
-            "compute_type": "fp32",
-            "disable_tqdm": True,
-            "plot_loss": False,
-        }
+    config = tiny_sft_config(
+        tiny_model_dir,
+        out,
+        finetuning_type="lora",
+        pissa_init=True,
+        pissa_convert=True,
+        lora_rank=4,
+        save_steps=2,
     )
     assert train(config).status == "finished"
     assert (out / "pissa_init" / "adapter_model.safetensors").is_file()

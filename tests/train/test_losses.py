@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -63,31 +64,21 @@ def test_one_loss_at_a_time_and_only_in_sft() -> None:
 
 
 @pytest.mark.parametrize("loss", ["use_dft_loss", "use_asft_loss"])
-def test_sft_trains_with_the_loss(tiny_model_dir: Path, tmp_path: Path, loss: str) -> None:
+def test_sft_trains_with_the_loss(
+    tiny_model_dir: Path, tmp_path: Path, tiny_sft_config: Any, loss: str
+) -> None:
     from tunelab.train import train
 
-    config = config_from_dict(
-        {
-            "model_name_or_path": str(tiny_model_dir),
-            loss: True,
-            "finetuning_type": "full" if loss == "use_asft_loss" else "lora",  # full: a frozen copy anchors
-            "dataset": "instruct_en",
-            "dataset_dir": "builtin",
-            "template": "chatml",
-            "cutoff_len": 32,
-            "max_samples": 16,
-            "val_size": 4,
-            "eval_strategy": "steps",
-            "eval_steps": 2,
-            "per_device_train_batch_size": 4,
-            "learning_rate": 1e-3,
-            "max_steps": 2,
-            "save_steps": 100,
-            "output_dir": str(tmp_path / "run"),
-            "compute_type": "fp32",
-            "disable_tqdm": True,
-            "plot_loss": False,
-        }
+    config = tiny_sft_config(
+        tiny_model_dir,
+        tmp_path / "run",
+        **{loss: True},
+        finetuning_type="full" if loss == "use_asft_loss" else "lora",  # full: a frozen copy anchors
+        max_samples=16,
+        val_size=4,
+        eval_strategy="steps",
+        eval_steps=2,
+        learning_rate=1e-3,
     )
     result = train(config)
     assert result.status == "finished"

@@ -182,31 +182,14 @@ def test_combinations_that_cannot_work_are_refused(values: dict[str, Any], messa
     ],
     ids=["muon", "galore-layerwise"],
 )
-def test_run_trains_through_the_trainer(tiny_model_dir: Path, tmp_path: Path, method: dict[str, Any]) -> None:
+def test_run_trains_through_the_trainer(
+    tiny_model_dir: Path, tmp_path: Path, tiny_sft_config: Any, method: dict[str, Any]
+) -> None:
     import json
 
     from tunelab.train import train
 
-    config = config_from_dict(
-        {
-            "model_name_or_path": str(tiny_model_dir),
-            **method,
-            "dataset": "instruct_en",
-            "dataset_dir": "builtin",
-            "template": "chatml",
-            "cutoff_len": 32,
-            "max_samples": 8,
-            "per_device_train_batch_size": 4,
-            "learning_rate": 1e-2,
-            "max_steps": 2,
-            "save_steps": 1,
-            "logging_steps": 1,
-            "output_dir": str(tmp_path / "run"),
-            "compute_type": "fp32",
-            "disable_tqdm": True,
-            "plot_loss": False,
-        }
-    )
+    config = tiny_sft_config(tiny_model_dir, tmp_path / "run", **method, save_steps=1, logging_steps=1)
     result = train(config)
     assert result.status == "finished" and result.checkpoint is not None
     assert torch.isfinite(torch.tensor(result.metrics["train_loss"]))
