@@ -85,6 +85,12 @@ class RunConfig(BaseModel):
             asked = "fp16: true" if t.fp16 else f"compute_type: {m.compute_type}"
             problems.append(f"pure_bf16: true trains in bf16, but {asked}; drop one of them")
         problems.extend(optimizer_problems(f, t.optim, f.loraplus_lr_ratio, t.gradient_accumulation_steps))
+        if m.shift_attn and self.data.packing:
+            problems.append(
+                "shift_attn groups positions of one sequence and cannot see packed samples; set packing: false"
+            )
+        if m.shift_attn and f.stage not in ("pt", "sft"):
+            problems.append(f"shift_attn trains long contexts in stages pt and sft, not {f.stage}")
         if f.pissa_init and f.use_dora:
             problems.append("pissa_init and use_dora cannot be combined; choose one")
         if f.stage == "ppo" and not self.preference.reward_model:

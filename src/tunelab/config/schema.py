@@ -99,9 +99,10 @@ class ModelArgs(Group):
     )
     shift_attn: bool = field(
         False,
-        en="LongLoRA shifted sparse attention (S²-Attn); not supported: it needs a patch of the model's "
-        "attention code.",
-        zh="LongLoRA 的移位稀疏注意力（S²-Attn）；不支持：它需要修改模型的注意力代码。",
+        en="LongLoRA shifted sparse attention (S²-Attn) in training: attention within 4 groups per sequence, "
+        "half of the heads shifted by half a group; full attention at inference.",
+        zh="训练时使用 LongLoRA 的移位稀疏注意力（S²-Attn）：每条序列分 4 组、组内注意力，"
+        "一半注意力头平移半组；推理时仍为全注意力。",
     )
     mixture_of_depths: Literal["convert", "load"] | None = field(
         None,
@@ -110,18 +111,6 @@ class ModelArgs(Group):
     )
 
     _split_adapters = field_validator("adapter_name_or_path", mode="before")(lambda cls, v: split_csv(v))
-
-    @field_validator("shift_attn")
-    @classmethod
-    def _refuse_shift_attn(cls, value: bool) -> bool:
-        if value:
-            raise ValueError(
-                "shift_attn (LongLoRA S²-Attn) shifts half of the attention heads inside the attention "
-                "forward, which transformers offers no hook for, and tunelab does not patch library "
-                "internals; remove shift_attn and extend the context with rope_scaling (full attention), "
-                "or use LongLoRA's own training code"
-            )
-        return value
 
     @field_validator("mixture_of_depths")
     @classmethod

@@ -17,6 +17,7 @@ from tunelab.data.packing import packing_mode
 from tunelab.data.pipeline import build_datasets
 from tunelab.errors import ConfigError
 from tunelab.model import count_parameters, load_model_for_training, load_tokenizer
+from tunelab.model.shift_attn import N_GROUPS
 from tunelab.runs.rundir import RunDir
 from tunelab.train.builders import build_callbacks, build_training_arguments, drop_default_printers
 from tunelab.train.context import RunContext
@@ -47,7 +48,12 @@ def run_lm(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path | 
         args=args,
         train_dataset=train_set,
         eval_dataset=eval_set,
-        data_collator=build_collator(tokenizer, packing=config.data.packing, flatten=flatten),
+        data_collator=build_collator(
+            tokenizer,
+            packing=config.data.packing,
+            flatten=flatten,
+            pad_to_multiple_of=N_GROUPS if config.model.shift_attn else None,  # S²-Attn's 4 equal groups
+        ),
         processing_class=tokenizer,
         callbacks=callbacks,
         training=config.training,
