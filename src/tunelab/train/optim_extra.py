@@ -54,7 +54,7 @@ def _require(module: str, pip_name: str, key: str) -> None:
         raise ResourceError(
             f"{key}=true needs the {pip_name} package, which is not installed",
             f"run `pip install --no-deps {pip_name}` (or `pip install 'tunelab[optimizers]'`), "
-            f"or remove {key} to train with optim={'adamw_torch'}",
+            f"or remove {key} to train with optim=adamw_torch",
         )
 
 
