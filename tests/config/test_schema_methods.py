@@ -8,6 +8,7 @@ from tunelab.config import config_from_dict
 from tunelab.config.fields import help_text
 from tunelab.config.schema import FinetuningArgs, ModelArgs
 from tunelab.config.schema_methods import MethodArgs
+from tunelab.config.schema_train import split_csv
 from tunelab.errors import ConfigError
 
 # LLaMA-Factory's defaults for the keys it defines (hparams/finetuning_args.py)
@@ -60,3 +61,34 @@ def test_unsupported_methods_say_why(values: dict[str, object], message: str) ->
 def test_model_keys_default_off() -> None:
     args = ModelArgs(model_name_or_path="tiny:llama")
     assert args.shift_attn is False and args.mixture_of_depths is None
+
+
+# The method part of LLaMA-Factory's examples/extras/*.yaml (model, data and output keys left out)
+LF_EXAMPLES = {
+    "galore/llama3_full_sft": "finetuning_type: full\nuse_galore: true\ngalore_layerwise: true\n"
+    "galore_target: mlp,self_attn\ngalore_rank: 128\ngalore_scale: 2.0\npure_bf16: true",
+    "apollo/llama3_full_sft": "finetuning_type: full\nuse_apollo: true\napollo_layerwise: true\n"
+    "apollo_target: all\napollo_rank: 128\napollo_scale: 32.0\napollo_scale_type: channel\npure_bf16: true",
+    "badam/llama3_full_sft": "finetuning_type: full\nuse_badam: true\nbadam_mode: layer\n"
+    "badam_switch_mode: ascending\nbadam_switch_interval: 50\nbadam_verbose: 2\ngradient_accumulation_steps: 8",
+    "muon/qwen2_full_sft": "finetuning_type: full\nuse_muon: true\nbf16: true",
+    "eaft/qwen25_05b_eaft_full": "finetuning_type: full\nuse_eaft_loss: true\nbf16: true",
+    "oft/llama3_oft_sft": "finetuning_type: oft\noft_block_size: 32\noft_target: all\nbf16: true",
+    "pissa/llama3_lora_sft": "finetuning_type: lora\nlora_rank: 8\nlora_target: all\npissa_init: true\n"
+    "pissa_iter: 16\npissa_convert: true\nbf16: true",
+    "llama_pro/llama3_freeze_sft": "finetuning_type: freeze\nfreeze_trainable_layers: 8\n"
+    "freeze_trainable_modules: all\nuse_llama_pro: true\nfp16: true",
+}
+
+
+@pytest.mark.parametrize("name", sorted(LF_EXAMPLES))
+def test_llama_factory_method_examples_validate(name: str) -> None:
+    import yaml
+
+    values = yaml.safe_load(LF_EXAMPLES[name])
+    config = config_from_dict({"model_name_or_path": "tiny:llama", "stage": "sft", **values})
+    for key, value in values.items():  # every key kept its LLaMA-Factory value (lists split at commas)
+        group = config.finetuning if key in FinetuningArgs.model_fields else config.training
+        assert getattr(group, key) == (
+            split_csv(value) if isinstance(getattr(group, key), list) else value
+        ), key
