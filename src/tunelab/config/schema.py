@@ -13,10 +13,12 @@ from pydantic import field_validator, model_validator
 from tunelab.config.fields import Group, field
 from tunelab.config.schema_eval import EvalArgs
 from tunelab.config.schema_export import ExportArgs
+from tunelab.config.schema_methods import MethodArgs, method_problems
 from tunelab.config.schema_pref import PreferenceArgs
 from tunelab.config.schema_train import GenerationArgs, OutputArgs, TrainingArgs, split_csv
 
 __all__ = [
+    "ADAPTER_TYPES",
     "FINETUNING_TYPES",
     "STAGES",
     "DataArgs",
@@ -31,7 +33,8 @@ __all__ = [
 ]
 
 STAGES = ("pt", "sft", "rm", "dpo", "kto", "ppo", "cls")
-FINETUNING_TYPES = ("lora", "freeze", "full")
+FINETUNING_TYPES = ("lora", "oft", "freeze", "full")
+ADAPTER_TYPES = ("lora", "oft")  # finetuning types whose result is a PEFT adapter (adapter_config.json)
 
 
 class ModelArgs(Group):
@@ -124,8 +127,31 @@ class ModelArgs(Group):
         en="Where converted (GGUF) and tiny models are cached; default ~/.cache/tunelab.",
         zh="转换后的 GGUF 模型和 tiny 模型的缓存目录；默认 ~/.cache/tunelab。",
     )
+    shift_attn: bool = field(
+        False,
+        en="LongLoRA shifted sparse attention (S²-Attn) in training: attention within 4 groups per sequence, "
+        "half of the heads shifted by half a group; full attention at inference.",
+        zh="训练时使用 LongLoRA 的移位稀疏注意力（S²-Attn）：每条序列分 4 组、组内注意力，"
+        "一半注意力头平移半组；推理时仍为全注意力。",
+    )
+    mixture_of_depths: Literal["convert", "load"] | None = field(
+        None,
+        en="Mixture-of-depths (package mixture-of-depth); not supported: that package targets transformers 4.",
+        zh="深度混合（mixture-of-depth 包）；不支持：该包只适配 transformers 4。",
+    )
 
     _split_adapters = field_validator("adapter_name_or_path", mode="before")(lambda cls, v: split_csv(v))
+
+    @field_validator("mixture_of_depths")
+    @classmethod
+    def _refuse_mixture_of_depths(cls, value: str | None) -> str | None:
+        if value is not None:
+            raise ValueError(
+                f"mixture_of_depths={value}: the mixture-of-depth package (1.2) wraps decoder layers the "
+                "transformers 4 way (tuple outputs, past_key_value) and ships copies of transformers 4 "
+                "models, so it cannot run on the transformers 5 tunelab uses; remove mixture_of_depths"
+            )
+        return value
 
 
 class DataArgs(Group):
@@ -289,18 +315,19 @@ class DataArgs(Group):
         return self
 
 
-class FinetuningArgs(Group):
-    """Which training stage runs and which parameters it may change."""
+class FinetuningArgs(MethodArgs):
+    """Which training stage runs and which parameters it may change (method keys: schema_methods.py)."""
 
     stage: Literal["pt", "sft", "rm", "dpo", "kto", "ppo", "cls"] = field(
         "sft",
         en="Training stage: pt (pre-training), sft, rm (reward model), dpo, kto, ppo, cls (classification).",
         zh="训练阶段：pt（预训练）、sft（监督微调）、rm（奖励模型）、dpo、kto、ppo、cls（分类）。",
     )
-    finetuning_type: Literal["lora", "freeze", "full"] = field(
+    finetuning_type: Literal["lora", "oft", "freeze", "full"] = field(
         "lora",
-        en="lora trains small adapter matrices; freeze trains the last layers; full trains everything.",
-        zh="lora 训练低秩适配矩阵；freeze 只训练最后几层；full 训练全部参数。",
+        en="lora trains small adapter matrices; oft trains orthogonal block rotations (PEFT's OFT); "
+        "freeze trains the last layers; full trains everything.",
+        zh="lora 训练低秩适配矩阵；oft 训练正交块旋转（PEFT 的 OFT）；freeze 只训练最后几层；full 训练全部参数。",
     )
     lora_rank: int = field(
         8, en="LoRA rank r: capacity of the adapter.", zh="LoRA 秩 r：适配器的容量。", gt=0
@@ -385,6 +412,9 @@ class FinetuningArgs(Group):
     def _check_freeze_layers(self) -> FinetuningArgs:
         if self.freeze_trainable_layers == 0:
             raise ValueError("freeze_trainable_layers=0 trains nothing; use a positive or negative count")
+        problems = method_problems(self, self.finetuning_type, self.stage)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @property

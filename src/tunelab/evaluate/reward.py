@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from tunelab.config.schema import ADAPTER_TYPES
 from tunelab.errors import ModelError
 
 __all__ = ["RewardModel", "load_reward_model", "score_replies", "score_texts"]
@@ -112,7 +113,7 @@ def load_reward_model(run_dir: str | Path, *, compute_dtype: torch.dtype | None 
         )
     dtype = compute_dtype if compute_dtype is not None else resolve_compute_dtype(config.compute_type)
     tokenizer = load_tokenizer(config.model)  # the tokenizer the reward model was trained with
-    if config.finetuning.finetuning_type == "lora":
+    if config.finetuning.finetuning_type in ADAPTER_TYPES:
         base = config.model.model_copy(update={"adapter_name_or_path": None})
         model = load_model(base, compute_dtype=dtype, model_max_length=config.data.cutoff_len)
         earlier = (config.model.adapter_name_or_path or [])[:-1]  # merged before the rm adapter was trained

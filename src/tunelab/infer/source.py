@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tunelab.config import RunConfig, load_config
+from tunelab.config.schema import ADAPTER_TYPES
 from tunelab.errors import ConfigError, ModelError
 
 __all__ = ["find_run_dir", "is_run_dir", "resolve_config", "run_config"]
@@ -45,7 +46,7 @@ def run_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
     weights = Path(path)
     run = find_run_dir(weights)
     config = load_config(run / "config.yaml", overrides)
-    if config.finetuning.finetuning_type == "lora":
+    if config.finetuning.finetuning_type in ADAPTER_TYPES:
         if not (weights / "adapter_config.json").is_file():
             raise ModelError(
                 f"{weights} holds no LoRA adapter (adapter_config.json missing): the run has not finished",

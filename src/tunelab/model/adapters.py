@@ -7,11 +7,15 @@ names that exist, instead of silently training nothing.
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from tunelab.config.schema import ADAPTER_TYPES
 from tunelab.errors import ConfigError, ModelError
+from tunelab.model.llama_pro import expanded_layer_indices
 
 # count_parameters and build_loraplus_param_groups live in parameters.py; re-exported here because
 # callers reach for them next to apply_finetuning.
@@ -20,6 +24,7 @@ from tunelab.model.parameters import (
     count_parameters,
     upcast_trainable_parameters,
 )
+from tunelab.model.pissa import fixed_pissa_seed, is_pissa, pissa_init_weights, remember_initial_adapter
 
 if TYPE_CHECKING:
     import torch
@@ -65,13 +70,27 @@ def apply_finetuning(
             "use finetuning_type: lora with quantization_bit, or remove quantization_bit",
         )
     if isinstance(model, PeftModel):
-        if kind != "lora":
+        if kind not in ADAPTER_TYPES:
             raise ConfigError(
                 f"adapter_name_or_path is set but finetuning_type={kind}",
-                "use finetuning_type: lora to continue training an adapter, or drop adapter_name_or_path",
+                "use finetuning_type: lora (or oft) to continue training an adapter, or drop adapter_name_or_path",
             )
     elif kind == "lora":
         model = _apply_lora(model, finetuning_args, task_type, list(head_modules))
+    elif kind == "oft":
+        from tunelab.model.oft import build_oft_model
+
+        targets, modules_to_save = _adapter_targets(
+            model, finetuning_args.oft_target, finetuning_args, "oft_target"
+        )
+        model = build_oft_model(
+            model,
+            finetuning_args,
+            task_type=task_type,
+            head_modules=head_modules,
+            targets=targets,
+            modules_to_save=modules_to_save,
+        )
     elif kind == "freeze":
         _apply_freeze(model, finetuning_args)
         for name in head_modules:
@@ -79,8 +98,9 @@ def apply_finetuning(
     elif kind == "full":
         model.requires_grad_(True)
     else:
-        raise ConfigError(f"unknown finetuning_type {kind!r}", "use one of: lora, freeze, full")
-    upcast_trainable_parameters(model)
+        raise ConfigError(f"unknown finetuning_type {kind!r}", "use one of: lora, oft, freeze, full")
+    if not finetuning_args.pure_bf16:  # pure_bf16 keeps the trainable weights in bf16 on purpose
+        upcast_trainable_parameters(model)
     return model
 
 
@@ -105,13 +125,24 @@ def load_adapters(model: PreTrainedModel, paths: Sequence[str], *, is_trainable:
             "load one adapter with quantization_bit, or merge the others first with `tunelab export`",
         )
     for path in paths[:-1]:
-        model = PeftModel.from_pretrained(model, path).merge_and_unload()
+        with _seeded_if_pissa(path):
+            model = PeftModel.from_pretrained(model, path).merge_and_unload()
     try:
-        return PeftModel.from_pretrained(model, paths[-1], is_trainable=is_trainable)
+        with _seeded_if_pissa(paths[-1]):
+            return PeftModel.from_pretrained(model, paths[-1], is_trainable=is_trainable)
     except (ValueError, KeyError, RuntimeError) as err:
         raise ModelError(
             f"cannot load adapter {paths[-1]}: {err}", "the adapter must have been trained on this base model"
         ) from err
+
+
+def _seeded_if_pissa(path: str) -> contextlib.AbstractContextManager[None]:
+    """An unconverted PiSSA adapter (a checkpoint) re-runs the initialisation on load: use its seed."""
+    try:
+        config = json.loads((Path(path) / "adapter_config.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return contextlib.nullcontext()
+    return fixed_pissa_seed() if is_pissa(config.get("init_lora_weights")) else contextlib.nullcontext()
 
 
 def find_lora_targets(model: torch.nn.Module) -> list[str]:
@@ -150,21 +181,10 @@ def _apply_lora(
 ) -> torch.nn.Module:
     from peft import LoraConfig, get_peft_model
 
-    available = find_lora_targets(model)
-    targets = (
-        available
-        if _wants_all(args.lora_target)
-        else _check_names(args.lora_target, available, "lora_target")
-    )
-    modules_to_save = None
-    if args.additional_target:
-        leaf_names = sorted({name.rsplit(".", 1)[-1] for name, _ in model.named_modules() if name})
-        modules_to_save = _check_names(args.additional_target, leaf_names, "additional_target")
+    targets, modules_to_save = _adapter_targets(model, args.lora_target, args, "lora_target")
     if head_modules:  # peft keeps modules_to_save out of the LoRA targets
         modules_to_save = [*(modules_to_save or []), *head_modules]
-    init: bool | str = True
-    if args.pissa_init:
-        init = "pissa" if args.pissa_iter == -1 else f"pissa_niter_{args.pissa_iter}"
+    init = pissa_init_weights(args.pissa_iter) if args.pissa_init else True
     config = LoraConfig(
         task_type=task_type,
         r=args.lora_rank,
@@ -175,8 +195,40 @@ def _apply_lora(
         use_rslora=args.use_rslora,
         use_dora=args.use_dora,
         init_lora_weights=init,
+        **_llama_pro_layers(model, args),
     )
-    return get_peft_model(model, config)
+    # PEFT creates adapter weights in fp32 unless told otherwise; pure_bf16 means everything in bf16
+    autocast = not args.pure_bf16
+    if not args.pissa_init:
+        return get_peft_model(model, config, autocast_adapter_dtype=autocast)
+    with fixed_pissa_seed():
+        peft_model = get_peft_model(model, config, autocast_adapter_dtype=autocast)
+    remember_initial_adapter(peft_model, keep_backup=args.pissa_convert)
+    return peft_model
+
+
+def _llama_pro_layers(model: torch.nn.Module, args: FinetuningArgs) -> dict[str, Any]:
+    """PEFT's layers_to_transform for use_llama_pro: adapters on the expanded blocks only."""
+    if not args.use_llama_pro:
+        return {}
+    prefix, n_layers = find_decoder_layers(model)
+    return {
+        "layers_to_transform": expanded_layer_indices(n_layers, args.freeze_trainable_layers),
+        "layers_pattern": prefix.rsplit(".", 1)[-1],
+    }
+
+
+def _adapter_targets(
+    model: torch.nn.Module, requested: list[str], args: FinetuningArgs, key: str
+) -> tuple[list[str], list[str] | None]:
+    """(checked target layer names for ``key``, checked additional_target modules or None)."""
+    available = find_lora_targets(model)
+    targets = available if _wants_all(requested) else _check_names(requested, available, key)
+    modules_to_save = None
+    if args.additional_target:
+        leaf_names = sorted({name.rsplit(".", 1)[-1] for name, _ in model.named_modules() if name})
+        modules_to_save = _check_names(args.additional_target, leaf_names, "additional_target")
+    return targets, modules_to_save
 
 
 def _apply_freeze(model: PreTrainedModel, args: FinetuningArgs) -> None:
@@ -187,7 +239,10 @@ def _apply_freeze(model: PreTrainedModel, args: FinetuningArgs) -> None:
             f"freeze_trainable_layers={n_train} but the model has {n_layers} layers",
             f"use a value between 1 and {n_layers} (last layers) or between -{n_layers} and -1 (first layers)",
         )
-    chosen = range(n_layers - n_train, n_layers) if n_train > 0 else range(-n_train)
+    if args.use_llama_pro:  # the blocks `tunelab expand-model` added (model/llama_pro.py)
+        chosen: Iterable[int] = expanded_layer_indices(n_layers, n_train)
+    else:
+        chosen = range(n_layers - n_train, n_layers) if n_train > 0 else range(-n_train)
     layer_prefixes = tuple(f"{prefix}.{index}." for index in chosen)
     in_layers = f"{prefix}."
 

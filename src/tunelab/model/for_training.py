@@ -33,6 +33,10 @@ def load_model_for_training(config: RunConfig, compute_dtype: torch.dtype) -> An
         model_max_length=config.data.cutoff_len,
     )
     model.config.use_cache = False  # a KV cache is useless in training and breaks packed-sample isolation
+    if config.model.shift_attn:
+        from tunelab.model.shift_attn import enable_shift_attn
+
+        enable_shift_attn(model)
     if config.model.adapter_name_or_path:
         model = load_adapters(model, config.model.adapter_name_or_path, is_trainable=True)
     return apply_finetuning(model, config.finetuning)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tunelab.config.schema import ADAPTER_TYPES
 from tunelab.runs.rundir import atomic_write_text
 
 __all__ = ["write_model_card"]
@@ -33,7 +34,7 @@ def write_model_card(run_dir: Path, info: dict[str, Any], metrics: dict[str, Any
     """
     lines = [
         "---",
-        "library_name: " + ("peft" if info.get("finetuning_type") == "lora" else "transformers"),
+        "library_name: " + ("peft" if info.get("finetuning_type") in ADAPTER_TYPES else "transformers"),
         f"base_model: {info.get('base_model', '')}",
         "tags: [tunelab, " + str(info.get("stage", "")) + ", " + str(info.get("finetuning_type", "")) + "]",
         "---",
@@ -68,7 +69,7 @@ def write_model_card(run_dir: Path, info: dict[str, Any], metrics: dict[str, Any
                 "from peft import AutoPeftModelForCausalLM",
                 f"model = AutoPeftModelForCausalLM.from_pretrained({str(run_dir)!r})",
             ]
-            if info.get("finetuning_type") == "lora"
+            if info.get("finetuning_type") in ADAPTER_TYPES
             else [
                 "from transformers import AutoModelForCausalLM",
                 f"model = AutoModelForCausalLM.from_pretrained({str(run_dir)!r})",

@@ -72,13 +72,15 @@ def build_training_arguments(
         lr_scheduler_type=t.lr_scheduler_type if t.lr_scheduler_type in _HF_SCHEDULERS else "constant",
         warmup_steps=warmup,
         weight_decay=t.weight_decay,
-        max_grad_norm=t.max_grad_norm,
+        # layer-wise GaLore/APOLLO steps inside backward: no global norm to clip (train/optim_layerwise.py)
+        max_grad_norm=0.0 if config.finetuning.steps_in_backward else t.max_grad_norm,
         optim=t.optim,
         adam_beta1=t.adam_beta1,
         adam_beta2=t.adam_beta2,
         adam_epsilon=t.adam_epsilon,
-        # bf16/fp16 = autocast; fp16 also gets the Trainer's dynamic loss scaling (GradScaler)
-        bf16=compute_dtype == torch.bfloat16,
+        # bf16/fp16 = autocast; fp16 also gets the Trainer's dynamic loss scaling (GradScaler);
+        # pure_bf16: the weights themselves are bf16, so there is nothing to autocast (no AMP)
+        bf16=compute_dtype == torch.bfloat16 and not config.finetuning.pure_bf16,
         fp16=compute_dtype == torch.float16,
         use_cpu=not use_cuda,
         activation_checkpointing=t.gradient_checkpointing,
@@ -130,7 +132,10 @@ def build_callbacks(
 
     lang = lang or cli_lang()
 
-    perplexity = config.finetuning.stage in ("pt", "sft")  # other stages' eval_loss is no token NLL
+    from tunelab.train.losses import custom_token_loss
+
+    # other stages' eval_loss is no token NLL, nor is the DFT/EAFT/ASFT loss
+    perplexity = config.finetuning.stage in ("pt", "sft") and not custom_token_loss(config.finetuning)
     log = RunLogCallback(run, plot=config.output.plot_loss, perplexity=perplexity)
     stop = GracefulStopCallback()
     callbacks: list[Any] = [log, stop]

@@ -70,6 +70,10 @@ def build_optimizer(
     Raises ConfigError for contradictory settings and ResourceError when an 8-bit/paged
     optimizer cannot run here (no CUDA GPU or no bitsandbytes).
     """
+    from tunelab.train.optim_extra import build_extra_optimizer, uses_extra_optimizer
+
+    if uses_extra_optimizer(finetuning):  # use_galore, use_apollo, use_badam, use_adam_mini, use_muon
+        return build_extra_optimizer(model, training, finetuning)
     name, lr, wd = training.optim, training.learning_rate, training.weight_decay
     for problem in training_problems(training):  # also checked where the config is built
         if problem.key == "sgd_nesterov":

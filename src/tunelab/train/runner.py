@@ -11,6 +11,7 @@ import torch
 from transformers import Trainer
 
 from tunelab.errors import ResourceError
+from tunelab.model.pissa import save_pissa_as_lora
 from tunelab.runs.model_card import write_model_card
 from tunelab.runs.plots import plot_run
 from tunelab.runs.rundir import RunDir
@@ -118,6 +119,9 @@ def run_trainer(
             eval_metrics["eval_perplexity"] = math.exp(min(eval_metrics["eval_loss"], 50.0))
         metrics.update(eval_metrics)
     trainer.save_model(str(run.path))
+    if trainer.is_world_process_zero():
+        # a PiSSA adapter only fits its residual base: save it as a plain LoRA delta (model/pissa.py)
+        save_pissa_as_lora(trainer.model, run.path)
     if trainer.processing_class is not None:
         trainer.processing_class.save_pretrained(str(run.path))
     run.write_metrics(metrics)

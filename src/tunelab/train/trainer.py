@@ -1,7 +1,7 @@
 """``TunelabTrainer``: the transformers Trainer with tunelab's optimizers and learning-rate schedules.
 
-Only the two documented hooks ``create_optimizer`` and ``create_scheduler`` are overridden; both run
-once per training, so the hot path (the training step) is exactly the plain Trainer's.
+Only the documented hooks ``create_optimizer``, ``create_scheduler`` (once per training) and ``log``
+(once per logging step) are overridden, so the hot path (the training step) is exactly the plain Trainer's.
 """
 
 from __future__ import annotations
@@ -45,6 +45,14 @@ class TunelabTrainer(Trainer):
             target = self.model if model is None else model
             self.optimizer = build_optimizer(target, self.training_config, self.finetuning_config)
         return self.optimizer
+
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        # layer-wise GaLore/APOLLO frees each gradient in backward, so the Trainer's own norm reads 0:
+        # report the norm the optimizer measured instead (train/optim_layerwise.py)
+        measured = getattr(getattr(self.optimizer, "optimizer", self.optimizer), "last_grad_norm", None)
+        if measured is not None and "grad_norm" in logs:
+            logs["grad_norm"] = measured
+        super().log(logs, *args, **kwargs)
 
     def create_scheduler(
         self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None

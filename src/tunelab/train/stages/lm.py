@@ -9,6 +9,7 @@ same work (see DESIGN.md) and our pipeline already does templating, masking and 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from tunelab.config import RunConfig
 from tunelab.data.collator import build_collator
@@ -17,10 +18,12 @@ from tunelab.data.pipeline import build_datasets
 from tunelab.data.tokenized_cache import has_tokenized_data
 from tunelab.errors import ConfigError
 from tunelab.model import count_parameters, load_model_for_training, load_tokenizer
+from tunelab.model.shift_attn import N_GROUPS
 from tunelab.runs.rundir import RunDir
 from tunelab.train.builders import build_callbacks, build_training_arguments, drop_default_printers
 from tunelab.train.context import RunContext
 from tunelab.train.loss import install_training_loss
+from tunelab.train.losses import build_token_loss, custom_token_loss
 from tunelab.train.runner import RunResult, run_trainer
 from tunelab.train.trainer import TunelabTrainer
 
@@ -32,7 +35,8 @@ def run_lm(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path | 
     tokenizer = load_tokenizer(config.model)
     model = load_model_for_training(config, ctx.compute_dtype)
     flatten = _packing_layout(config, model.config._attn_implementation)
-    if not config.model.use_unsloth:  # Unsloth brings its own fused loss
+    # Unsloth brings its own fused loss; DFT/EAFT/ASFT weigh each token's loss from the logits
+    if not config.model.use_unsloth and not custom_token_loss(config.finetuning):
         ctx.say(install_training_loss(model, config.model.loss_kernel))
     trainable, total = count_parameters(model)
     ctx.say(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.3f}%)")
@@ -53,17 +57,24 @@ def run_lm(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path | 
     args = build_training_arguments(config, run.path, ctx.compute_dtype)
     callbacks, stop = build_callbacks(config, run)
     callbacks.extend(ctx.callbacks)
-    trainer = TunelabTrainer(
+    trainer_class, loss_kwargs = _loss_setup(config, model)
+    trainer = trainer_class(
         model=model,
         args=args,
         train_dataset=train_set,
         eval_dataset=eval_set,
-        data_collator=build_collator(tokenizer, packing=config.data.packing, flatten=flatten),
+        data_collator=build_collator(
+            tokenizer,
+            packing=config.data.packing,
+            flatten=flatten,
+            pad_to_multiple_of=N_GROUPS if config.model.shift_attn else None,  # S²-Attn's 4 equal groups
+        ),
         processing_class=tokenizer,
         callbacks=callbacks,
         training=config.training,
         finetuning=config.finetuning,
         run=run,
+        **loss_kwargs,
     )
     drop_default_printers(trainer)
     extra = ctx.run_metrics(trainable, total, stats)
@@ -79,7 +90,30 @@ def run_lm(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path | 
         * config.training.gradient_accumulation_steps,
         "trainable_params": f"{trainable:,} / {total:,}",
     }
-    return run_trainer(trainer, run, stop, resume_from=resume_from, extra_metrics=extra, card_info=card)
+    return run_trainer(
+        trainer,
+        run,
+        stop,
+        resume_from=resume_from,
+        extra_metrics=extra,
+        card_info=card,
+        perplexity=not custom_token_loss(config.finetuning),  # a DFT/EAFT/ASFT eval_loss is no NLL
+    )
+
+
+def _loss_setup(config: RunConfig, model: Any) -> tuple[type[TunelabTrainer], dict[str, Any]]:
+    """The trainer class and its loss arguments: plain cross-entropy, DFT/EAFT, or ASFT (train/losses.py)."""
+    f = config.finetuning
+    if f.use_asft_loss:
+        from tunelab.train.asft import AnchoredSFTTrainer, frozen_reference
+        from tunelab.train.preference import uses_adapter_reference
+
+        adapter_off = uses_adapter_reference(config) or (
+            f.finetuning_type == "oft" and not config.model.adapter_name_or_path
+        )
+        reference = None if adapter_off else frozen_reference(model)
+        return AnchoredSFTTrainer, {"asft_alpha": f.asft_alpha, "reference": reference}
+    return TunelabTrainer, {"compute_loss_func": build_token_loss(f)}
 
 
 def _packing_layout(config: RunConfig, attn_implementation: str) -> bool:
