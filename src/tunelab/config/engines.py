@@ -23,6 +23,7 @@ __all__ = [
     "deepspeed_preset_path",
     "load_deepspeed_config",
     "offload_note",
+    "shards_parameters",
     "zero_stage",
 ]
 
@@ -160,6 +161,13 @@ def check_deepspeed(value: str, *, optim: str) -> None:
             f"deepspeed={value!r} brings its own optimizer ({ds['optimizer'].get('type')}), so optim={optim} would "
             "be ignored; use optim: adamw_torch, or a DeepSpeed config without an optimizer section"
         )
+
+
+def shards_parameters(deepspeed: str | None, fsdp: bool | str | None) -> bool:
+    """Whether the engine partitions the parameters themselves (FSDP, ZeRO-3): no rank holds the whole model."""
+    if fsdp:
+        return True
+    return bool(deepspeed) and zero_stage(load_deepspeed_config(deepspeed)) == 3
 
 
 def _load_fsdp_config(value: dict[str, Any] | str | None) -> dict[str, Any]:

@@ -13,13 +13,13 @@ import os
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from tunelab.config.engines import DEEPSPEED_PRESETS, deepspeed_preset_path, load_deepspeed_config, zero_stage
+from tunelab.config.engines import DEEPSPEED_PRESETS, deepspeed_preset_path
 from tunelab.errors import ConfigError, ResourceError
 
 if TYPE_CHECKING:
     from tunelab.config.schema_train import TrainingArgs
 
-__all__ = ["check_deepspeed_installed", "deepspeed_json_path", "engine_arguments", "shards_parameters"]
+__all__ = ["check_deepspeed_installed", "deepspeed_json_path", "engine_arguments"]
 
 _DEEPSPEED_HINT = (
     "`pip install deepspeed` (or `pip install 'tunelab[deepspeed]'`), or shard with PyTorch FSDP instead "
@@ -30,13 +30,6 @@ _DEEPSPEED_HINT = (
 def deepspeed_json_path(value: str) -> str:
     """The JSON file a ``deepspeed:`` value names: the shipped preset's file, or the user's path."""
     return str(deepspeed_preset_path(value)) if value in DEEPSPEED_PRESETS else value
-
-
-def shards_parameters(training: TrainingArgs) -> bool:
-    """Whether the engine partitions the parameters themselves (FSDP, ZeRO-3), so no rank holds a whole model."""
-    if training.fsdp:
-        return True
-    return bool(training.deepspeed) and zero_stage(load_deepspeed_config(training.deepspeed)) == 3
 
 
 def check_deepspeed_installed() -> None:

@@ -26,6 +26,8 @@ from tunelab.tune.shape import LinearSpec, ModelShape
 
 __all__ = [
     "MemoryBreakdown",
+    "activation_bytes",
+    "loss_peak_bytes",
     "TrainSetup",
     "count_trainable",
     "estimate_eval_memory",
