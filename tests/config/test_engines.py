@@ -80,7 +80,9 @@ def test_fsdp_options_and_config_keys_are_checked() -> None:
     assert "set fsdp: true" in config_error('fsdp_config={"version": 2}')
     assert "FSDP1 strategy" in config_error("fsdp=hybrid_shard")
     # accelerate's YAML spelling (fsdp_ prefix) is accepted, as transformers accepts it
-    cfg = load_config(EXAMPLE, ["fsdp=true", 'fsdp_config={"fsdp_version": 2, "fsdp_state_dict_type": "FULL_STATE_DICT"}'])
+    cfg = load_config(
+        EXAMPLE, ["fsdp=true", 'fsdp_config={"fsdp_version": 2, "fsdp_state_dict_type": "FULL_STATE_DICT"}']
+    )
     assert cfg.training.fsdp_config == {"fsdp_version": 2, "fsdp_state_dict_type": "FULL_STATE_DICT"}
 
 

@@ -54,13 +54,24 @@ def test_matches_deepspeed_estimators(n_gpus: int, offload: bool) -> None:
 def test_per_device_ladder_shrinks_full_finetuning() -> None:
     """Each ZeRO stage needs less device memory than the one before; activations stay per device."""
     shape = find_preset("llama2-7b").shape
-    setup = TrainSetup(method="full", compute_bytes=2, micro_batch=1, seq_len=512, gradient_checkpointing=True)
+    setup = TrainSetup(
+        method="full", compute_bytes=2, micro_batch=1, seq_len=512, gradient_checkpointing=True
+    )
     single = estimate_memory(shape, setup)
     peaks = [
-        per_device_memory(shape, setup, world_size=8, stage=s, offload_optimizer=o, offload_params=q, single=single)
+        per_device_memory(
+            shape, setup, world_size=8, stage=s, offload_optimizer=o, offload_params=q, single=single
+        )
         for s, o, q in ENGINES
     ]
-    assert [m.label for m in peaks] == ["DDP", "ZeRO-1", "ZeRO-2", "ZeRO-2 + offload", "ZeRO-3", "ZeRO-3 + offload"]
+    assert [m.label for m in peaks] == [
+        "DDP",
+        "ZeRO-1",
+        "ZeRO-2",
+        "ZeRO-2 + offload",
+        "ZeRO-3",
+        "ZeRO-3 + offload",
+    ]
     ddp, z1, z2, z2_off, z3, z3_off = (m.peak for m in peaks)
     assert ddp > z1 > z2 > z3 > z3_off and z2 > z2_off
     assert peaks[0].peak == single.peak + single.gradients  # a full replica plus DDP's gradient buckets

@@ -22,6 +22,7 @@ __all__ = [
     "check_fsdp",
     "deepspeed_preset_path",
     "load_deepspeed_config",
+    "offload_flags",
     "offload_note",
     "shards_parameters",
     "zero_stage",
@@ -29,7 +30,10 @@ __all__ = [
 
 # name -> (English, Chinese) one-line description; the JSON files are resources/deepspeed/<name>.json
 DEEPSPEED_PRESETS: dict[str, tuple[str, str]] = {
-    "z0": ("ZeRO stage 0: plain data parallelism through DeepSpeed", "ZeRO 阶段 0：通过 DeepSpeed 做普通数据并行"),
+    "z0": (
+        "ZeRO stage 0: plain data parallelism through DeepSpeed",
+        "ZeRO 阶段 0：通过 DeepSpeed 做普通数据并行",
+    ),
     "z2": (
         "ZeRO-2: optimizer states and gradients partitioned across devices",
         "ZeRO-2：优化器状态和梯度在各设备间切分",
@@ -122,7 +126,7 @@ def zero_stage(ds_config: dict[str, Any]) -> int:
     return int((ds_config.get("zero_optimization") or {}).get("stage", 0))
 
 
-def _offloads(ds_config: dict[str, Any]) -> tuple[bool, bool]:
+def offload_flags(ds_config: dict[str, Any]) -> tuple[bool, bool]:
     """(optimizer states offloaded, parameters offloaded) to CPU or NVMe."""
     zero = ds_config.get("zero_optimization") or {}
 
@@ -135,7 +139,7 @@ def _offloads(ds_config: dict[str, Any]) -> tuple[bool, bool]:
 
 def offload_note(ds_config: dict[str, Any]) -> tuple[str, str] | None:
     """(English, Chinese) note of the memory an offloading config moves off the device, or None."""
-    optimizer, params = _offloads(ds_config)
+    optimizer, params = offload_flags(ds_config)
     if not (optimizer or params):
         return None
     moved = "the fp32 master weights and Adam moments (12 bytes per parameter)"
@@ -155,7 +159,9 @@ def check_deepspeed(value: str, *, optim: str) -> None:
     ds = load_deepspeed_config(value)
     stage = zero_stage(ds)
     if stage not in (0, 1, 2, 3):
-        raise ValueError(f"deepspeed={value!r}: zero_optimization.stage={stage}; DeepSpeed ZeRO has stages 0-3")
+        raise ValueError(
+            f"deepspeed={value!r}: zero_optimization.stage={stage}; DeepSpeed ZeRO has stages 0-3"
+        )
     if "optimizer" in ds and not optim.startswith("adamw"):
         raise ValueError(
             f"deepspeed={value!r} brings its own optimizer ({ds['optimizer'].get('type')}), so optim={optim} would "
@@ -196,7 +202,9 @@ def check_fsdp(fsdp: bool | str | None, fsdp_config: dict[str, Any] | str | None
                 )
     config = _load_fsdp_config(fsdp_config)
     if config and not fsdp:
-        raise ValueError("fsdp_config is set but fsdp is not: set fsdp: true (or e.g. fsdp: full_shard auto_wrap)")
+        raise ValueError(
+            "fsdp_config is set but fsdp is not: set fsdp: true (or e.g. fsdp: full_shard auto_wrap)"
+        )
     for key in config:
         name = key.removeprefix("fsdp_")
         if name not in FSDP_CONFIG_KEYS:
@@ -206,14 +214,20 @@ def check_fsdp(fsdp: bool | str | None, fsdp_config: dict[str, Any] | str | None
             )
     version = int(config.get("version", config.get("fsdp_version", 2)))
     if version not in (1, 2):
-        raise ValueError(f"fsdp_config.version={version}: FSDP has versions 1 and 2 (2 is FSDP2, the default)")
+        raise ValueError(
+            f"fsdp_config.version={version}: FSDP has versions 1 and 2 (2 is FSDP2, the default)"
+        )
     state = config.get("state_dict_type", config.get("fsdp_state_dict_type", "FULL_STATE_DICT"))
     if str(state).upper() not in _STATE_DICT_TYPES:
         raise ValueError(
             f"fsdp_config.state_dict_type={state!r}; use FULL_STATE_DICT (normal weights in the run directory) "
             "or SHARDED_STATE_DICT"
         )
-    if version == 2 and isinstance(fsdp, str) and {"hybrid_shard", "hybrid_shard_zero2", "no_shard"} & set(fsdp.split()):
+    if (
+        version == 2
+        and isinstance(fsdp, str)
+        and {"hybrid_shard", "hybrid_shard_zero2", "no_shard"} & set(fsdp.split())
+    ):
         raise ValueError(
             f"fsdp={fsdp!r} is an FSDP1 strategy; with FSDP2 (the default) use full_shard or shard_grad_op, "
             "or set fsdp_config.version: 1"

@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from tunelab.config.engines import shards_parameters
 from tunelab.config.control import NESTED_GROUP_TYPES, EarlyStoppingArgs, HealthArgs
+from tunelab.config.engines import shards_parameters
 from tunelab.config.schema import (
     GROUP_TYPES,
     DataArgs,

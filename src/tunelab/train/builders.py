@@ -170,7 +170,9 @@ def build_training_arguments(
         prediction_loss_only=True,
         do_eval=evaluates,
     )
-    kwargs.update(engine_arguments(t, use_cuda=use_cuda, half_precision=compute_dtype != torch.float32))  # DeepSpeed / FSDP, when configured
+    kwargs.update(
+        engine_arguments(t, use_cuda=use_cuda, half_precision=compute_dtype != torch.float32)
+    )  # DeepSpeed / FSDP, when configured
     kwargs.update(overrides)
     return TrainingArguments(**kwargs)
 

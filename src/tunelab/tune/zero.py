@@ -30,7 +30,14 @@ from tunelab.tune.memory import (
 )
 from tunelab.tune.shape import ModelShape
 
-__all__ = ["ENGINES", "DeviceMemory", "engine_label", "per_device_memory", "zero_model_states"]
+__all__ = [
+    "ENGINES",
+    "DeviceMemory",
+    "configured_engine",
+    "engine_label",
+    "per_device_memory",
+    "zero_model_states",
+]
 
 # (ZeRO stage or None for DDP, optimizer offloaded, parameters offloaded), in the order advise tries them
 ENGINES: tuple[tuple[int | None, bool, bool], ...] = (
@@ -126,11 +133,10 @@ def per_device_memory(
     trainable = single.trainable_params
     if stage is None:
         buckets = single.gradients if world_size > 1 else 0  # DDP's reducer copies every gradient
-        states = single.weights + single.optimizer_states
+        states = single.weights + single.optimizer_states + single.gradients
         return DeviceMemory(
-            None, False, False, world_size, states + single.gradients,
-            single.peak - states + buckets, single.peak + buckets, 0,
-        )  # fmt: skip
+            None, False, False, world_size, states + buckets, single.peak - states, single.peak + buckets, 0
+        )
     frozen = single.weights - 4 * trainable  # tunelab keeps trainable weights in fp32 (tune/memory.py)
     optimizer_bytes = single.optimizer_states / trainable if trainable else 0.0
     device, cpu = zero_model_states(
@@ -162,3 +168,26 @@ def per_device_memory(
         device + frozen + transient,
         cpu,
     )
+
+
+def configured_engine(
+    deepspeed: str | None, fsdp: bool | str | None, fsdp_config: dict | str | None = None
+) -> tuple[int | None, bool, bool]:
+    """(ZeRO stage or None, optimizer offloaded, parameters offloaded) of a config's engine.
+
+    FSDP is counted as the ZeRO stage that shards the same things: full_shard (the default) as
+    ZeRO-3, shard_grad_op as ZeRO-2; its cpu_offload moves parameters and optimizer like ZeRO-3 offload.
+    """
+    from tunelab.config.engines import load_deepspeed_config, offload_flags, zero_stage
+
+    if deepspeed:
+        ds = load_deepspeed_config(deepspeed)
+        optimizer, params = offload_flags(ds)
+        return zero_stage(ds), optimizer, params
+    if fsdp:
+        options = fsdp.split() if isinstance(fsdp, str) else []
+        offload = "offload" in options or bool(
+            isinstance(fsdp_config, dict) and fsdp_config.get("cpu_offload")
+        )
+        return (2 if "shard_grad_op" in options else 3), offload, offload
+    return None, False, False
