@@ -387,9 +387,8 @@ def _can_fit(config: RunConfig, advice: Advice, seq_len: int) -> bool:
     budget = advice.hardware.budget_bytes
     if estimate_memory(advice.shape, setup).peak <= budget:
         return True
-    rungs = zero_ladder(
-        advice.shape, setup, budget=budget, world_size=advice.world_size, device=advice.hardware.device
-    )
+    # sharding across devices keeps the method; offloading a full fine-tune to CPU RAM is a last resort
+    rungs = zero_ladder(advice.shape, setup, budget=budget, world_size=advice.world_size, offload=False)
     return bool(rungs) and rungs[-1].fits
 
 
@@ -448,7 +447,7 @@ def _advise_memory(advice: Advice, config: RunConfig, cutoff: int, batch: int) -
             current > budget and stage is None
         ):  # DeepSpeed ZeRO: shard (or offload) the states instead of quantizing
             setup = replace(base, **state, masked=config.data.packing or state["micro_batch"] > 1)
-            rungs = zero_ladder(shape, setup, budget=budget, world_size=devices, device=hardware.device)
+            rungs = zero_ladder(shape, setup, budget=budget, world_size=devices)
             advice.ladder += [LadderStep(r.en, r.zh, r.peak, r.fits) for r in rungs]
             if rungs and rungs[-1].fits:
                 state["deepspeed"], current = rungs[-1].preset, rungs[-1].peak
@@ -473,6 +472,14 @@ def _advise_memory(advice: Advice, config: RunConfig, cutoff: int, batch: int) -
                     current <= budget,
                 )
             )
+    if current > budget and stage is None and hardware.device == "cuda":  # last resort: CPU offload
+        unquantized = {k: v for k, v in state.items() if k not in ("quantization_bit", "method")}
+        setup = replace(base, **unquantized, masked=config.data.packing or state["micro_batch"] > 1)
+        rungs = zero_ladder(shape, setup, budget=budget, world_size=devices, offload=True)
+        advice.ladder += [LadderStep(r.en, r.zh, r.peak, r.fits) for r in rungs]
+        if rungs and rungs[-1].fits:
+            state = {**unquantized, "deepspeed": rungs[-1].preset}
+            current = rungs[-1].peak
     micro = state["micro_batch"]
     accum = math.ceil(per_device / micro)
     advice.peak, advice.fits = current, current <= budget

@@ -1,8 +1,9 @@
 """The DeepSpeed rungs of advise's memory ladder: a ZeRO stage, CPU offload, or more devices.
 
-Tried after gradient checkpointing and a smaller micro-batch, before quantization (which changes
-what is trained): ZeRO-2 and ZeRO-3 when several devices train, then the offload presets on a GPU
-(on a CPU, "offload to CPU" moves nothing). Each rung reports the per-device estimate of
+Sharding (ZeRO-2, ZeRO-3 when several devices train) is tried after gradient checkpointing and a
+smaller micro-batch, before quantization (which changes what is trained); the offload presets come
+last, on a GPU only (on a CPU, "offload to CPU" moves nothing), because they trade every step's
+speed and several times the model in CPU RAM for device memory. Each rung reports the per-device estimate of
 `tunelab.tune.zero`, so the user sees what each step buys.
 """
 
@@ -43,15 +44,18 @@ def zero_ladder(
     budget: int,
     world_size: int,
     n_nodes: int = 1,
-    device: str = "cuda",
+    offload: bool = False,
 ) -> list[ZeroRung]:
-    """The DeepSpeed presets tried in order, up to and including the first that fits ``budget`` per device."""
+    """DeepSpeed presets tried in order, up to and including the first that fits ``budget`` per device.
+
+    ``offload=False``: the presets that shard across devices (z2, z3; nothing on one device);
+    ``offload=True``: the presets that move states to CPU RAM (z2_offload, z3_offload), a last resort
+    that needs a GPU and several times the model in RAM, and slows every step.
+    """
     rungs: list[ZeroRung] = []
     for preset, stage, offload_opt, offload_params in _RUNGS:
-        if not offload_opt and world_size == 1:
+        if offload_opt != offload or (not offload and world_size == 1):
             continue  # ZeRO without offload partitions across devices: one device gains nothing
-        if offload_opt and device != "cuda":
-            continue
         memory = per_device_memory(
             shape, setup, world_size=world_size, n_nodes=n_nodes, stage=stage,
             offload_optimizer=offload_opt, offload_params=offload_params,

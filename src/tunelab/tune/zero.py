@@ -12,7 +12,8 @@ The model states (parameters, gradients, optimizer states) follow DeepSpeed's ow
 ZeRO-1 (no DeepSpeed estimator) keeps the 16-bit gradients whole: 4Ψ + 16Ψ/N. In fp32 the 16-bit
 copies are the fp32 weights themselves (4 + 4 bytes, no master copy). Frozen weights (LoRA's base)
 stay whole on every device except under ZeRO-3, which partitions them too. Activations and the loss
-peak belong to one micro-batch on one device and are the same for every engine (`tunelab.tune.memory`).
+peak belong to one micro-batch on one device and are the same for every engine (`tunelab.tune.memory`),
+except that DeepSpeed trains the 16-bit weights themselves, so autocast's copies of them do not exist.
 DDP is the single-device estimate plus its gradient buckets (one fp32 copy of the gradients).
 """
 
@@ -25,6 +26,7 @@ from tunelab.tune.memory import (
     MemoryBreakdown,
     TrainSetup,
     activation_bytes,
+    autocast_copy_bytes,
     estimate_memory,
     loss_peak_bytes,
 )
@@ -157,6 +159,7 @@ def per_device_memory(
         else:
             frozen = math.ceil(frozen / world_size)
     acts, recompute = activation_bytes(shape, setup)
+    acts -= autocast_copy_bytes(shape, setup)  # DeepSpeed's bf16/fp16 weights are the 16-bit copies
     transient = acts + max(loss_peak_bytes(shape, setup), recompute)
     return DeviceMemory(
         stage,
