@@ -345,6 +345,9 @@ def _add_engines(report: EstimateReport, config: RunConfig, nnodes: int) -> None
 
     report.device = on(stage, offload_opt, offload_params)
     report.engines = [on(*engine) for engine in ENGINES]
+    # evaluation runs beside this device's share of the states, not a whole replica
+    resident = report.memory.weights + report.memory.optimizer_states
+    report.eval_peak = report.eval_peak - resident + report.device.model_states
     if t.fsdp:
         report.notes.append(
             (

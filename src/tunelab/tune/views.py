@@ -263,7 +263,7 @@ def _render_devices(report: EstimateReport, console: Any, lang: str) -> None:
     table = _table(
         _l(lang, "engine", "引擎"),
         _l(lang, "model states", "模型状态"),
-        _l(lang, "activations + loss", "激活 + 损失"),
+        _l(lang, "activations, loss, step scratch", "激活、损失、优化步临时内存"),
         _l(lang, "peak per device", "单设备峰值"),
         _l(lang, "CPU RAM per node", "每节点 CPU 内存"),
         title=title,
