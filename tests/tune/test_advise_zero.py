@@ -63,3 +63,16 @@ def test_when_nothing_fits_advise_names_the_devices_that_would() -> None:
     en, zh = too_big_note(shape, setup, budget=budget, devices=2)
     assert "train on 4 devices with deepspeed: z3" in en and "4 个设备" in zh
     assert devices_needed(shape, setup, budget=GIB // 10, start=1) is None
+
+
+def test_offload_is_the_last_resort_after_quantization(tmp_path: Path) -> None:
+    """70B LoRA on one 16 GB GPU: even 4-bit weights do not fit, ZeRO-3 offload does (without quantization)."""
+    advice = advise(_config(tmp_path), model_config="llama2-70b", gpu_mem=16)
+    steps = [step.en for step in advice.ladder]
+    assert steps.index(next(s for s in steps if "4-bit" in s)) < steps.index(
+        next(s for s in steps if "offload" in s)
+    )
+    values = advice.updates()
+    assert values["deepspeed"] == "z3_offload" and "quantization_bit" not in values and advice.fits
+    why = next(item for item in advice.items if item.key == "deepspeed")
+    assert "CPU RAM" in why.en

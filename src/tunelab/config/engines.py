@@ -112,12 +112,17 @@ def load_deepspeed_config(value: str) -> dict[str, Any]:
                 f"deepspeed={value!r}: no such file; give the path of a DeepSpeed JSON config "
                 f"or a preset ({', '.join(DEEPSPEED_PRESETS)})"
             )
+    return _read_json_object(path, f"deepspeed={value!r}")
+
+
+def _read_json_object(path: Path, what: str) -> dict[str, Any]:
+    """The JSON object in ``path``; ValueError naming ``what`` (the config key) when it is not one."""
     try:
         loaded = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"deepspeed={value!r}: {path} is not readable JSON ({err})") from None
+        raise ValueError(f"{what}: {path} is not readable JSON ({err})") from None
     if not isinstance(loaded, dict):
-        raise ValueError(f"deepspeed={value!r}: {path} must hold a JSON object, got {type(loaded).__name__}")
+        raise ValueError(f"{what}: {path} must hold a JSON object, got {type(loaded).__name__}")
     return loaded
 
 
@@ -181,14 +186,7 @@ def _load_fsdp_config(value: dict[str, Any] | str | None) -> dict[str, Any]:
         return {}
     if isinstance(value, dict):
         return dict(value)
-    path = Path(value).expanduser()
-    try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"fsdp_config={value!r}: not a readable JSON file ({err})") from None
-    if not isinstance(loaded, dict):
-        raise ValueError(f"fsdp_config={value!r} must hold a JSON object")
-    return loaded
+    return _read_json_object(Path(value).expanduser(), f"fsdp_config={value!r}")
 
 
 def check_fsdp(fsdp: bool | str | None, fsdp_config: dict[str, Any] | str | None) -> None:

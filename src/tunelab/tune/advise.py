@@ -411,13 +411,8 @@ def _advise_memory(advice: Advice, config: RunConfig, cutoff: int, batch: int) -
         setup = replace(base, **changes)
         setup = replace(setup, masked=config.data.packing or setup.micro_batch > 1)
         return per_device_memory(
-            shape,
-            setup,
-            world_size=devices,
-            stage=stage,
-            offload_optimizer=offload,
-            offload_params=offload_params,
-        ).peak
+            shape, setup, world_size=devices, stage=stage, offload_optimizer=offload, offload_params=offload_params
+        ).peak  # fmt: skip
 
     micro = per_device
     while micro > min(per_device, _START_MICRO) and peak(micro_batch=micro) > budget:
@@ -443,14 +438,8 @@ def _advise_memory(advice: Advice, config: RunConfig, cutoff: int, batch: int) -
                     current <= budget,
                 )
             )
-        if (
-            current > budget and stage is None
-        ):  # DeepSpeed ZeRO: shard (or offload) the states instead of quantizing
-            setup = replace(base, **state, masked=config.data.packing or state["micro_batch"] > 1)
-            rungs = zero_ladder(shape, setup, budget=budget, world_size=devices)
-            advice.ladder += [LadderStep(r.en, r.zh, r.peak, r.fits) for r in rungs]
-            if rungs and rungs[-1].fits:
-                state["deepspeed"], current = rungs[-1].preset, rungs[-1].peak
+        if current > budget and stage is None:  # shard the states with DeepSpeed rather than quantize
+            current = _zero_rungs(advice, replace(base, **state), state, budget, offload=False) or current
         for bits in (8, 4):
             if current <= budget:
                 break
@@ -474,12 +463,9 @@ def _advise_memory(advice: Advice, config: RunConfig, cutoff: int, batch: int) -
             )
     if current > budget and stage is None and hardware.device == "cuda":  # last resort: CPU offload
         unquantized = {k: v for k, v in state.items() if k not in ("quantization_bit", "method")}
-        setup = replace(base, **unquantized, masked=config.data.packing or state["micro_batch"] > 1)
-        rungs = zero_ladder(shape, setup, budget=budget, world_size=devices, offload=True)
-        advice.ladder += [LadderStep(r.en, r.zh, r.peak, r.fits) for r in rungs]
-        if rungs and rungs[-1].fits:
-            state = {**unquantized, "deepspeed": rungs[-1].preset}
-            current = rungs[-1].peak
+        after = _zero_rungs(advice, replace(base, **unquantized), unquantized, budget, offload=True)
+        if after is not None:
+            state, current = unquantized, after
     micro = state["micro_batch"]
     accum = math.ceil(per_device / micro)
     advice.peak, advice.fits = current, current <= budget
@@ -529,6 +515,20 @@ def _advise_memory(advice: Advice, config: RunConfig, cutoff: int, batch: int) -
     if not advice.fits:
         setup = replace(base, micro_batch=1, gradient_checkpointing=True, masked=config.data.packing)
         advice.notes.append(too_big_note(shape, setup, budget=budget, devices=devices))
+
+
+def _zero_rungs(
+    advice: Advice, setup: Any, state: dict[str, Any], budget: int, *, offload: bool
+) -> int | None:
+    """Walk the DeepSpeed rungs (`advise_zero`) onto the ladder; the peak of the first that fits
+    (recorded as ``state["deepspeed"]``), or None."""
+    setup = replace(setup, masked=setup.masked or setup.micro_batch > 1)
+    rungs = zero_ladder(advice.shape, setup, budget=budget, world_size=advice.world_size, offload=offload)
+    advice.ladder += [LadderStep(r.en, r.zh, r.peak, r.fits) for r in rungs]
+    if not (rungs and rungs[-1].fits):
+        return None
+    state["deepspeed"] = rungs[-1].preset
+    return rungs[-1].peak
 
 
 def apply_updates(config: RunConfig, updates: dict[str, Any]) -> RunConfig:
