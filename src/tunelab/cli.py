@@ -380,6 +380,8 @@ def advise_cmd(
     gpu_mem: float | None = typer.Option(None, "--gpu-mem", help=t("hw.gpu_mem")),
     model_config: str | None = typer.Option(None, "--model-config", help=t("hw.model_config")),
     output: str | None = typer.Option(None, "-o", "--output", help=t("advise.output")),
+    nproc_per_node: int | None = typer.Option(None, "--nproc-per-node", help=t("hw.nproc_per_node")),
+    nnodes: int = typer.Option(1, "--nnodes", help=t("hw.nnodes")),
     lang: str | None = typer.Option(None, "--lang", help=t("lang")),
 ) -> None:
     path, items = _split_config_args(config, overrides or [])
@@ -390,7 +392,9 @@ def advise_cmd(
 
         language = lang or _lang_default()
         cfg = _tune_config(path, items, model_config)
-        advice = advise(cfg, task=task, gpu_mem=gpu_mem, model_config=model_config)
+        advice = advise(
+            cfg, task=task, gpu_mem=gpu_mem, model_config=model_config, nproc_per_node=nproc_per_node, nnodes=nnodes
+        )
         render_advice(advice, _console(stderr=False), language)
         if output:
             header = "\n".join(
@@ -410,6 +414,8 @@ def estimate_cmd(
     no_probe: bool = typer.Option(False, "--no-probe", help=t("estimate.no_probe")),
     probe_steps: int = typer.Option(3, "--probe-steps", help=t("estimate.probe_steps")),
     as_json: bool = typer.Option(False, "--json", help=t("estimate.json")),
+    nproc_per_node: int | None = typer.Option(None, "--nproc-per-node", help=t("hw.nproc_per_node")),
+    nnodes: int = typer.Option(1, "--nnodes", help=t("hw.nnodes")),
     lang: str | None = typer.Option(None, "--lang", help=t("lang")),
 ) -> None:
     path, items = _split_config_args(config, overrides or [])
@@ -425,6 +431,8 @@ def estimate_cmd(
             gpu_mem=gpu_mem,
             probe=not no_probe,
             probe_steps=probe_steps,
+            nproc_per_node=nproc_per_node,
+            nnodes=nnodes,
             console=_console(),
         )
         if as_json:
@@ -449,6 +457,8 @@ def find_batch_cmd(
     max_eval_batch: int | None = typer.Option(None, "--max-eval-batch", help=t("find_batch.max_eval_batch")),
     seq_len: int | None = typer.Option(None, "--seq-len", help=t("find_batch.seq_len")),
     output: str | None = typer.Option(None, "-o", "--output", help=t("find_batch.output")),
+    nproc_per_node: int | None = typer.Option(None, "--nproc-per-node", help=t("hw.nproc_per_node")),
+    nnodes: int = typer.Option(1, "--nnodes", help=t("hw.nnodes")),
     lang: str | None = typer.Option(None, "--lang", help=t("lang")),
 ) -> None:
     path, items = _split_config_args(config, overrides or [])
@@ -461,7 +471,8 @@ def find_batch_cmd(
         cfg = load_config(path, items)
         search = find_batch(
             cfg, target_batch=target_batch, max_mem_gib=max_mem, max_batch=max_batch,
-            max_eval_batch=max_eval_batch, seq_len=seq_len, console=_console(),
+            max_eval_batch=max_eval_batch, seq_len=seq_len, nproc_per_node=nproc_per_node, nnodes=nnodes,
+            console=_console(),
         )  # fmt: skip
         render_find_batch(search, _console(stderr=False), lang or _lang_default())
         if output:

@@ -75,3 +75,44 @@ def test_python_api_names() -> None:
         find_batch,
         lr_find,
     )
+
+
+def test_estimate_per_device_for_the_configured_engine(tmp_path: Path) -> None:
+    """Full fine-tuning of 7B on 8 x 40 GB: DDP does not fit, `deepspeed: z3` does; the global batch is
+    micro-batch x accumulation x devices."""
+    cfg = _config(
+        tmp_path, model_name_or_path="not-here", finetuning_type="full", cutoff_len=512, per_device_train_batch_size=2,
+        gradient_accumulation_steps=4, gradient_checkpointing=True,
+    )  # fmt: skip
+    args = [
+        "estimate",
+        str(cfg),
+        "--model-config",
+        "llama2-7b",
+        "--gpu-mem",
+        "40",
+        "--nproc-per-node",
+        "8",
+        "--json",
+    ]
+    ddp = runner.invoke(app, args)
+    assert ddp.exit_code == 3, ddp.output
+    numbers = json.loads(ddp.stdout)
+    assert numbers["world_size"] == 8 and numbers["global_batch"] == 2 * 4 * 8
+    assert numbers["engine"] == "DDP" and numbers["per_device_peak_bytes"] > numbers["budget_bytes"]
+    zero3 = runner.invoke(app, [*args, "deepspeed=z3"])
+    assert zero3.exit_code == 0, zero3.output
+    z3 = json.loads(zero3.stdout)
+    assert z3["engine"] == "ZeRO-3" and z3["fits"]
+    assert z3["per_device_peak_bytes"] == z3["engines"]["ZeRO-3"]["peak_bytes"] < z3["peak_bytes"]
+    assert z3["engines"]["ZeRO-3 + offload"]["cpu_bytes_per_node"] > 0
+    table = runner.invoke(app, [*args[:-1], "deepspeed=z3", "--nnodes", "2"], env={"COLUMNS": "200"})
+    assert "global batch 128" in table.stdout and "ZeRO-2 + offload" in table.stdout
+    assert "16 device(s)" in table.stdout
+
+
+def test_fsdp_is_estimated_as_the_matching_zero_stage(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, model_name_or_path="not-here", finetuning_type="full", fsdp="shard_grad_op")
+    report = estimate(load_config(cfg), model_config="llama2-7b", gpu_mem=80, nproc_per_node=4, probe=False)
+    assert report.device is not None and report.device.label == "ZeRO-2"
+    assert any("FSDP" in en for en, _ in report.notes)

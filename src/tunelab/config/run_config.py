@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from tunelab.config.control import NESTED_GROUP_TYPES, EarlyStoppingArgs, HealthArgs
+from tunelab.config.engines import shards_parameters
 from tunelab.config.rules import ConfigProblems
 from tunelab.config.schema import (
     GROUP_TYPES,
@@ -80,6 +81,11 @@ class RunConfig(BaseModel):
             problems.append(
                 f"quantization_bit={m.quantization_bit} needs finetuning_type: lora "
                 f"(quantized weights cannot be trained directly; got {self.finetuning.finetuning_type})"
+            )
+        if m.quantization_bit == 8 and shards_parameters(t.deepspeed, t.fsdp):
+            problems.append(
+                "quantization_bit=8 cannot be sharded by FSDP or ZeRO-3 (bitsandbytes 8-bit weights do not "
+                "flatten into shards); use quantization_bit: 4 (QLoRA), or DeepSpeed z2 / plain DDP"
             )
         f = self.finetuning
         if f.pure_bf16 and (t.fp16 or m.compute_type not in ("auto", "bf16")):

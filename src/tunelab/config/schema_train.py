@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import field_validator, model_validator
 
+from tunelab.config.engines import DEEPSPEED_PRESETS, check_deepspeed, check_fsdp
 from tunelab.config.fields import Group, field
 
 __all__ = ["TrainingArgs", "GenerationArgs", "OutputArgs", "split_csv"]
@@ -247,6 +248,23 @@ class TrainingArgs(Group):
         gt=0,
     )
 
+    deepspeed: str | None = field(
+        None,
+        en=f"DeepSpeed: a JSON config path, or a preset ({', '.join(DEEPSPEED_PRESETS)}); "
+        "'auto' values are filled from this config. Needs `pip install deepspeed`.",
+        zh=f"DeepSpeed：JSON 配置文件路径，或预设（{', '.join(DEEPSPEED_PRESETS)}）；"
+        "其中的 'auto' 值由本配置填充。需要 `pip install deepspeed`。",
+    )
+    fsdp: bool | str | None = field(
+        None,
+        en="PyTorch FSDP: true, or options such as 'full_shard auto_wrap' (as in HF TrainingArguments).",
+        zh="PyTorch FSDP：true，或 'full_shard auto_wrap' 等选项（与 HF TrainingArguments 相同）。",
+    )
+    fsdp_config: dict[str, Any] | str | None = field(
+        None,
+        en="FSDP settings (a mapping or a JSON path): version (2 = FSDP2), state_dict_type, cpu_offload, ...",
+        zh="FSDP 设置（映射或 JSON 路径）：version（2 即 FSDP2）、state_dict_type、cpu_offload 等。",
+    )
     @model_validator(mode="before")
     @classmethod
     def _default_do_train(cls, data: object) -> object:
@@ -263,6 +281,24 @@ class TrainingArgs(Group):
     def _check_precision(self) -> TrainingArgs:
         if self.bf16 and self.fp16:
             raise ValueError("bf16 and fp16 are both true; choose one (or set compute_type)")
+        return self
+
+    @field_validator("fsdp", mode="before")
+    @classmethod
+    def _fsdp_flag(cls, value: object) -> object:
+        """`fsdp=true` on the command line arrives as a string: the flag, not an option named 'true'."""
+        if isinstance(value, str) and value.strip().lower() in ("true", "false", ""):
+            return value.strip().lower() == "true"
+        return value
+
+    @model_validator(mode="after")
+    def _check_engines(self) -> TrainingArgs:
+        """DeepSpeed and FSDP each shard the model their own way: one at a time, with valid settings."""
+        if self.deepspeed and self.fsdp:
+            raise ValueError("deepspeed and fsdp are both set; choose one sharding engine")
+        if self.deepspeed:
+            check_deepspeed(self.deepspeed, optim=self.optim)
+        check_fsdp(self.fsdp, self.fsdp_config)
         return self
 
     @property

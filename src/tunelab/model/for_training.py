@@ -18,6 +18,7 @@ __all__ = ["load_model_for_training"]
 
 def load_model_for_training(config: RunConfig, compute_dtype: torch.dtype) -> Any:
     """``config``'s model in ``compute_dtype``, with its adapters loaded and its finetuning method applied."""
+    from tunelab.config.engines import shards_parameters
     from tunelab.model.adapters import apply_finetuning, load_adapters
     from tunelab.model.loader import load_model
 
@@ -31,6 +32,7 @@ def load_model_for_training(config: RunConfig, compute_dtype: torch.dtype) -> An
         compute_dtype=compute_dtype,
         gradient_checkpointing=config.training.gradient_checkpointing,
         model_max_length=config.data.cutoff_len,
+        sharded=shards_parameters(config.training.deepspeed, config.training.fsdp),
     )
     model.config.use_cache = False  # a KV cache is useless in training and breaks packed-sample isolation
     if config.model.shift_attn:

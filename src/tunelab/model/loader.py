@@ -60,9 +60,15 @@ def load_tokenizer(model_args: ModelArgs, *, padding_side: str = "right") -> Pre
     return tokenizer
 
 
-def pretrained_kwargs(model_args: ModelArgs, config: Any, compute_dtype: torch.dtype) -> dict[str, Any]:
+def pretrained_kwargs(
+    model_args: ModelArgs, config: Any, compute_dtype: torch.dtype, *, sharded: bool = False
+) -> dict[str, Any]:
     """``from_pretrained`` arguments shared by every model class tunelab loads: the (edited) config,
-    dtype, attention implementation, remote code, and bitsandbytes quantization on the GPU."""
+    dtype, attention implementation, remote code, and bitsandbytes quantization on the GPU.
+
+    ``sharded``: FSDP or ZeRO-3 will partition the model, so a quantized model is not pinned to this
+    rank's GPU (the engine places the shards; the 4-bit storage dtype equals the compute dtype so
+    that FSDP can flatten quantized and plain weights together, as QLoRA + FSDP requires)."""
     kwargs: dict[str, Any] = {
         "config": config,
         "dtype": compute_dtype,
@@ -76,7 +82,8 @@ def pretrained_kwargs(model_args: ModelArgs, config: Any, compute_dtype: torch.d
         from transformers import BitsAndBytesConfig
 
         kwargs["quantization_config"] = BitsAndBytesConfig(**quantization)
-        kwargs["device_map"] = {"": torch.cuda.current_device()}
+        if not sharded:
+            kwargs["device_map"] = {"": torch.cuda.current_device()}
     return kwargs
 
 
@@ -86,6 +93,7 @@ def load_model(
     compute_dtype: torch.dtype,
     gradient_checkpointing: bool = False,
     model_max_length: int | None = None,
+    sharded: bool = False,
 ) -> PreTrainedModel:
     """The causal LM for `model_args`, loaded in `compute_dtype` and ready for adapters.
 
@@ -119,7 +127,7 @@ def load_model(
         if scaled is not None:
             config.rope_parameters, config.max_position_embeddings = scaled
 
-    kwargs = pretrained_kwargs(model_args, config, compute_dtype)
+    kwargs = pretrained_kwargs(model_args, config, compute_dtype, sharded=sharded)
 
     weights_hint = (
         "the directory needs model.safetensors (or sharded safetensors + index) matching config.json"

@@ -14,6 +14,7 @@ from tunelab.config.rules import Problem, config_problems, eval_save_problems
 from tunelab.errors import ConfigError
 from tunelab.runs.rundir import RunDir
 from tunelab.train.callbacks import GracefulStopCallback, ProgressCallback, RunLogCallback
+from tunelab.train.engines import engine_arguments
 from tunelab.train.integrations import resolve_report_to
 
 __all__ = ["build_callbacks", "build_training_arguments", "drop_default_printers"]
@@ -113,6 +114,9 @@ def build_training_arguments(
         prediction_loss_only=True,
         do_eval=evaluates,
     )
+    kwargs.update(
+        engine_arguments(t, use_cuda=use_cuda, half_precision=compute_dtype != torch.float32)
+    )  # DeepSpeed / FSDP, when configured
     kwargs.update(overrides)
     return TrainingArguments(**kwargs)
 

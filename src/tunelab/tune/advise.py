@@ -16,12 +16,14 @@ from typing import Any
 from tunelab.config import RunConfig, config_from_dict
 from tunelab.errors import ConfigError
 from tunelab.tune import recipes
+from tunelab.tune.advise_zero import deepspeed_reason, too_big_note, zero_ladder
 from tunelab.tune.datafacts import DataFacts, load_data_facts
 from tunelab.tune.estimate import compute_bytes_for, model_shape_for, setup_from_config
 from tunelab.tune.hardware import GIB, Hardware, planned_hardware
 from tunelab.tune.memory import estimate_memory
 from tunelab.tune.scaling import cutoff_from_lengths, lr_scaling_rule, scale_learning_rate
 from tunelab.tune.shape import ModelShape, fmt_params
+from tunelab.tune.zero import configured_engine, per_device_memory
 
 __all__ = ["DISPLAY_ONLY", "Advice", "LadderStep", "Recommendation", "advise", "apply_updates"]
 
@@ -64,6 +66,7 @@ class Advice:
     ladder: list[LadderStep] = field(default_factory=list)
     peak: int = 0
     fits: bool = True
+    world_size: int = 1  # devices training together (processes per node x nodes)
     notes: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, key: str, value: Any, en: str, zh: str) -> None:
@@ -110,12 +113,17 @@ def advise(
     task: str | None = None,
     gpu_mem: float | None = None,
     model_config: str | None = None,
+    nproc_per_node: int | None = None,
+    nnodes: int = 1,
 ) -> Advice:
-    """Recommend a config for ``config``'s model and data (see the module docstring)."""
+    """Recommend a config for ``config``'s model and data (see the module docstring).
+
+    ``nproc_per_node`` x ``nnodes`` devices train together (default: the devices found here); the
+    batch is then global and the memory per device, and DeepSpeed ZeRO joins the memory ladder."""
     if task is not None and task not in recipes.TASKS:
         raise ConfigError(f"--task {task!r} is not known", f"choose one of: {', '.join(recipes.TASKS)}")
     task = task or recipes.task_for_stage(config.finetuning.stage)
-    hardware = planned_hardware(gpu_mem)
+    hardware = planned_hardware(gpu_mem, nproc_per_node)
     shape = model_shape_for(config, model_config)
     facts = load_data_facts(config, tokens="lengths")
     if not facts.n_train:
@@ -123,7 +131,9 @@ def advise(
             f"advise needs the training data to size the run: {facts.problem or 'the dataset is empty'}",
             "set dataset (and dataset_dir) in the config; advise counts records and measures token lengths",
         )
-    advice = Advice(task=task, shape=shape, hardware=hardware, facts=facts)
+    advice = Advice(
+        task=task, shape=shape, hardware=hardware, facts=facts, world_size=hardware.n_devices * nnodes
+    )
     n, n_params, method = facts.n_train, shape.n_params, config.finetuning.finetuning_type
     size = fmt_params(n_params)
 
@@ -374,7 +384,12 @@ def _can_fit(config: RunConfig, advice: Advice, seq_len: int) -> bool:
     setup = replace(
         setup, micro_batch=1, gradient_checkpointing=True, masked=config.data.packing, grad_accum=1
     )
-    return estimate_memory(advice.shape, setup).peak <= advice.hardware.budget_bytes
+    budget = advice.hardware.budget_bytes
+    if estimate_memory(advice.shape, setup).peak <= budget:
+        return True
+    # sharding across devices keeps the method; offloading a full fine-tune to CPU RAM is a last resort
+    rungs = zero_ladder(advice.shape, setup, budget=budget, world_size=advice.world_size, offload=False)
+    return bool(rungs) and rungs[-1].fits
 
 
 def _advise_memory(advice: Advice, config: RunConfig, cutoff: int, batch: int) -> None:
@@ -382,7 +397,7 @@ def _advise_memory(advice: Advice, config: RunConfig, cutoff: int, batch: int) -
     hardware, shape = advice.hardware, advice.shape
     budget = hardware.budget_bytes
     seq_len = _seq_len(advice, config, cutoff)
-    devices = hardware.n_devices
+    devices, t = advice.world_size, config.training
     per_device = max(1, math.ceil(batch / devices))
     candidate = apply_updates(config, advice.updates())
     compute = compute_bytes_for(candidate, hardware)
@@ -390,10 +405,14 @@ def _advise_memory(advice: Advice, config: RunConfig, cutoff: int, batch: int) -
         candidate, compute_bytes=compute, device=hardware.device, seq_len=seq_len, micro_batch=1
     )
 
-    def peak(**changes: Any) -> int:
+    stage, offload, offload_params = configured_engine(t.deepspeed, t.fsdp, t.fsdp_config)
+
+    def peak(**changes: Any) -> int:  # per device, for the config's own engine (DDP when several)
         setup = replace(base, **changes)
         setup = replace(setup, masked=config.data.packing or setup.micro_batch > 1)
-        return estimate_memory(shape, setup).peak
+        return per_device_memory(
+            shape, setup, world_size=devices, stage=stage, offload_optimizer=offload, offload_params=offload_params
+        ).peak  # fmt: skip
 
     micro = per_device
     while micro > min(per_device, _START_MICRO) and peak(micro_batch=micro) > budget:
@@ -419,6 +438,8 @@ def _advise_memory(advice: Advice, config: RunConfig, cutoff: int, batch: int) -
                     current <= budget,
                 )
             )
+        if current > budget and stage is None:  # shard the states with DeepSpeed rather than quantize
+            current = _zero_rungs(advice, replace(base, **state), state, budget, offload=False) or current
         for bits in (8, 4):
             if current <= budget:
                 break
@@ -440,6 +461,11 @@ def _advise_memory(advice: Advice, config: RunConfig, cutoff: int, batch: int) -
                     current <= budget,
                 )
             )
+    if current > budget and stage is None and hardware.device == "cuda":  # last resort: CPU offload
+        unquantized = {k: v for k, v in state.items() if k not in ("quantization_bit", "method")}
+        after = _zero_rungs(advice, replace(base, **unquantized), unquantized, budget, offload=True)
+        if after is not None:
+            state, current = unquantized, after
     micro = state["micro_batch"]
     accum = math.ceil(per_device / micro)
     advice.peak, advice.fits = current, current <= budget
@@ -470,6 +496,8 @@ def _advise_memory(advice: Advice, config: RunConfig, cutoff: int, batch: int) -
             "memory is short: recompute activations in the backward pass (~30% slower)",
             "显存不足：反向传播时重算激活值（约慢 30%）",
         )
+    if "deepspeed" in state:
+        advice.add("deepspeed", state["deepspeed"], *deepspeed_reason(state["deepspeed"]))
     if "quantization_bit" in state:
         advice.add(
             "quantization_bit",
@@ -485,12 +513,22 @@ def _advise_memory(advice: Advice, config: RunConfig, cutoff: int, batch: int) -
                 "量化权重需通过 LoRA 适配器训练",
             )
     if not advice.fits:
-        advice.notes.append(
-            (
-                "even the last fix does not fit: lower cutoff_len, use more/larger GPUs with DeepSpeed ZeRO-3, or a smaller model",
-                "所有手段仍放不下：降低 cutoff_len、使用更多/更大的 GPU 配合 DeepSpeed ZeRO-3，或换更小的模型",
-            )
-        )
+        setup = replace(base, micro_batch=1, gradient_checkpointing=True, masked=config.data.packing)
+        advice.notes.append(too_big_note(shape, setup, budget=budget, devices=devices))
+
+
+def _zero_rungs(
+    advice: Advice, setup: Any, state: dict[str, Any], budget: int, *, offload: bool
+) -> int | None:
+    """Walk the DeepSpeed rungs (`advise_zero`) onto the ladder; the peak of the first that fits
+    (recorded as ``state["deepspeed"]``), or None."""
+    setup = replace(setup, masked=setup.masked or setup.micro_batch > 1)
+    rungs = zero_ladder(advice.shape, setup, budget=budget, world_size=advice.world_size, offload=offload)
+    advice.ladder += [LadderStep(r.en, r.zh, r.peak, r.fits) for r in rungs]
+    if not (rungs and rungs[-1].fits):
+        return None
+    state["deepspeed"] = rungs[-1].preset
+    return rungs[-1].peak
 
 
 def apply_updates(config: RunConfig, updates: dict[str, Any]) -> RunConfig:

@@ -17,6 +17,7 @@ from tunelab.errors import ConfigError, TunelabError
 from tunelab.tune.hardware import Hardware, planned_hardware
 from tunelab.tune.memory import MemoryBreakdown, TrainSetup, estimate_eval_memory, estimate_memory
 from tunelab.tune.shape import ModelShape, read_model_shape
+from tunelab.tune.zero import ENGINES, DeviceMemory, configured_engine, per_device_memory
 
 if TYPE_CHECKING:
     from tunelab.config import RunConfig
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EstimateReport",
     "check_budget_args",
+    "check_world_args",
     "Timing",
     "compute_bytes_for",
     "estimate",
@@ -71,10 +73,26 @@ class EstimateReport:
     measured_peak: int | None = None  # tensor bytes of a real step on the worst-case batch, when probed
     by_batch: list[tuple[int, int]] = field(default_factory=list)  # (micro-batch, estimated peak)
     notes: list[tuple[str, str]] = field(default_factory=list)  # (English, Chinese)
+    world_size: int = 1  # processes per node x nodes
+    device: DeviceMemory | None = (
+        None  # per-device memory of the configured engine, when several devices or ZeRO
+    )
+    engines: list[DeviceMemory] = field(
+        default_factory=list
+    )  # every engine at this world size, for comparison
+
+    @property
+    def peak(self) -> int:
+        """Peak tensor memory of one device under the configured engine."""
+        return self.device.peak if self.device is not None else self.memory.peak
+
+    @property
+    def global_batch(self) -> int:
+        return self.setup.micro_batch * self.setup.grad_accum * self.world_size
 
     @property
     def fits(self) -> bool:
-        return self.memory.peak <= self.hardware.budget_bytes
+        return self.peak <= self.hardware.budget_bytes
 
     @property
     def eval_fits(self) -> bool:
@@ -100,6 +118,13 @@ class EstimateReport:
             "fits": self.fits,
             "eval_fits": self.eval_fits,
         }
+        out["world_size"], out["global_batch"] = self.world_size, self.global_batch
+        if self.device is not None:
+            out["engine"], out["per_device_peak_bytes"] = self.device.label, self.device.peak
+            out["engines"] = {
+                m.label: {"peak_bytes": m.peak, "cpu_bytes_per_node": m.cpu_bytes_per_node}
+                for m in self.engines
+            }
         if self.measured_peak is not None:
             out["measured_peak_bytes"] = self.measured_peak
         if self.timing is not None:
@@ -171,17 +196,22 @@ def estimate(
     gpu_mem: float | None = None,
     probe: bool = True,
     probe_steps: int = 3,
+    nproc_per_node: int | None = None,
+    nnodes: int = 1,
     console: Any = None,
 ) -> EstimateReport:
     """Estimate memory (and, when the model is here, time per epoch) of training ``config``.
 
     ``gpu_mem`` (GiB) plans for a GPU of that size instead of this machine; ``model_config`` names a
     preset architecture instead of the config's model; ``probe=False`` skips the measured steps.
+    ``nproc_per_node`` x ``nnodes`` devices train together (default: the devices found here): memory
+    is then per device, for the config's engine (DDP, or the ``deepspeed:`` / ``fsdp:`` sharding).
     """
     from tunelab.tune.datafacts import load_data_facts
 
     check_budget_args(gpu_mem)
-    hardware = planned_hardware(gpu_mem)
+    check_world_args(nproc_per_node, nnodes)
+    hardware = planned_hardware(gpu_mem, nproc_per_node)
     shape = model_shape_for(config, model_config)
     compute = compute_bytes_for(config, hardware)
     facts = load_data_facts(config, tokens="rows" if model_config is None else "none")
@@ -209,10 +239,8 @@ def estimate(
         n_train_records=facts.n_train,
         notes=list(memory.notes),
     )
-    report.by_batch = [
-        (b, estimate_memory(shape, replace(setup, micro_batch=b, masked=setup.masked or b > 1)).peak)
-        for b in _batch_ladder(setup.micro_batch)
-    ]
+    _add_engines(report, config, nnodes)
+    report.by_batch = [(b, _peak_at(report, config, nnodes, b)) for b in _batch_ladder(setup.micro_batch)]
     same_device = gpu_mem is None or hardware.device == planned_hardware(None).device
     if probe and model_config is None and same_device:
         if facts.prepared is None:
@@ -222,10 +250,10 @@ def estimate(
                     f"跳过计时探测：没有训练数据（{facts.problem}）",
                 )
             )
-        elif report.fits:
+        elif report.memory.peak <= hardware.budget_bytes:  # the probe is one process, unsharded
             try:
                 report.timing, report.measured_peak = _probe(
-                    config, setup, facts, probe_steps, hardware, console
+                    config, setup, facts, probe_steps, hardware, report.world_size, console
                 )
             except TunelabError as err:
                 report.notes.append((f"time probe skipped: {err.message}", f"跳过计时探测：{err.message}"))
@@ -244,8 +272,8 @@ def estimate(
         else:
             report.notes.append(
                 (
-                    "time probe skipped: the estimate does not fit this device",
-                    "跳过计时探测：估算显示本设备放不下",
+                    "time probe skipped: one unsharded process does not fit this device",
+                    "跳过计时探测：估算显示单个未切分的进程在本设备放不下",
                 )
             )
     elif probe and model_config is not None:
@@ -266,7 +294,13 @@ def estimate(
 
 
 def _probe(
-    config: RunConfig, setup: TrainSetup, facts: Any, steps: int, hardware: Hardware, console: Any
+    config: RunConfig,
+    setup: TrainSetup,
+    facts: Any,
+    steps: int,
+    hardware: Hardware,
+    world_size: int,
+    console: Any,
 ) -> tuple[Timing, int]:
     """Measure the worst-case step's peak memory and the speed of real steps on this machine."""
     from tunelab.tune.probe import TrainingProbe
@@ -276,7 +310,7 @@ def _probe(
         ceiling = max(0, hardware.budget_bytes - probe.static_bytes())
         reading = probe.measure_train_peak(probe.worst_case_batch(setup.micro_batch), limit_bytes=ceiling)
         fb, opt, speed = probe.time_steps(setup.micro_batch, steps, seed=config.training.seed)
-        micro = math.ceil(len(probe.rows) / (setup.micro_batch * hardware.n_devices))
+        micro = math.ceil(len(probe.rows) / (setup.micro_batch * world_size))
         timing = Timing(
             device=probe.device.type,
             seconds_per_micro_batch=fb,
@@ -292,6 +326,56 @@ def _probe(
         return run()
     with console.status(f"probing {steps + 2} training steps on this machine ..."):
         return run()
+
+
+def _add_engines(report: EstimateReport, config: RunConfig, nnodes: int) -> None:
+    """Per-device memory of the configured engine, and of every engine for comparison."""
+    t = config.training
+    stage, offload_opt, offload_params = configured_engine(t.deepspeed, t.fsdp, t.fsdp_config)
+    report.world_size = report.hardware.n_devices * nnodes
+    if report.world_size == 1 and stage is None:
+        return  # one device, no ZeRO: the single-device breakdown is the answer
+    shape, setup, world = report.shape, report.setup, report.world_size
+
+    def on(s: int | None, o: bool, q: bool) -> DeviceMemory:
+        return per_device_memory(
+            shape, setup, world_size=world, n_nodes=nnodes, stage=s,
+            offload_optimizer=o, offload_params=q, single=report.memory,
+        )  # fmt: skip
+
+    report.device = on(stage, offload_opt, offload_params)
+    report.engines = [on(*engine) for engine in ENGINES]
+    # evaluation runs beside this device's share of the states, not a whole replica
+    resident = report.memory.weights + report.memory.optimizer_states
+    report.eval_peak = report.eval_peak - resident + report.device.model_states
+    if t.fsdp:
+        report.notes.append(
+            (
+                f"FSDP is estimated as {report.device.label}, the ZeRO stage that shards the same states",
+                f"FSDP 按切分相同状态的 {report.device.label} 估算",
+            )
+        )
+
+
+def _peak_at(report: EstimateReport, config: RunConfig, nnodes: int, micro_batch: int) -> int:
+    setup = replace(report.setup, micro_batch=micro_batch, masked=report.setup.masked or micro_batch > 1)
+    single = estimate_memory(report.shape, setup)
+    if report.device is None:
+        return single.peak
+    d = report.device
+    return per_device_memory(
+        report.shape, setup, world_size=report.world_size, n_nodes=nnodes, stage=d.stage,
+        offload_optimizer=d.offload_optimizer, offload_params=d.offload_params, single=single,
+    ).peak  # fmt: skip
+
+
+def check_world_args(nproc_per_node: int | None, nnodes: int) -> None:
+    """ConfigError for a non-positive --nproc-per-node or --nnodes."""
+    if (nproc_per_node is not None and nproc_per_node < 1) or nnodes < 1:
+        raise ConfigError(
+            f"--nproc-per-node {nproc_per_node} --nnodes {nnodes}: both must be at least 1",
+            "e.g. --nproc-per-node 8 --nnodes 2",
+        )
 
 
 def _batch_ladder(current: int) -> list[int]:

@@ -103,6 +103,8 @@ def find_batch(
     max_batch: int | None = None,
     max_eval_batch: int | None = None,
     seq_len: int | None = None,
+    nproc_per_node: int | None = None,
+    nnodes: int = 1,
     console: Any = None,
 ) -> BatchSearch:
     """Probe real steps to find the largest micro-batch and eval batch (see the module docstring).
@@ -110,11 +112,15 @@ def find_batch(
     ``target_batch``: effective batch to reach (default: the config's micro-batch x accumulation x
     devices); ``max_mem_gib``: ceiling on the tensor memory of the run (weights included);
     ``max_batch`` / ``max_eval_batch``: largest sizes probed (default: the per-device target, and 4x it).
+    ``nproc_per_node`` x ``nnodes`` devices share the target batch: the probes (one process, this
+    device) find the micro-batch *per device*.
     """
+    from tunelab.tune.estimate import check_world_args
     from tunelab.tune.probe import TrainingProbe
 
-    hardware = planned_hardware(None)
-    devices = hardware.n_devices
+    check_world_args(nproc_per_node, nnodes)
+    hardware = planned_hardware(None, nproc_per_node)
+    devices = hardware.n_devices * nnodes
     t = config.training
     target = target_batch or t.per_device_train_batch_size * t.gradient_accumulation_steps * devices
     if target < 1 or (max_mem_gib is not None and max_mem_gib <= 0):
@@ -191,6 +197,15 @@ def find_batch(
             (
                 f"micro-batch {micro} (not {largest}) divides the target {target} exactly: {micro} x {accum}",
                 f"微批 {micro}（而非 {largest}）能整除目标 {target}：{micro} × {accum}",
+            )
+        )
+    if devices > 1 or config.training.deepspeed or config.training.fsdp:
+        search.notes.append(
+            (
+                f"the micro-batch is per device: each of the {devices} device(s) runs it; probed as one unsharded "
+                "process (ZeRO/FSDP sharding leaves more room, `tunelab estimate --nproc-per-node` shows how much)",
+                f"微批按单个设备计：{devices} 个设备各跑一份；探测时为单个未切分的进程"
+                "（ZeRO/FSDP 切分后空间更大，`tunelab estimate --nproc-per-node` 可显示多出多少）",
             )
         )
     search.eval_batch = search_largest(lambda size: run("eval", size), eval_cap, start=1)

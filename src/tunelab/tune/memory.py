@@ -26,6 +26,9 @@ from tunelab.tune.shape import LinearSpec, ModelShape
 
 __all__ = [
     "MemoryBreakdown",
+    "activation_bytes",
+    "autocast_copy_bytes",
+    "loss_peak_bytes",
     "TrainSetup",
     "count_trainable",
     "estimate_eval_memory",
@@ -300,15 +303,21 @@ def activation_bytes(shape: ModelShape, setup: TrainSetup) -> tuple[int, int]:
     mask = 0
     if setup.masked and setup.attention != "fa2":
         mask = 8 * setup.seq_len  # the 4-D mask, built in two dtypes (bool, then additive float)
-    autocast_copies = 0
-    if setup.mixed and setup.method in ("full", "freeze"):
-        # autocast keeps a half-precision copy of every trainable weight for the backward pass
-        linear = sum(spec.n_params for spec in shape.layer_linears())
-        n_layers = L if setup.method == "full" else min(abs(setup.freeze_trainable_layers), L)
-        autocast_copies = setup.compute_bytes * n_layers * linear
-        if setup.method == "full":
-            autocast_copies += setup.compute_bytes * shape.lm_head_params
-    return int(tokens * (saved + mask)) + autocast_copies, int(tokens * recompute)
+    return int(tokens * (saved + mask)) + autocast_copy_bytes(shape, setup), int(tokens * recompute)
+
+
+def autocast_copy_bytes(shape: ModelShape, setup: TrainSetup) -> int:
+    """The half-precision copy autocast keeps of every trainable fp32 weight for the backward pass
+    (none when the weights train in fp32, or are themselves 16-bit as under DeepSpeed's bf16/fp16)."""
+    if not (setup.mixed and setup.method in ("full", "freeze")):
+        return 0
+    L = shape.num_layers
+    linear = sum(spec.n_params for spec in shape.layer_linears())
+    n_layers = L if setup.method == "full" else min(abs(setup.freeze_trainable_layers), L)
+    copies = setup.compute_bytes * n_layers * linear
+    if setup.method == "full":
+        copies += setup.compute_bytes * shape.lm_head_params
+    return copies
 
 
 def loss_peak_bytes(shape: ModelShape, setup: TrainSetup) -> int:

@@ -163,10 +163,12 @@ def render_estimate(report: EstimateReport, console: Any, lang: str = "en") -> N
         _l(
             lang,
             f"[bold]run:[/] {setup.method}{quant}, {precision}, micro-batch {setup.micro_batch} x accumulation "
-            f"{setup.grad_accum} x {report.n_devices} device(s), sequence {setup.seq_len} = "
+            f"{setup.grad_accum} x {report.world_size} device(s) = global batch {report.global_batch}, "
+            f"sequence {setup.seq_len} = "
             f"{report.seq_len_source[0]}, {setup.optimizer}, gradient checkpointing {'on' if ckpt_on else 'off'}",
             f"[bold]训练设置:[/] {setup.method}{quant}，{precision}，微批 {setup.micro_batch} × 累积 "
-            f"{setup.grad_accum} × {report.n_devices} 个设备，序列长度 {setup.seq_len}（{report.seq_len_source[1]}），"
+            f"{setup.grad_accum} × {report.world_size} 个设备 = 全局批大小 {report.global_batch}，"
+            f"序列长度 {setup.seq_len}（{report.seq_len_source[1]}），"
             f"{setup.optimizer}，梯度检查点{'开启' if ckpt_on else '关闭'}",
         )
     )
@@ -211,9 +213,11 @@ def render_estimate(report: EstimateReport, console: Any, lang: str = "en") -> N
     )
     table.add_row(_t("budget", lang), fmt_bytes(hw.budget_bytes), hw.source)
     console.print(table)
+    if report.device is not None:
+        _render_devices(report, console, lang)
     verdict = _t("verdict_fit" if report.fits else "verdict_nofit", lang)
     color = "green" if report.fits else "red"
-    say(f"[bold {color}]{verdict}[/] ({fmt_bytes(mem.peak)} / {fmt_bytes(hw.budget_bytes)})")
+    say(f"[bold {color}]{verdict}[/] ({fmt_bytes(report.peak)} / {fmt_bytes(hw.budget_bytes)})")
     if not report.eval_fits:
         say(
             f"[red]{_t('eval', lang)}: {_t('verdict_nofit', lang)}[/] — "
@@ -248,6 +252,37 @@ def render_estimate(report: EstimateReport, console: Any, lang: str = "en") -> N
         say(f"[yellow]{_t('notes', lang)}:[/] {_l(lang, en, zh)}")
 
 
+def _render_devices(report: EstimateReport, console: Any, lang: str) -> None:
+    """Per-device memory of every engine at this world size; the configured one in bold."""
+    assert report.device is not None
+    title = _l(
+        lang,
+        f"per device, {report.world_size} device(s) (the table above is one unsharded process)",
+        f"每个设备，共 {report.world_size} 个设备（上表为单个未切分的进程）",
+    )
+    table = _table(
+        _l(lang, "engine", "引擎"),
+        _l(lang, "model states", "模型状态"),
+        _l(lang, "activations, loss, step scratch", "激活、损失、优化步临时内存"),
+        _l(lang, "peak per device", "单设备峰值"),
+        _l(lang, "CPU RAM per node", "每节点 CPU 内存"),
+        title=title,
+    )
+    for m in report.engines:
+        chosen = (m.stage, m.offload_optimizer) == (report.device.stage, report.device.offload_optimizer)
+        mark = "[bold]" if chosen else ""
+        end = "[/]" if chosen else ""
+        over = "" if m.peak <= report.hardware.budget_bytes else " ✗"
+        table.add_row(
+            f"{mark}{m.label}{end}" + (_l(lang, " (this config)", "（本配置）") if chosen else ""),
+            fmt_bytes(m.model_states),
+            fmt_bytes(m.transient),
+            f"{mark}{fmt_bytes(m.peak)}{end}{over}",
+            fmt_bytes(m.cpu_bytes_per_node) if m.cpu_bytes_per_node else "",
+        )
+    console.print(table)
+
+
 def render_find_batch(search: BatchSearch, console: Any, lang: str = "en") -> None:
     """Every probe with its outcome, then the answer."""
     table = _table(
@@ -260,13 +295,13 @@ def render_find_batch(search: BatchSearch, console: Any, lang: str = "en") -> No
     zh = lang == "zh"
     console.print(
         (
-            f"最长序列 {search.seq_len} 个 token；训练微批 [bold]{search.train_batch}[/] × 累积 {search.accumulation} "
+            f"最长序列 {search.seq_len} 个 token；每设备训练微批 [bold]{search.train_batch}[/] × 累积 {search.accumulation} "
             f"× {search.devices} 设备 = 有效批大小 {search.effective_batch}（目标 {search.target_batch}）；"
             f"评估批大小 [bold]{search.eval_batch}[/]"
         )
         if zh
         else (
-            f"worst-case sequence {search.seq_len} tokens; train micro-batch [bold]{search.train_batch}[/] x accumulation "
+            f"worst-case sequence {search.seq_len} tokens; train micro-batch per device [bold]{search.train_batch}[/] x accumulation "
             f"{search.accumulation} x {search.devices} device(s) = effective batch {search.effective_batch} "
             f"(target {search.target_batch}); eval batch [bold]{search.eval_batch}[/]"
         ),

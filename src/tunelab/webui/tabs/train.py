@@ -16,6 +16,7 @@ from tunelab.config import dump_config
 from tunelab.errors import TunelabError
 from tunelab.runs.rundir import RunDir
 from tunelab.webui.context import UIContext, error_html, message_html
+from tunelab.webui.devices import Devices, build_devices_group
 from tunelab.webui.forms import flat_to_form, minimal_flat, to_cli_line, to_yaml
 from tunelab.webui.i18n import tr
 from tunelab.webui.watch import curve_figure, curve_frame, events_html, read_progress
@@ -94,14 +95,24 @@ def _default_dataset_dir() -> str:
 # ---- handlers (plain functions: the tests call them directly) ------------------------------------
 
 
-def preview_command(ctx: UIContext, lang: str, values: list[Any]) -> tuple[str, str, str]:
-    """(YAML, CLI line, status) for the form: what `tunelab train` would run."""
+def preview_command(
+    ctx: UIContext, lang: str, values: list[Any], devices: Devices | None = None
+) -> tuple[str, str, str]:
+    """(YAML, CLI line, status) for the form: what `tunelab train` would run (with the devices group's flags)."""
+    devices = devices or Devices()
     try:
-        flat, config = ctx.form_config(values)
+        flat = ctx.form_flat(values)
+        devices.apply(flat)
+        ctx.guard.check_config(flat)
+        from tunelab.config import config_from_dict
+
+        config = config_from_dict(flat, source="web UI form")
+        launch = devices.launch_args()
     except TunelabError as exc:
         return "", "", error_html(exc, lang)
     short = minimal_flat(config, keep=("model_name_or_path", "stage", "finetuning_type", "dataset"))
-    return to_yaml(short), to_cli_line("train", short), message_html(tr("msg.valid", lang), "ok")
+    line = " ".join([to_cli_line("train", short), *launch])
+    return to_yaml(short), line, message_html(tr("msg.valid", lang), "ok")
 
 
 def save_form_config(ctx: UIContext, lang: str, path: str, values: list[Any]) -> str:
@@ -146,27 +157,34 @@ def _resolve_output_dir(ctx: UIContext, flat: dict[str, Any]) -> str:
     return str(ctx.runs_dir / f"{flat.get('stage', 'sft')}-{flat.get('finetuning_type', 'lora')}-{stamp}")
 
 
-def start_training(ctx: UIContext, lang: str, values: list[Any]) -> tuple[str | None, str, str]:
-    """Start `tunelab train` on the form; (job id or None, output dir, status html)."""
+def start_training(
+    ctx: UIContext, lang: str, values: list[Any], devices: Devices | None = None
+) -> tuple[str | None, str, str]:
+    """Start `tunelab train` on the form; (job id or None, output dir, status html).
+
+    ``devices`` (the devices group) adds the launch flags and the DeepSpeed preset, as on the command line."""
+    devices = devices or Devices()
     running = ctx.jobs.latest("train", running=True)
     if running is not None:
         return running.id, running.run_dir or "", message_html(tr("msg.already_running", lang), "warn")
     try:
         flat = ctx.form_flat(values)
         flat["output_dir"] = _resolve_output_dir(ctx, flat)
+        devices.apply(flat)
         ctx.guard.check_config(flat)
         from tunelab.config import config_from_dict
         from tunelab.config.validate import require_for
 
         config = config_from_dict(flat, source="web UI form")
         require_for(config, "train", source="web UI form")  # before a job starts or a directory appears
+        launch = devices.launch_args()
     except TunelabError as exc:
         return None, str(flat.get("output_dir", "")) if "flat" in locals() else "", error_html(exc, lang)
     run_dir = (ctx.jobs.cwd / flat["output_dir"]).resolve()
     config_path = ctx.state_dir / "configs" / f"{run_dir.name}.yaml"
     config_path.parent.mkdir(parents=True, exist_ok=True)
     config_path.write_text(dump_config(config), encoding="utf-8")
-    job = ctx.jobs.start("train", ["train", str(config_path)], run_dir=run_dir, lang=lang)
+    job = ctx.jobs.start("train", ["train", str(config_path), *launch], run_dir=run_dir, lang=lang)
     return job.id, flat["output_dir"], message_html(tr("msg.started", lang, cmd=job.command_line), "info")
 
 
@@ -310,6 +328,7 @@ def build_train_tab(ctx: UIContext) -> dict[str, Any]:
                 with gr.Row():
                     for key in row:
                         ctx.field(key)
+    w["devices"] = build_devices_group(ctx)
     with gr.Row():
         ctx.field("output_dir", scale=2, placeholder=str(ctx.runs_dir / "<stage>-<method>-<time>"))
         w["config_path"] = t.label(
@@ -375,7 +394,9 @@ def _wire(ctx: UIContext, w: dict[str, Any]) -> None:
         on_dataset_dir, [ctx.fields["dataset_dir"], ctx.fields["dataset"]], ctx.fields["dataset"]
     )
     w["preview_cmd"].click(
-        lambda lang, *v: preview_command(ctx, lang, list(v)), inputs, [w["yaml"], w["cli"], w["status"]]
+        lambda lang, *v: preview_command(ctx, lang, *_split_devices(v)),
+        [*inputs, *w["devices"]],
+        [w["yaml"], w["cli"], w["status"]],
     )
     w["preview_data"].click(lambda lang, *v: preview_dataset(ctx, lang, list(v)), inputs, w["data_preview"])
     w["save"].click(
@@ -393,10 +414,12 @@ def _wire(ctx: UIContext, w: dict[str, Any]) -> None:
     w["load"].click(on_load, [ctx.lang, w["config_path"]], [*ctx.fields.values(), ctx.extras, w["status"]])
 
     def on_start(lang: str, *values: Any) -> list[Any]:
-        job_id, output_dir, status = start_training(ctx, lang, list(values))
+        job_id, output_dir, status = start_training(ctx, lang, *_split_devices(values))
         return [job_id, output_dir, status, gr.Timer(active=job_id is not None)]
 
-    w["start"].click(on_start, inputs, [w["job_id"], ctx.fields["output_dir"], w["status"], w["timer"]])
+    w["start"].click(
+        on_start, [*inputs, *w["devices"]], [w["job_id"], ctx.fields["output_dir"], w["status"], w["timer"]]
+    )
     w["abort"].click(
         lambda lang, job_id: abort_training(ctx, lang, job_id), [ctx.lang, w["job_id"]], w["status"]
     )
@@ -423,6 +446,11 @@ def _wire(ctx: UIContext, w: dict[str, Any]) -> None:
         return [job.id, gr.update(), gr.Timer(active=True)]
 
     w["on_load"] = [(reattach, [ctx.lang], [w["job_id"], w["status"], w["timer"]])]
+
+
+def _split_devices(values: tuple[Any, ...]) -> tuple[list[Any], Devices]:
+    """(form values, devices group) of a handler given the form inputs followed by the devices widgets."""
+    return list(values[:-4]), Devices.from_widgets(list(values[-4:]))
 
 
 build = build_train_tab
