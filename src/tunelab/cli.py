@@ -393,7 +393,12 @@ def advise_cmd(
         language = lang or _lang_default()
         cfg = _tune_config(path, items, model_config)
         advice = advise(
-            cfg, task=task, gpu_mem=gpu_mem, model_config=model_config, nproc_per_node=nproc_per_node, nnodes=nnodes
+            cfg,
+            task=task,
+            gpu_mem=gpu_mem,
+            model_config=model_config,
+            nproc_per_node=nproc_per_node,
+            nnodes=nnodes,
         )
         render_advice(advice, _console(stderr=False), language)
         if output:

@@ -303,7 +303,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Processes (devices) per node that train together: memory is per device, for DDP or the config's deepspeed/fsdp.",
         "zh": "每个节点上共同训练的进程（设备）数：显存按单个设备计算，对应 DDP 或配置中的 deepspeed/fsdp。",
     },
-    "hw.nnodes": {"en": "Number of nodes (machines) that train together.", "zh": "共同训练的节点（机器）数。"},
+    "hw.nnodes": {
+        "en": "Number of nodes (machines) that train together.",
+        "zh": "共同训练的节点（机器）数。",
+    },
     "estimate": {
         "en": "Estimate training memory (weights, gradients, optimizer states, activations) and whether it fits; "
         "time per epoch from a few real steps on this machine.",

@@ -54,7 +54,7 @@ def test_every_problem_is_reported_once_in_one_pass_with_its_line(tmp_path: Path
     message = problems(lf_config("unsupported_mixed", tmp_path), ["lora_alpha=0", "bogus_key=1"])
     assert message.startswith("8 problems in")
     for line, text in [
-        (4, "'use_galore' is a LLaMA-Factory option for the GaLore"),
+        (4, "'upcast_layernorm' is a LLaMA-Factory option for keeping layer norms in fp32"),
         (5, "unknown key 'lora_rnak'"),
         (6, "unknown key 'enable_tqdm'"),
         (7, "'image_max_pixels' is a LLaMA-Factory option"),
@@ -64,12 +64,12 @@ def test_every_problem_is_reported_once_in_one_pass_with_its_line(tmp_path: Path
         assert f"line {line}: {text}" in message
     assert "command line: unknown key 'bogus_key'" in message
     assert "command line: lora_alpha=0" in message
-    assert message.count("use_galore") == 1
+    assert message.count("upcast_layernorm") == 1
 
 
 def test_unsupported_keys_say_what_they_do_and_the_alternative() -> None:
     for key, owner, alternative in [
-        ("use_galore", "LLaMA-Factory", "finetuning_type: lora"),
+        ("upcast_layernorm", "LLaMA-Factory", "compute_type: fp32"),
         ("use_cpu", "transformers TrainingArguments", "CUDA_VISIBLE_DEVICES"),
     ]:
         message = problems(None, ["model_name_or_path=x", f"{key}=true"])
@@ -124,7 +124,7 @@ def test_check_exit_codes_and_output(tmp_path: Path) -> None:
     assert "7 problems" in bad.output and "command line: unknown key 'bogus'" in bad.output
     assert runner.invoke(app, ["check", str(tmp_path / "missing.yaml")]).exit_code == 1
     printed = runner.invoke(app, ["train", str(lf_config("unsupported_mixed", tmp_path)), "--print-config"])
-    assert printed.exit_code == 2 and "use_galore" in printed.output
+    assert printed.exit_code == 2 and "upcast_layernorm" in printed.output
 
 
 # --- keys LLaMA-Factory spells differently, defaults, the key table -------------------------------

@@ -265,6 +265,7 @@ class TrainingArgs(Group):
         en="FSDP settings (a mapping or a JSON path): version (2 = FSDP2), state_dict_type, cpu_offload, ...",
         zh="FSDP 设置（映射或 JSON 路径）：version（2 即 FSDP2）、state_dict_type、cpu_offload 等。",
     )
+
     @model_validator(mode="before")
     @classmethod
     def _default_do_train(cls, data: object) -> object:
