@@ -18,6 +18,9 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(help=t("app"), no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 data_app = typer.Typer(help=t("data"), no_args_is_help=True)
+# what `data check` fails on and `data clean` drops by default (kept here so --help shows them)
+_DEFAULT_FAIL_ON = ("malformed", "empty", "exact", "near", "conflicts", "chosen_eq_rejected", "contaminated")
+_DEFAULT_DROP = ("malformed", "empty", "exact", "near", "chosen_eq_rejected", "contaminated")
 app.add_typer(data_app, name="data")
 
 _state = {"debug": False}
@@ -138,6 +141,61 @@ def data_preview(
         cfg = load_config(path, items)
         report = preview_data(cfg, load_tokenizer(cfg.model), n=n)
         render_preview(report, Console())
+
+    _run(go)
+
+
+@data_app.command("check", help=t("data.check"))
+def data_check(
+    config: str | None = typer.Argument(None, help=t("train.config")),
+    overrides: list[str] | None = typer.Argument(None, help=t("train.overrides")),
+    out: str = typer.Option("data_check", "-o", "--out", help=t("data.check.out")),
+    near_threshold: float = typer.Option(0.8, "--near-threshold", help=t("data.near_threshold")),
+    fail_on: str = typer.Option(",".join(_DEFAULT_FAIL_ON), "--fail-on", help=t("data.fail_on")),
+    no_tokens: bool = typer.Option(False, "--no-tokens", help=t("data.no_tokens")),
+) -> None:
+    path, items = _split_config_args(config, overrides or [])
+
+    def go() -> int:
+        from tunelab.cli_text import cli_lang
+        from tunelab.config import load_config
+        from tunelab.data.quality import check_data
+        from tunelab.data.quality.clean import parse_drop
+        from tunelab.data.quality.report import render_report, write_report
+
+        cfg = load_config(path, items)
+        kinds = parse_drop(fail_on)
+        report = check_data(cfg, near_threshold=near_threshold, tokens=not no_tokens)
+        render_report(report, _console(stderr=False), lang=cli_lang(), fail_on=kinds)
+        files = write_report(report, out)
+        _console().print(f"report: {', '.join(str(f) for f in files)}")
+        return report.problems(kinds)
+
+    if _run(go):
+        raise typer.Exit(1)
+
+
+@data_app.command("clean", help=t("data.clean"))
+def data_clean(
+    config: str | None = typer.Argument(None, help=t("train.config")),
+    overrides: list[str] | None = typer.Argument(None, help=t("train.overrides")),
+    out: str = typer.Option(..., "-o", "--out", help=t("data.clean.out")),
+    drop: str = typer.Option(",".join(_DEFAULT_DROP), "--drop", help=t("data.drop")),
+    near_threshold: float = typer.Option(0.8, "--near-threshold", help=t("data.near_threshold")),
+) -> None:
+    path, items = _split_config_args(config, overrides or [])
+
+    def go() -> None:
+        from tunelab.config import load_config
+        from tunelab.data.quality.clean import clean_data, parse_drop
+
+        cfg = load_config(path, items)
+        result = clean_data(cfg, out, drop=parse_drop(drop), near_threshold=near_threshold)
+        removed = ", ".join(f"{k} {v}" for k, v in result.removed.items()) or "nothing"
+        kept = ", ".join(f"{k} {v}" for k, v in result.kept.items())
+        console = _console(stderr=False)
+        console.print(f"kept: {kept}; removed: {removed} (see {result.out_dir / 'removed.jsonl'})")
+        console.print(f"train on the cleaned copies with: dataset_dir={result.out_dir}")
 
     _run(go)
 

@@ -37,6 +37,38 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "显示 N 条格式化并分词后的样本（标出被掩码部分），以及 token 长度统计。",
     },
     "data.n": {"en": "Number of samples to show.", "zh": "显示的样本数。"},
+    "data.check": {
+        "en": "Check the config's datasets: malformed/empty records, exact and near duplicates, conflicting "
+        "answers, eval/test leaks into train, lengths beyond cutoff_len, script mix. Writes report.json and "
+        "histograms; exits 1 when it finds problems.",
+        "zh": "检查配置中的数据集：格式错误/空记录、完全与近似重复、相互矛盾的回答、评估/测试数据泄漏到训练集、"
+        "超过 cutoff_len 的长度、文字分布。写出 report.json 与直方图；发现问题时退出码为 1。",
+    },
+    "data.check.out": {"en": "Folder for report.json and the plots.", "zh": "report.json 与图表的输出目录。"},
+    "data.near_threshold": {
+        "en": "Near-duplicate threshold: estimated Jaccard similarity of 3-word shingles (MinHash LSH).",
+        "zh": "近似重复阈值：3 词片段的估计 Jaccard 相似度（MinHash LSH）。",
+    },
+    "data.fail_on": {
+        "en": "Problem kinds that make the check exit 1 (comma-separated; add too_long to fail on cut records).",
+        "zh": "导致检查退出码为 1 的问题类型（逗号分隔；加入 too_long 则被截断的记录也算失败）。",
+    },
+    "data.no_tokens": {
+        "en": "Skip the tokenizer: no length distribution and no too_long findings.",
+        "zh": "不加载分词器：不统计长度，也不报告 too_long。",
+    },
+    "data.clean": {
+        "en": "Write cleaned copies of the config's datasets (same formats, with a dataset_info.json) and "
+        "removed.jsonl saying why each record left.",
+        "zh": "写出清洗后的数据集副本（格式不变，附 dataset_info.json），并在 removed.jsonl 中说明每条记录被删除的原因。",
+    },
+    "data.clean.out": {"en": "Output folder for the cleaned copies.", "zh": "清洗后副本的输出目录。"},
+    "data.drop": {
+        "en": "What to remove: malformed, empty, exact, near, conflicts, chosen_eq_rejected, contaminated, "
+        "too_long (comma-separated, or all).",
+        "zh": "要删除的类型：malformed、empty、exact、near、conflicts、chosen_eq_rejected、contaminated、"
+        "too_long（逗号分隔，或 all）。",
+    },
     "env": {
         "en": "Show versions of tunelab and its libraries, and the devices found.",
         "zh": "显示 tunelab 及依赖库的版本和检测到的设备。",
