@@ -168,7 +168,7 @@ def data_check(
         report = check_data(cfg, near_threshold=near_threshold, tokens=not no_tokens)
         render_report(report, _console(stderr=False), lang=cli_lang(), fail_on=kinds)
         files = write_report(report, out)
-        _console().print(f"report: {', '.join(str(f) for f in files)}")
+        _console().print(f"report: {', '.join(str(f) for f in files)}", soft_wrap=True)
         return report.problems(kinds)
 
     if _run(go):
@@ -194,8 +194,10 @@ def data_clean(
         removed = ", ".join(f"{k} {v}" for k, v in result.removed.items()) or "nothing"
         kept = ", ".join(f"{k} {v}" for k, v in result.kept.items())
         console = _console(stderr=False)
-        console.print(f"kept: {kept}; removed: {removed} (see {result.out_dir / 'removed.jsonl'})")
-        console.print(f"train on the cleaned copies with: dataset_dir={result.out_dir}")
+        console.print(
+            f"kept: {kept}; removed: {removed} (see {result.out_dir / 'removed.jsonl'})", soft_wrap=True
+        )
+        console.print(f"train on the cleaned copies with: dataset_dir={result.out_dir}", soft_wrap=True)
 
     _run(go)
 

@@ -32,7 +32,14 @@ if TYPE_CHECKING:
 
     from tunelab.config.schema import DataArgs
 
-__all__ = ["RecordSplits", "assemble_splits", "load_dataset_records", "load_records", "record_features", "records_to_dataset"]
+__all__ = [
+    "RecordSplits",
+    "assemble_splits",
+    "load_dataset_records",
+    "load_records",
+    "record_features",
+    "records_to_dataset",
+]
 
 
 @dataclass

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tunelab.data.quality.dedup import NearIndex, exact_clusters, near_clusters
+from tunelab.data.quality.dedup import NearIndex, check_threshold, exact_clusters, near_clusters
 from tunelab.data.quality.detectors import conflicting_answers, empty_fields, identical_pairs, script_mix
 from tunelab.data.quality.scan import Finding, RecordRef, ScannedDataset, scan_dataset
 from tunelab.data.quality.textkey import normalize, record_text
@@ -119,7 +119,9 @@ def _duplicate_findings(texts: list[str], refs: list[RecordRef], threshold: floa
     for cluster in near_clusters(texts, threshold):
         for i in cluster[1:]:
             if i not in exact_members:
-                findings.append(Finding("near", refs[i], f"similar text (>= {threshold:g})", other=refs[cluster[0]]))
+                findings.append(
+                    Finding("near", refs[i], f"similar text (>= {threshold:g})", other=refs[cluster[0]])
+                )
     return findings
 
 
@@ -168,7 +170,9 @@ def _contamination(
             other, how = train[matches[0][0]], f"nearly ({matches[0][1]:.2f})"
         else:
             continue
-        findings.append(Finding("contaminated", ref, f"{name} record {how} in the training split", other=pool_refs[other]))
+        findings.append(
+            Finding("contaminated", ref, f"{name} record {how} in the training split", other=pool_refs[other])
+        )
     return findings
 
 
@@ -177,6 +181,7 @@ def check_data(config: RunConfig, *, near_threshold: float = 0.8, tokens: bool =
 
     ``tokens=False`` skips loading the tokenizer (no length distribution, no too_long findings).
     """
+    check_threshold(near_threshold)
     data, stage = config.data, config.finetuning.stage
     report = QualityReport(stage=stage, near_threshold=near_threshold, cutoff_len=data.cutoff_len)
     scan = {"dataset_dir": data.dataset_dir, "stage": stage}
@@ -212,7 +217,9 @@ def check_data(config: RunConfig, *, near_threshold: float = 0.8, tokens: bool =
         report.splits = {name: len(positions) for name, positions in split.items()}
         held_out = [(name, texts[i], refs[i]) for name in ("eval", "test") for i in split.get(name, [])]
         held_out += [
-            ("eval_dataset", record_text(r, stage).full, ref) for d in evals for r, ref in zip(d.records, d.refs)
+            ("eval_dataset", record_text(r, stage).full, ref)
+            for d in evals
+            for r, ref in zip(d.records, d.refs)
         ]
         if evals:
             report.splits["eval_dataset"] = sum(len(d.records) for d in evals)

@@ -49,7 +49,9 @@ def parse_drop(text: str | Sequence[str]) -> tuple[str, ...]:
         return KINDS
     unknown = [s for s in items if s not in KINDS]
     if unknown:
-        raise ConfigError(f"--drop {','.join(unknown)}: unknown kind", f"choose from {', '.join(KINDS)} (or all)")
+        raise ConfigError(
+            f"--drop {','.join(unknown)}: unknown kind", f"choose from {', '.join(KINDS)} (or all)"
+        )
     return tuple(items)
 
 
@@ -118,7 +120,9 @@ def clean_data(
             registry[name] = registry_entry(attr, _safe(name))
         result.kept[name] = kept_n
     out.mkdir(parents=True, exist_ok=True)
-    (out / REGISTRY_FILE).write_text(json.dumps(registry, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    (out / REGISTRY_FILE).write_text(
+        json.dumps(registry, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
     with (out / "removed.jsonl").open("w", encoding="utf-8") as handle:
         for row in removed_rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -13,11 +13,24 @@ from collections.abc import Sequence
 from typing import Any
 
 from tunelab.data.quality.textkey import normalize, shingles
+from tunelab.errors import ConfigError
 
-__all__ = ["NearIndex", "exact_clusters", "near_clusters"]
+__all__ = ["NearIndex", "check_threshold", "exact_clusters", "near_clusters"]
 
 NUM_PERM = 128  # MinHash permutations: ~1 KB per record, estimate error ~ 1/sqrt(128) ~ 0.09
 _SEED = 1  # fixed, so a check and a clean of the same data find the same clusters
+
+
+MIN_THRESHOLD, MAX_THRESHOLD = 0.3, 0.95  # LSH with NUM_PERM bands cannot resolve similarities above ~0.95
+
+
+def check_threshold(threshold: float) -> None:
+    """Refuse a near-duplicate threshold the LSH index cannot work with, naming the range that works."""
+    if not MIN_THRESHOLD <= threshold <= MAX_THRESHOLD:
+        raise ConfigError(
+            f"near-duplicate threshold {threshold:g} is outside {MIN_THRESHOLD}-{MAX_THRESHOLD}",
+            "use e.g. --near-threshold 0.8 (higher finds only closer copies; exact copies are found anyway)",
+        )
 
 
 def exact_clusters(texts: Sequence[str]) -> list[list[int]]:
@@ -41,8 +54,7 @@ class NearIndex:
     def __init__(self, texts: Sequence[str], threshold: float) -> None:
         from datasketch import MinHashLSH
 
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(f"near-duplicate threshold must be between 0 and 1, got {threshold}")
+        check_threshold(threshold)
         self.threshold = threshold
         self.hashes = _minhashes(texts)
         self._empty = [not shingles(t) for t in texts]

@@ -39,7 +39,8 @@ def identical_pairs(records: Sequence[dict[str, Any]], refs: Sequence[RecordRef]
     return [
         Finding("chosen_eq_rejected", ref, "chosen and rejected are the same text")
         for record, ref in zip(records, refs)
-        if record.get("chosen") is not None and normalize(record["chosen"]) == normalize(record["rejected"] or "")
+        if record.get("chosen") is not None
+        and normalize(record["chosen"]) == normalize(record["rejected"] or "")
     ]
 
 
@@ -56,7 +57,7 @@ def conflicting_answers(
         return []
     first: dict[tuple[str, ...], int] = {}
     answers: dict[tuple[str, ...], set[str]] = defaultdict(set)
-    keyed: list[tuple[tuple[str, ...], str]] = []
+    keyed: list[tuple[str, ...]] = []
     for i, record in enumerate(records):
         text = record_text(record, stage)
         if stage == "kto":
@@ -68,9 +69,9 @@ def conflicting_answers(
             key, answer = (normalize(text.prompt),), normalize(text.response)
         first.setdefault(key, i)
         answers[key].add(answer)
-        keyed.append((key, answer))
+        keyed.append(key)
     findings = []
-    for i, (key, answer) in enumerate(keyed):
+    for i, key in enumerate(keyed):
         if len(answers[key]) > 1 and first[key] != i:
             kind = {"cls": "label", "kto": "desirability", "rm": "preference", "dpo": "preference"}
             what = kind.get(stage, "answer")

@@ -43,7 +43,9 @@ def _t(key: str, lang: str) -> str:
     return zh if lang == "zh" else en
 
 
-def render_report(report: QualityReport, console: Any, *, lang: str = "en", fail_on: tuple[str, ...] | None = None) -> None:
+def render_report(
+    report: QualityReport, console: Any, *, lang: str = "en", fail_on: tuple[str, ...] | None = None
+) -> None:
     """Print the summary table (one row per problem kind, with its first example) and the per-dataset facts."""
     from rich.table import Table
 
@@ -63,7 +65,9 @@ def render_report(report: QualityReport, console: Any, *, lang: str = "en", fail
     console.print(table)
     for d in report.datasets:
         scripts = ", ".join(f"{k} {v:.0%}" for k, v in d["scripts"].items())
-        console.print(f"{_t('dataset', lang)} {d['name']} ({d['role']}): {d['n_records']}/{d['n_rows']}  {_t('scripts', lang)}: {scripts}")
+        console.print(
+            f"{_t('dataset', lang)} {d['name']} ({d['role']}): {d['n_records']}/{d['n_rows']}  {_t('scripts', lang)}: {scripts}"
+        )
     if report.lengths:
         lengths = report.as_dict()["lengths"]
         console.print(
@@ -88,7 +92,12 @@ def _histogram(report: QualityReport, path: Path, lang: str) -> None:
     use_cjk_fallback()
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     ax.hist(report.lengths, bins=min(50, max(5, len(set(report.lengths)))), color="tab:blue", alpha=0.8)
-    ax.axvline(report.cutoff_len, color="tab:red", linestyle="--", label=f"{_t('cutoff', lang)} = {report.cutoff_len}")
+    ax.axvline(
+        report.cutoff_len,
+        color="tab:red",
+        linestyle="--",
+        label=f"{_t('cutoff', lang)} = {report.cutoff_len}",
+    )
     ax.set_title(f"{_t('hist_title', lang)} ({report.share_cut:.1%} > cutoff_len)")
     ax.set_xlabel(_t("hist_x", lang))
     ax.set_ylabel(_t("hist_y", lang))

@@ -16,7 +16,9 @@ __all__ = ["RecordText", "normalize", "record_text", "shingles", "word_tokens"]
 
 _SPACE = re.compile(r"\s+")
 # a CJK ideograph, kana or hangul syllable is one token; other letters/digits group into words
-_TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]|[^\W_]+", re.UNICODE)
+_TOKEN = re.compile(
+    r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]|[^\W_]+", re.UNICODE
+)
 
 
 @dataclass(frozen=True)
@@ -25,10 +27,12 @@ class RecordText:
 
     prompt: str
     response: str
+    tag: str = ""  # kto's desirability: part of what makes two records the same
 
     @property
     def full(self) -> str:
-        return f"{self.prompt}\n{self.response}" if self.response else self.prompt
+        text = f"{self.prompt}\n{self.response}" if self.response else self.prompt
+        return f"{text}\n{self.tag}" if self.tag else text
 
 
 def normalize(text: str) -> str:
@@ -73,4 +77,8 @@ def record_text(record: dict[str, Any], stage: str) -> RecordText:
         return RecordText("\n".join(filter(None, [system, _joined(messages)])), "")
     history, last = messages[:-1], messages[-1:] or [{"content": ""}]
     prompt = "\n".join(filter(None, [system, _joined(history)]))
-    return RecordText(prompt, last[0]["content"])
+    response = last[0]["content"]
+    if stage == "kto" and record.get("kto_tag") is not None:
+        # the same text tagged the other way is a conflict, not a duplicate: the tag is part of the record
+        return RecordText(prompt, response, tag="desirable" if record["kto_tag"] else "undesirable")
+    return RecordText(prompt, response)
