@@ -202,6 +202,37 @@ def data_clean(
     _run(go)
 
 
+@data_app.command("select", help=t("data.select"))
+def data_select(
+    config: str | None = typer.Argument(None, help=t("train.config")),
+    overrides: list[str] | None = typer.Argument(None, help=t("train.overrides")),
+    out: str = typer.Option(..., "-o", "--out", help=t("data.select.out")),
+    by: str = typer.Option("ifd", "--by", help=t("data.select.by")),
+    keep: float = typer.Option(0.3, "--keep", help=t("data.select.keep")),
+    prefer: str | None = typer.Option(None, "--prefer", help=t("data.select.prefer")),
+    batch_size: int = typer.Option(8, "--batch-size", help=t("data.select.batch_size")),
+) -> None:
+    path, items = _split_config_args(config, overrides or [])
+
+    def go() -> None:
+        from tunelab.config import load_config
+        from tunelab.data.quality.select import select_data
+
+        cfg = load_config(path, items)
+        console = _console(stderr=False)
+        result = select_data(
+            cfg, out, by=by, keep=keep, prefer=prefer, batch_size=batch_size, console=console
+        )
+        console.print(
+            f"kept {result.n_kept}/{result.n_total} by {by} (mean {result.mean_kept:.4g} kept vs "
+            f"{result.mean_all:.4g} all; {result.n_scored_now} scored now, the rest resumed from scores.jsonl)",
+            soft_wrap=True,
+        )
+        console.print(f"train on the selection with: dataset_dir={result.out_dir}", soft_wrap=True)
+
+    _run(go)
+
+
 @app.command(help=t("env"))
 def env() -> None:
     from tunelab.envinfo import collect_env, render_env

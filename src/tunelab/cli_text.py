@@ -63,6 +63,29 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "写出清洗后的数据集副本（格式不变，附 dataset_info.json），并在 removed.jsonl 中说明每条记录被删除的原因。",
     },
     "data.clean.out": {"en": "Output folder for the cleaned copies.", "zh": "清洗后副本的输出目录。"},
+    "data.select": {
+        "en": "Score the training records with the model (ifd = answer loss with the prompt / without it; "
+        "perplexity; length) and keep the best share, written in the input's format. Resumable.",
+        "zh": "用模型为训练记录打分（ifd = 有提示时回答的损失 / 无提示时的损失；困惑度；长度），"
+        "保留得分最好的一部分，按原格式写出。可断点续跑。",
+    },
+    "data.select.out": {
+        "en": "Output folder (kept data, scores.jsonl, dataset_info.json).",
+        "zh": "输出目录（保留的数据、scores.jsonl、dataset_info.json）。",
+    },
+    "data.select.by": {
+        "en": "Score: ifd, perplexity or length.",
+        "zh": "打分方式：ifd、perplexity 或 length。",
+    },
+    "data.select.keep": {
+        "en": "Share to keep (0-1) or a count (>= 1).",
+        "zh": "保留的比例（0-1）或条数（>= 1）。",
+    },
+    "data.select.prefer": {
+        "en": "Keep the highest or lowest scores (default: high for ifd and length, low for perplexity).",
+        "zh": "保留最高或最低分（默认：ifd 与 length 取高，perplexity 取低）。",
+    },
+    "data.select.batch_size": {"en": "Records per forward pass.", "zh": "每次前向计算的记录数。"},
     "data.drop": {
         "en": "What to remove: malformed, empty, exact, near, conflicts, chosen_eq_rejected, contaminated, "
         "too_long (comma-separated, or all).",
