@@ -233,6 +233,53 @@ def data_select(
     _run(go)
 
 
+@data_app.command("augment", help=t("data.augment"))
+def data_augment(
+    config: str | None = typer.Argument(None, help=t("train.config")),
+    overrides: list[str] | None = typer.Argument(None, help=t("train.overrides")),
+    out: str = typer.Option(..., "-o", "--out", help=t("data.augment.out")),
+    method: str = typer.Option(..., "--method", help=t("data.augment.method")),
+    n: int = typer.Option(1, "-n", help=t("data.augment.n")),
+    model: str | None = typer.Option(None, "--model", help=t("data.augment.model")),
+    template: str | None = typer.Option(None, "--template", help=t("src.template")),
+    api_base: str | None = typer.Option(None, "--api-base", help=t("data.augment.api_base")),
+    api_model: str | None = typer.Option(None, "--api-model", help=t("data.augment.api_model")),
+    batch_size: int = typer.Option(8, "--batch-size", help=t("data.select.batch_size")),
+) -> None:
+    import os
+
+    path, items = _split_config_args(config, overrides or [])
+    api_key = os.environ.get("OPENAI_API_KEY") or os.environ.get("TUNELAB_API_KEY")
+
+    def go() -> None:
+        from tunelab.config import load_config
+        from tunelab.data.quality.augment import augment_data
+        from tunelab.data.quality.rewrite import ApiRewriter, EngineRewriter
+
+        cfg = load_config(path, items)
+        rewriter = None
+        if api_base:
+            rewriter = ApiRewriter(api_base, model=api_model, api_key=api_key)
+        elif method != "eda":
+            from tunelab.infer.engine import chat_engine
+
+            engine = chat_engine(model=model, template=template) if model else chat_engine(cfg)
+            rewriter = EngineRewriter(engine)
+        console = _console(stderr=False)
+        result = augment_data(
+            cfg, out, method=method, n=n, rewriter=rewriter, batch_size=batch_size, console=console
+        )
+        console.print(
+            f"{result.n_original} records + {result.n_added} new ({method}) in {result.out_dir}",
+            soft_wrap=True,
+        )
+        for note in result.notes:
+            console.print(f"[yellow]{note}[/]", soft_wrap=True)
+        console.print(f"train on it with: {result.config_hint}", soft_wrap=True)
+
+    _run(go)
+
+
 @app.command(help=t("env"))
 def env() -> None:
     from tunelab.envinfo import collect_env, render_env

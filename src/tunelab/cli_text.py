@@ -86,6 +86,33 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "保留最高或最低分（默认：ifd 与 length 取高，perplexity 取低）。",
     },
     "data.select.batch_size": {"en": "Records per forward pass.", "zh": "每次前向计算的记录数。"},
+    "data.augment": {
+        "en": "Add augmented copies of the training records (paraphrase / back_translate by a model, eda for "
+        "classification), each marked with its origin; eval records are split off first and never augmented.",
+        "zh": "为训练记录生成增强副本（由模型改写 paraphrase / 回译 back_translate，分类数据可用 eda），"
+        "每条标明来源；评估记录先被划出，绝不参与增强。",
+    },
+    "data.augment.out": {
+        "en": "Output folder (data, dataset_info.json, progress).",
+        "zh": "输出目录（数据、dataset_info.json、进度）。",
+    },
+    "data.augment.method": {
+        "en": "paraphrase, back_translate or eda.",
+        "zh": "paraphrase、back_translate 或 eda。",
+    },
+    "data.augment.n": {"en": "New copies per record.", "zh": "每条记录生成的新副本数。"},
+    "data.augment.model": {
+        "en": "Local model that rewrites (default: the config's model).",
+        "zh": "执行改写的本地模型（默认：配置中的模型）。",
+    },
+    "data.augment.api_base": {
+        "en": "OpenAI-compatible endpoint that rewrites instead (e.g. http://127.0.0.1:8000/v1); key from OPENAI_API_KEY.",
+        "zh": "改用兼容 OpenAI 的接口进行改写（如 http://127.0.0.1:8000/v1）；密钥取自 OPENAI_API_KEY。",
+    },
+    "data.augment.api_model": {
+        "en": "Model name at the endpoint (default: its first model).",
+        "zh": "接口上的模型名（默认：其第一个模型）。",
+    },
     "data.drop": {
         "en": "What to remove: malformed, empty, exact, near, conflicts, chosen_eq_rejected, contaminated, "
         "too_long (comma-separated, or all).",

@@ -27,7 +27,7 @@ from tunelab.data.quality.textkey import normalize, record_text
 if TYPE_CHECKING:
     from tunelab.config import RunConfig
 
-__all__ = ["KINDS", "DEFAULT_FAIL_ON", "QualityReport", "check_data"]
+__all__ = ["DEFAULT_FAIL_ON", "KINDS", "QualityReport", "check_data", "split_positions"]
 
 KINDS = (
     "malformed",
@@ -125,7 +125,7 @@ def _duplicate_findings(texts: list[str], refs: list[RecordRef], threshold: floa
     return findings
 
 
-def _split_refs(
+def split_positions(
     config: RunConfig, train: list[ScannedDataset], evals: list[ScannedDataset]
 ) -> dict[str, list[int]]:
     """Positions (in the pooled train records) of the records in each split, as a run would split them.
@@ -213,7 +213,7 @@ def check_data(config: RunConfig, *, near_threshold: float = 0.8, tokens: bool =
             report.findings += identical_pairs(group_records, group_refs)
     report.findings += _duplicate_findings(texts, refs, near_threshold)
     if records:
-        split = _split_refs(config, train, evals)
+        split = split_positions(config, train, evals)
         report.splits = {name: len(positions) for name, positions in split.items()}
         held_out = [(name, texts[i], refs[i]) for name in ("eval", "test") for i in split.get(name, [])]
         held_out += [
