@@ -16,6 +16,7 @@ from typing import Any
 from tunelab.config import RunConfig, config_from_dict
 from tunelab.errors import ConfigError
 from tunelab.tune import recipes
+from tunelab.tune.advise_data import data_quality_notes
 from tunelab.tune.datafacts import DataFacts, load_data_facts
 from tunelab.tune.estimate import compute_bytes_for, model_shape_for, setup_from_config
 from tunelab.tune.hardware import GIB, Hardware, planned_hardware
@@ -166,6 +167,7 @@ def advise(
     has_eval_set, taken = _existing_split(config, n)
     _advise_eval(advice, n, batch, has_eval_set=has_eval_set, taken=taken)
     _advise_memory(advice, config, cutoff, batch)
+    advice.notes += data_quality_notes(config)
     return advice
 
 
