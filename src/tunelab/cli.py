@@ -182,6 +182,7 @@ def data_clean(
     out: str = typer.Option(..., "-o", "--out", help=t("data.clean.out")),
     drop: str = typer.Option(",".join(_DEFAULT_DROP), "--drop", help=t("data.drop")),
     near_threshold: float = typer.Option(0.8, "--near-threshold", help=t("data.near_threshold")),
+    streaming: bool = typer.Option(False, "--streaming", help=t("data.clean.streaming")),
 ) -> None:
     path, items = _split_config_args(config, overrides or [])
 
@@ -190,14 +191,18 @@ def data_clean(
         from tunelab.data.quality.clean import clean_data, parse_drop
 
         cfg = load_config(path, items)
-        result = clean_data(cfg, out, drop=parse_drop(drop), near_threshold=near_threshold)
-        removed = ", ".join(f"{k} {v}" for k, v in result.removed.items()) or "nothing"
-        kept = ", ".join(f"{k} {v}" for k, v in result.kept.items())
+        if streaming:
+            from tunelab.data.quality.stream_clean import stream_clean
+
+            counts = stream_clean(cfg, out, drop=parse_drop(drop), near_threshold=near_threshold)
+        else:
+            result = clean_data(cfg, out, drop=parse_drop(drop), near_threshold=near_threshold)
+            counts = {"kept": result.kept, "removed": result.removed}
+        removed = ", ".join(f"{k} {v}" for k, v in counts["removed"].items()) or "nothing"
+        kept = ", ".join(f"{k} {v}" for k, v in counts["kept"].items())
         console = _console(stderr=False)
-        console.print(
-            f"kept: {kept}; removed: {removed} (see {result.out_dir / 'removed.jsonl'})", soft_wrap=True
-        )
-        console.print(f"train on the cleaned copies with: dataset_dir={result.out_dir}", soft_wrap=True)
+        console.print(f"kept: {kept}; removed: {removed} (see {Path(out) / 'removed.jsonl'})", soft_wrap=True)
+        console.print(f"train on the cleaned copies with: dataset_dir={out}", soft_wrap=True)
 
     _run(go)
 

@@ -63,6 +63,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "写出清洗后的数据集副本（格式不变，附 dataset_info.json），并在 removed.jsonl 中说明每条记录被删除的原因。",
     },
     "data.clean.out": {"en": "Output folder for the cleaned copies.", "zh": "清洗后副本的输出目录。"},
+    "data.clean.streaming": {
+        "en": "One pass over files larger than memory (no val_size leak check, no too_long; ~0.5 KB per record).",
+        "zh": "对放不进内存的文件单遍处理（不检查 val_size 划分的泄漏，不处理 too_long；每条记录约 0.5 KB 内存）。",
+    },
     "data.select": {
         "en": "Score the training records with the model (ifd = answer loss with the prompt / without it; "
         "perplexity; length) and keep the best share, written in the input's format. Resumable.",

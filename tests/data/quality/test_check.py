@@ -38,10 +38,11 @@ def test_near_threshold_is_the_users_choice(make_config):
 
 def test_contamination_across_a_separate_eval_dataset(make_config):
     report = check_data(make_config("sft", "sft", "eval_dataset=sft_eval"), tokens=False)
-    leaks = {
-        (f.ref.dataset, f.ref.index): (f.other.dataset, f.other.index) for f in report.by_kind("contaminated")
-    }
-    assert leaks == {("sft_eval", 0): ("sft", 9), ("sft_eval", 1): ("sft", 3)}
+    leaks = sorted(
+        (f.ref.dataset, f.ref.index, f.other.dataset, f.other.index) for f in report.by_kind("contaminated")
+    )
+    # eval record 1 is a near copy of both training records 3 and 4: both leak
+    assert leaks == [("sft_eval", 0, "sft", 9), ("sft_eval", 1, "sft", 3), ("sft_eval", 1, "sft", 4)]
     assert report.splits == {"train": 9, "eval_dataset": 3}
 
 

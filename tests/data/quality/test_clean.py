@@ -42,7 +42,7 @@ def test_leak_removes_the_training_copy_and_keeps_the_eval_record(make_config, t
     out = tmp_path / "clean"
     clean_data(make_config("sft", "sft", "eval_dataset=sft_eval"), out, drop=["contaminated"])
     leaks = [r for r in _removed(out) if r["reason"] == "contaminated"]
-    assert sorted(r["index"] for r in leaks) == [3, 9] and {r["dataset"] for r in leaks} == {"sft"}
+    assert sorted(r["index"] for r in leaks) == [3, 4, 9] and {r["dataset"] for r in leaks} == {"sft"}
     assert len(json.loads((out / "sft_eval.json").read_text())) == 3
 
 
@@ -95,3 +95,36 @@ def test_unknown_drop_kind_is_named():
     with pytest.raises(ConfigError, match="dupes"):
         parse_drop("exact,dupes")
     assert "too_long" in parse_drop("all")
+
+
+@pytest.mark.parametrize("dataset", ["sft", "chat", "text"])
+def test_streaming_clean_matches_the_in_memory_clean(make_config, tmp_path, dataset):
+    from tunelab.data.quality.stream_clean import stream_clean
+
+    stage = "pt" if dataset == "text" else "sft"
+    drop = ["malformed", "empty", "exact", "near", "conflicts"] if stage == "sft" else ["exact", "near"]
+    config = make_config(dataset, stage, "val_size=0")
+    clean_data(config, tmp_path / "memory", drop=drop)
+    counts = stream_clean(config, tmp_path / "stream", drop=drop)
+    name = {"sft": "sft.json", "chat": "chat.jsonl", "text": "text.txt"}[dataset]
+    memory, stream = (tmp_path / d / name for d in ("memory", "stream"))
+    if name.endswith(".json"):
+        assert json.loads(stream.read_text()) == json.loads(memory.read_text())
+    else:
+        assert stream.read_text() == memory.read_text()
+    assert {(r["index"], r["reason"]) for r in _removed(tmp_path / "stream")} == {
+        (r["index"], r["reason"]) for r in _removed(tmp_path / "memory")
+    }
+    assert sum(counts["removed"].values()) == len(_removed(tmp_path / "memory"))
+
+
+def test_streaming_clean_drops_leaks_of_an_eval_dataset(make_config, tmp_path):
+    from tunelab.data.quality.stream_clean import stream_clean
+
+    counts = stream_clean(
+        make_config("sft", "sft", "eval_dataset=sft_eval"), tmp_path / "s", drop=["contaminated"]
+    )
+    assert counts["removed"] == {"contaminated": 3}
+    assert sorted(r["index"] for r in _removed(tmp_path / "s")) == [3, 4, 9]
+    with pytest.raises(ConfigError, match="too_long"):
+        stream_clean(make_config("sft"), tmp_path / "t", drop=["too_long"])

@@ -157,22 +157,20 @@ def _contamination(
     """Held-out records (eval, test, eval_dataset) whose text is in the training split, exactly or nearly."""
     train = split["train"]
     train_texts = [pool_texts[i] for i in train]
-    exact = {}
+    exact: dict[str, list[int]] = {}
     for i, text in zip(train, train_texts):
-        exact.setdefault(normalize(text), i)
+        exact.setdefault(normalize(text), []).append(i)
     index = NearIndex(train_texts, threshold)
     near = index.query([text for _, text, _ in held_out])
     findings = []
     for (name, text, ref), matches in zip(held_out, near):
-        if normalize(text) in exact:
-            other, how = exact[normalize(text)], "exactly"
-        elif matches:
-            other, how = train[matches[0][0]], f"nearly ({matches[0][1]:.2f})"
-        else:
-            continue
-        findings.append(
-            Finding("contaminated", ref, f"{name} record {how} in the training split", other=pool_refs[other])
-        )
+        # every training copy leaks, so each is a finding of its own (clean removes them all)
+        found = {i: "exactly" for i in exact.get(normalize(text), [])}
+        for position, similarity in matches:
+            found.setdefault(train[position], f"nearly ({similarity:.2f})")
+        for other, how in sorted(found.items()):
+            detail = f"{name} record {how} in the training split"
+            findings.append(Finding("contaminated", ref, detail, other=pool_refs[other]))
     return findings
 
 

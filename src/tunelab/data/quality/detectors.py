@@ -14,7 +14,14 @@ from typing import Any
 from tunelab.data.quality.scan import Finding, RecordRef
 from tunelab.data.quality.textkey import normalize, record_text
 
-__all__ = ["conflicting_answers", "dominant_script", "empty_fields", "identical_pairs", "script_mix"]
+__all__ = [
+    "conflict_key",
+    "conflicting_answers",
+    "dominant_script",
+    "empty_fields",
+    "identical_pairs",
+    "script_mix",
+]
 
 
 def empty_fields(records: Sequence[dict[str, Any]], refs: Sequence[RecordRef], stage: str) -> list[Finding]:
@@ -44,6 +51,17 @@ def identical_pairs(records: Sequence[dict[str, Any]], refs: Sequence[RecordRef]
     ]
 
 
+def conflict_key(record: dict[str, Any], stage: str) -> tuple[tuple[str, ...], str]:
+    """(what is asked, what is answered) of a record: two records conflict when the first matches and the second does not."""
+    text = record_text(record, stage)
+    if stage == "kto":
+        return (normalize(text.prompt), normalize(text.response)), str(bool(record.get("kto_tag")))
+    if stage in ("rm", "dpo"):
+        pair = (normalize(record.get("chosen") or ""), normalize(record.get("rejected") or ""))
+        return (normalize(text.prompt), *sorted(pair)), pair[0]
+    return (normalize(text.prompt),), normalize(text.response)
+
+
 def conflicting_answers(
     records: Sequence[dict[str, Any]], refs: Sequence[RecordRef], stage: str
 ) -> list[Finding]:
@@ -59,14 +77,7 @@ def conflicting_answers(
     answers: dict[tuple[str, ...], set[str]] = defaultdict(set)
     keyed: list[tuple[str, ...]] = []
     for i, record in enumerate(records):
-        text = record_text(record, stage)
-        if stage == "kto":
-            key, answer = (normalize(text.prompt), normalize(text.response)), str(bool(record.get("kto_tag")))
-        elif stage in ("rm", "dpo"):
-            pair = (normalize(record.get("chosen") or ""), normalize(record.get("rejected") or ""))
-            key, answer = (normalize(text.prompt), *sorted(pair)), pair[0]
-        else:
-            key, answer = (normalize(text.prompt),), normalize(text.response)
+        key, answer = conflict_key(record, stage)
         first.setdefault(key, i)
         answers[key].add(answer)
         keyed.append(key)
