@@ -213,7 +213,7 @@ def part_train(args: argparse.Namespace) -> list[str]:
         "finetuning_type=lora", "lora_rank=8", "lora_target=all", f"cutoff_len={args.cutoff}",
         "per_device_train_batch_size=4", f"max_steps={args.steps}", f"learning_rate={args.lr}",
         "lr_scheduler_type=cosine", "warmup_ratio=0.1", "compute_type=fp32", "seed=42", "report_to=none",
-        "logging_steps=5", "save_strategy=no", "plot_loss=false",
+        "logging_steps=5", "save_steps=100000", "plot_loss=false",
     ]  # fmt: skip
     figures: list[list[str]] = []
     with tempfile.TemporaryDirectory() as tmp:
