@@ -189,6 +189,7 @@ def data_clean(
     def go() -> None:
         from tunelab.config import load_config
         from tunelab.data.quality.clean import clean_data, parse_drop
+        from tunelab.data.quality.writer import train_hint
 
         cfg = load_config(path, items)
         if streaming:
@@ -202,7 +203,10 @@ def data_clean(
         kept = ", ".join(f"{k} {v}" for k, v in counts["kept"].items())
         console = _console(stderr=False)
         console.print(f"kept: {kept}; removed: {removed} (see {Path(out) / 'removed.jsonl'})", soft_wrap=True)
-        console.print(f"train on the cleaned copies with: dataset_dir={out}", soft_wrap=True)
+        console.print(
+            f"train on the cleaned copies with: {train_hint(cfg.data.dataset or [], Path(out))}",
+            soft_wrap=True,
+        )
 
     _run(go)
 
@@ -222,6 +226,7 @@ def data_select(
     def go() -> None:
         from tunelab.config import load_config
         from tunelab.data.quality.select import select_data
+        from tunelab.data.quality.writer import train_hint
 
         cfg = load_config(path, items)
         console = _console(stderr=False)
@@ -233,7 +238,10 @@ def data_select(
             f"{result.mean_all:.4g} all; {result.n_scored_now} scored now, the rest resumed from scores.jsonl)",
             soft_wrap=True,
         )
-        console.print(f"train on the selection with: dataset_dir={result.out_dir}", soft_wrap=True)
+        console.print(
+            f"train on the selection with: {train_hint(cfg.data.dataset or [], result.out_dir)}",
+            soft_wrap=True,
+        )
 
     _run(go)
 

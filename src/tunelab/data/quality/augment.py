@@ -29,7 +29,7 @@ from tunelab.data.quality.rewrite import back_translate_prompts, paraphrase_prom
 from tunelab.data.quality.rows import row_prompt, with_prompt
 from tunelab.data.quality.scan import RecordRef, scan_dataset
 from tunelab.data.quality.textkey import normalize
-from tunelab.data.quality.writer import registry_entry, write_rows
+from tunelab.data.quality.writer import registry_entry, registry_name, train_hint, write_rows
 from tunelab.data.registry import REGISTRY_FILE
 from tunelab.errors import ConfigError
 
@@ -53,11 +53,14 @@ class AugmentResult:
     held_out: dict[str, int] = field(default_factory=dict)  # dataset -> eval/test rows written apart
     notes: list[str] = field(default_factory=list)
 
+    names: list[str] = field(default_factory=list)  # the config's dataset names
+
     @property
     def config_hint(self) -> str:
-        hint = f"dataset_dir={self.out_dir}"
+        hint = train_hint(self.names, self.out_dir)
         if self.held_out:
-            hint += f" eval_dataset={','.join(f'{n}_eval' for n in self.held_out)} val_size=0 test_size=0"
+            held = ",".join(f"{registry_name(n)}_eval" for n in self.held_out)
+            hint += f" eval_dataset={held} val_size=0 test_size=0"
         return hint
 
 
@@ -149,7 +152,7 @@ def augment_data(
         held = {refs[i] for name in ("eval", "test") for i in split.get(name, [])}
     meta = {"method": method, "n": n, "seed": config.training.seed, "model": getattr(rewriter, "name", None)}
     done = _progress(out, meta)
-    result = AugmentResult(out_dir=out, method=method)
+    result = AugmentResult(out_dir=out, method=method, names=list(data.dataset or []))
     if method == "eda" and synonym_source() is None:
         result.notes.append(
             "no synonym source installed (nltk + wordnet corpus): eda used swap and deletion only"
@@ -214,11 +217,13 @@ def _write(
         like = d.files[0]
         target = out / "data" / f"{Path(d.name).name}{like.suffix}"
         write_rows(train_rows, target, like=like)
-        registry[d.name] = registry_entry(d.attr, str(target.relative_to(out)))
+        registry[registry_name(d.name)] = registry_entry(d.attr, str(target.relative_to(out)))
         if held_rows:
             held_path = out / "data" / f"{Path(d.name).name}_eval{like.suffix}"
             write_rows(held_rows, held_path, like=like)
-            registry[f"{d.name}_eval"] = registry_entry(d.attr, str(held_path.relative_to(out)))
+            registry[f"{registry_name(d.name)}_eval"] = registry_entry(
+                d.attr, str(held_path.relative_to(out))
+            )
             result.held_out[d.name] = len(held_rows)
         if d.malformed:
             result.notes.append(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from tunelab.data.files import read_row_files
 from tunelab.data.quality.check import KINDS, QualityReport, check_data
 from tunelab.data.quality.scan import Finding, RecordRef
-from tunelab.data.quality.writer import registry_entry, write_rows
+from tunelab.data.quality.writer import registry_entry, registry_name, write_rows
 from tunelab.data.registry import REGISTRY_FILE, get_dataset_attr
 from tunelab.errors import ConfigError
 
@@ -115,9 +115,9 @@ def clean_data(
             write_rows(keep, target / file_name, like=file)
             kept_n += len(keep)
             if not folder:
-                registry[name] = registry_entry(attr, file_name)
+                registry[registry_name(name)] = registry_entry(attr, file_name)
         if folder:
-            registry[name] = registry_entry(attr, _safe(name))
+            registry[registry_name(name)] = registry_entry(attr, _safe(name))
         result.kept[name] = kept_n
     out.mkdir(parents=True, exist_ok=True)
     (out / REGISTRY_FILE).write_text(

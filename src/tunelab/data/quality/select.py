@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from tunelab.data.quality.scan import RecordRef, ScannedDataset, scan_dataset
 from tunelab.data.quality.scoring import SCORERS, encode_for_scoring, sequence_losses
-from tunelab.data.quality.writer import registry_entry, write_rows
+from tunelab.data.quality.writer import registry_entry, registry_name, write_rows
 from tunelab.data.registry import REGISTRY_FILE
 from tunelab.errors import ConfigError
 
@@ -239,9 +239,9 @@ def _write_kept(
             write_rows(chosen, target, like=file)
             n += len(chosen)
             if not folder:
-                registry[d.name] = registry_entry(d.attr, str(target.relative_to(out)))
+                registry[registry_name(d.name)] = registry_entry(d.attr, str(target.relative_to(out)))
         if folder:
-            registry[d.name] = registry_entry(
+            registry[registry_name(d.name)] = registry_entry(
                 d.attr, str((out / "data" / Path(d.name).name).relative_to(out))
             )
         result.kept[d.name] = n

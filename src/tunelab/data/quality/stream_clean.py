@@ -23,7 +23,7 @@ from tunelab.data.files import data_files
 from tunelab.data.formats import to_records
 from tunelab.data.quality.dedup import NUM_PERM, check_threshold
 from tunelab.data.quality.textkey import normalize, record_text, shingles
-from tunelab.data.quality.writer import registry_entry
+from tunelab.data.quality.writer import registry_entry, registry_name
 from tunelab.data.registry import REGISTRY_FILE, get_dataset_attr
 from tunelab.errors import ConfigError, DataError
 
@@ -193,7 +193,7 @@ def stream_clean(
                 writer.close()
             kept[name] = sum(w.n for w in writers.values())
             target = Path(name).name if attr.path.is_dir() else attr.path.name
-            registry[name] = registry_entry(attr, target)
+            registry[registry_name(name)] = registry_entry(attr, target)
     (out / REGISTRY_FILE).write_text(
         json.dumps(registry, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
     )

@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tunelab.data.files import SUPPORTED_SUFFIXES
 from tunelab.data.registry import DatasetAttr
 
-__all__ = ["registry_entry", "write_rows"]
+__all__ = ["registry_entry", "registry_name", "train_hint", "write_rows"]
 
 
 def write_rows(rows: Sequence[dict[str, Any]], path: Path, *, like: Path) -> Path:
@@ -60,3 +61,14 @@ def registry_entry(attr: DatasetAttr, file_name: str, **extra: Any) -> dict[str,
         entry["tags"] = dict(attr.tags)
     entry.update(extra)
     return entry
+
+
+def registry_name(name: str) -> str:
+    """The name a written copy is registered under: the dataset's own name, or a data file path's stem."""
+    path = Path(name)
+    return path.stem if len(path.parts) > 1 or path.suffix.lower() in SUPPORTED_SUFFIXES else name
+
+
+def train_hint(names: Sequence[str], out: Path) -> str:
+    """The overrides that train on the written copies: ``dataset=... dataset_dir=OUT``."""
+    return f"dataset={','.join(registry_name(n) for n in names)} dataset_dir={out}"
