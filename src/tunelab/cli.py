@@ -18,6 +18,9 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(help=t("app"), no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 data_app = typer.Typer(help=t("data"), no_args_is_help=True)
+# what `data check` fails on and `data clean` drops by default (kept here so --help shows them)
+_DEFAULT_FAIL_ON = ("malformed", "empty", "exact", "near", "conflicts", "chosen_eq_rejected", "contaminated")
+_DEFAULT_DROP = ("malformed", "empty", "exact", "near", "chosen_eq_rejected", "contaminated")
 app.add_typer(data_app, name="data")
 
 _state = {"debug": False}
@@ -167,6 +170,154 @@ def data_preview(
         cfg = load_config(path, items)
         report = preview_data(cfg, load_tokenizer(cfg.model), n=n)
         render_preview(report, Console())
+
+    _run(go)
+
+
+@data_app.command("check", help=t("data.check"))
+def data_check(
+    config: str | None = typer.Argument(None, help=t("train.config")),
+    overrides: list[str] | None = typer.Argument(None, help=t("train.overrides")),
+    out: str = typer.Option("data_check", "-o", "--out", help=t("data.check.out")),
+    near_threshold: float = typer.Option(0.8, "--near-threshold", help=t("data.near_threshold")),
+    fail_on: str = typer.Option(",".join(_DEFAULT_FAIL_ON), "--fail-on", help=t("data.fail_on")),
+    no_tokens: bool = typer.Option(False, "--no-tokens", help=t("data.no_tokens")),
+) -> None:
+    path, items = _split_config_args(config, overrides or [])
+
+    def go() -> int:
+        from tunelab.cli_text import cli_lang
+        from tunelab.config import load_config
+        from tunelab.data.quality import check_data
+        from tunelab.data.quality.clean import parse_drop
+        from tunelab.data.quality.report import render_report, write_report
+
+        cfg = load_config(path, items)
+        kinds = parse_drop(fail_on)
+        report = check_data(cfg, near_threshold=near_threshold, tokens=not no_tokens)
+        render_report(report, _console(stderr=False), lang=cli_lang(), fail_on=kinds)
+        files = write_report(report, out)
+        _console().print(f"report: {', '.join(str(f) for f in files)}", soft_wrap=True)
+        return report.problems(kinds)
+
+    if _run(go):
+        raise typer.Exit(1)
+
+
+@data_app.command("clean", help=t("data.clean"))
+def data_clean(
+    config: str | None = typer.Argument(None, help=t("train.config")),
+    overrides: list[str] | None = typer.Argument(None, help=t("train.overrides")),
+    out: str = typer.Option(..., "-o", "--out", help=t("data.clean.out")),
+    drop: str = typer.Option(",".join(_DEFAULT_DROP), "--drop", help=t("data.drop")),
+    near_threshold: float = typer.Option(0.8, "--near-threshold", help=t("data.near_threshold")),
+    streaming: bool = typer.Option(False, "--streaming", help=t("data.clean.streaming")),
+) -> None:
+    path, items = _split_config_args(config, overrides or [])
+
+    def go() -> None:
+        from tunelab.config import load_config
+        from tunelab.data.quality.clean import clean_data, parse_drop
+        from tunelab.data.quality.writer import train_hint
+
+        cfg = load_config(path, items)
+        if streaming:
+            from tunelab.data.quality.stream_clean import stream_clean
+
+            counts = stream_clean(cfg, out, drop=parse_drop(drop), near_threshold=near_threshold)
+        else:
+            result = clean_data(cfg, out, drop=parse_drop(drop), near_threshold=near_threshold)
+            counts = {"kept": result.kept, "removed": result.removed}
+        removed = ", ".join(f"{k} {v}" for k, v in counts["removed"].items()) or "nothing"
+        kept = ", ".join(f"{k} {v}" for k, v in counts["kept"].items())
+        console = _console(stderr=False)
+        console.print(f"kept: {kept}; removed: {removed} (see {Path(out) / 'removed.jsonl'})", soft_wrap=True)
+        console.print(
+            f"train on the cleaned copies with: {train_hint(cfg.data.dataset or [], Path(out))}",
+            soft_wrap=True,
+        )
+
+    _run(go)
+
+
+@data_app.command("select", help=t("data.select"))
+def data_select(
+    config: str | None = typer.Argument(None, help=t("train.config")),
+    overrides: list[str] | None = typer.Argument(None, help=t("train.overrides")),
+    out: str = typer.Option(..., "-o", "--out", help=t("data.select.out")),
+    by: str = typer.Option("ifd", "--by", help=t("data.select.by")),
+    keep: float = typer.Option(0.3, "--keep", help=t("data.select.keep")),
+    prefer: str | None = typer.Option(None, "--prefer", help=t("data.select.prefer")),
+    batch_size: int = typer.Option(8, "--batch-size", help=t("data.select.batch_size")),
+) -> None:
+    path, items = _split_config_args(config, overrides or [])
+
+    def go() -> None:
+        from tunelab.config import load_config
+        from tunelab.data.quality.select import select_data
+        from tunelab.data.quality.writer import train_hint
+
+        cfg = load_config(path, items)
+        console = _console(stderr=False)
+        result = select_data(
+            cfg, out, by=by, keep=keep, prefer=prefer, batch_size=batch_size, console=console
+        )
+        console.print(
+            f"kept {result.n_kept}/{result.n_total} by {by} (mean {result.mean_kept:.4g} kept vs "
+            f"{result.mean_all:.4g} all; {result.n_scored_now} scored now, the rest resumed from scores.jsonl)",
+            soft_wrap=True,
+        )
+        console.print(
+            f"train on the selection with: {train_hint(cfg.data.dataset or [], result.out_dir)}",
+            soft_wrap=True,
+        )
+
+    _run(go)
+
+
+@data_app.command("augment", help=t("data.augment"))
+def data_augment(
+    config: str | None = typer.Argument(None, help=t("train.config")),
+    overrides: list[str] | None = typer.Argument(None, help=t("train.overrides")),
+    out: str = typer.Option(..., "-o", "--out", help=t("data.augment.out")),
+    method: str = typer.Option(..., "--method", help=t("data.augment.method")),
+    n: int = typer.Option(1, "-n", help=t("data.augment.n")),
+    model: str | None = typer.Option(None, "--model", help=t("data.augment.model")),
+    template: str | None = typer.Option(None, "--template", help=t("src.template")),
+    api_base: str | None = typer.Option(None, "--api-base", help=t("data.augment.api_base")),
+    api_model: str | None = typer.Option(None, "--api-model", help=t("data.augment.api_model")),
+    batch_size: int = typer.Option(8, "--batch-size", help=t("data.select.batch_size")),
+) -> None:
+    import os
+
+    path, items = _split_config_args(config, overrides or [])
+    api_key = os.environ.get("OPENAI_API_KEY") or os.environ.get("TUNELAB_API_KEY")
+
+    def go() -> None:
+        from tunelab.config import load_config
+        from tunelab.data.quality.augment import augment_data
+        from tunelab.data.quality.rewrite import ApiRewriter, EngineRewriter
+
+        cfg = load_config(path, items)
+        rewriter = None
+        if api_base:
+            rewriter = ApiRewriter(api_base, model=api_model, api_key=api_key)
+        elif method != "eda":
+            from tunelab.infer.engine import chat_engine
+
+            engine = chat_engine(model=model, template=template) if model else chat_engine(cfg)
+            rewriter = EngineRewriter(engine)
+        console = _console(stderr=False)
+        result = augment_data(
+            cfg, out, method=method, n=n, rewriter=rewriter, batch_size=batch_size, console=console
+        )
+        console.print(
+            f"{result.n_original} records + {result.n_added} new ({method}) in {result.out_dir}",
+            soft_wrap=True,
+        )
+        for note in result.notes:
+            console.print(f"[yellow]{note}[/]", soft_wrap=True)
+        console.print(f"train on it with: {result.config_hint}", soft_wrap=True)
 
     _run(go)
 

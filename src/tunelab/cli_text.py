@@ -47,6 +47,92 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "显示 N 条格式化并分词后的样本（标出被掩码部分），以及 token 长度统计。",
     },
     "data.n": {"en": "Number of samples to show.", "zh": "显示的样本数。"},
+    "data.check": {
+        "en": "Check the config's datasets: malformed/empty records, exact and near duplicates, conflicting "
+        "answers, eval/test leaks into train, lengths beyond cutoff_len, script mix. Writes report.json and "
+        "histograms; exits 1 when it finds problems.",
+        "zh": "检查配置中的数据集：格式错误/空记录、完全与近似重复、相互矛盾的回答、评估/测试数据泄漏到训练集、"
+        "超过 cutoff_len 的长度、文字分布。写出 report.json 与直方图；发现问题时退出码为 1。",
+    },
+    "data.check.out": {"en": "Folder for report.json and the plots.", "zh": "report.json 与图表的输出目录。"},
+    "data.near_threshold": {
+        "en": "Near-duplicate threshold: estimated Jaccard similarity of 3-word shingles (MinHash LSH).",
+        "zh": "近似重复阈值：3 词片段的估计 Jaccard 相似度（MinHash LSH）。",
+    },
+    "data.fail_on": {
+        "en": "Problem kinds that make the check exit 1 (comma-separated; add too_long to fail on cut records).",
+        "zh": "导致检查退出码为 1 的问题类型（逗号分隔；加入 too_long 则被截断的记录也算失败）。",
+    },
+    "data.no_tokens": {
+        "en": "Skip the tokenizer: no length distribution and no too_long findings.",
+        "zh": "不加载分词器：不统计长度，也不报告 too_long。",
+    },
+    "data.clean": {
+        "en": "Write cleaned copies of the config's datasets (same formats, with a dataset_info.json) and "
+        "removed.jsonl saying why each record left.",
+        "zh": "写出清洗后的数据集副本（格式不变，附 dataset_info.json），并在 removed.jsonl 中说明每条记录被删除的原因。",
+    },
+    "data.clean.out": {"en": "Output folder for the cleaned copies.", "zh": "清洗后副本的输出目录。"},
+    "data.clean.streaming": {
+        "en": "One pass over files larger than memory (no val_size leak check, no too_long; ~0.5 KB per record).",
+        "zh": "对放不进内存的文件单遍处理（不检查 val_size 划分的泄漏，不处理 too_long；每条记录约 0.5 KB 内存）。",
+    },
+    "data.select": {
+        "en": "Score the training records with the model (ifd = answer loss with the prompt / without it; "
+        "perplexity; length) and keep the best share, written in the input's format. Resumable.",
+        "zh": "用模型为训练记录打分（ifd = 有提示时回答的损失 / 无提示时的损失；困惑度；长度），"
+        "保留得分最好的一部分，按原格式写出。可断点续跑。",
+    },
+    "data.select.out": {
+        "en": "Output folder (kept data, scores.jsonl, dataset_info.json).",
+        "zh": "输出目录（保留的数据、scores.jsonl、dataset_info.json）。",
+    },
+    "data.select.by": {
+        "en": "Score: ifd, perplexity or length.",
+        "zh": "打分方式：ifd、perplexity 或 length。",
+    },
+    "data.select.keep": {
+        "en": "Share to keep (0-1) or a count (>= 1).",
+        "zh": "保留的比例（0-1）或条数（>= 1）。",
+    },
+    "data.select.prefer": {
+        "en": "Keep the highest or lowest scores (default: high for ifd and length, low for perplexity).",
+        "zh": "保留最高或最低分（默认：ifd 与 length 取高，perplexity 取低）。",
+    },
+    "data.select.batch_size": {"en": "Records per forward pass.", "zh": "每次前向计算的记录数。"},
+    "data.augment": {
+        "en": "Add augmented copies of the training records (paraphrase / back_translate by a model, eda for "
+        "classification), each marked with its origin; eval records are split off first and never augmented.",
+        "zh": "为训练记录生成增强副本（由模型改写 paraphrase / 回译 back_translate，分类数据可用 eda），"
+        "每条标明来源；评估记录先被划出，绝不参与增强。",
+    },
+    "data.augment.out": {
+        "en": "Output folder (data, dataset_info.json, progress).",
+        "zh": "输出目录（数据、dataset_info.json、进度）。",
+    },
+    "data.augment.method": {
+        "en": "paraphrase, back_translate or eda.",
+        "zh": "paraphrase、back_translate 或 eda。",
+    },
+    "data.augment.n": {"en": "New copies per record.", "zh": "每条记录生成的新副本数。"},
+    "data.augment.model": {
+        "en": "Local model that rewrites (default: the config's model).",
+        "zh": "执行改写的本地模型（默认：配置中的模型）。",
+    },
+    "data.augment.api_base": {
+        "en": "OpenAI-compatible endpoint that rewrites instead (e.g. http://127.0.0.1:8000/v1); key from OPENAI_API_KEY.",
+        "zh": "改用兼容 OpenAI 的接口进行改写（如 http://127.0.0.1:8000/v1）；密钥取自 OPENAI_API_KEY。",
+    },
+    "data.augment.api_model": {
+        "en": "Model name at the endpoint (default: its first model).",
+        "zh": "接口上的模型名（默认：其第一个模型）。",
+    },
+    "data.drop": {
+        "en": "What to remove: malformed, empty, exact, near, conflicts, chosen_eq_rejected, contaminated, "
+        "too_long (comma-separated, or all).",
+        "zh": "要删除的类型：malformed、empty、exact、near、conflicts、chosen_eq_rejected、contaminated、"
+        "too_long（逗号分隔，或 all）。",
+    },
     "env": {
         "en": "Show versions of tunelab and its libraries, and the devices found.",
         "zh": "显示 tunelab 及依赖库的版本和检测到的设备。",

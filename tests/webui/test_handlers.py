@@ -234,3 +234,18 @@ def test_data_preview_names_each_sample_of_a_preference_pair(tiny_model_dir: Pat
     html = preview_dataset(ctx, "en", [])
     assert html.count("tl-sample-head'>chosen · ") == 3 and html.count("tl-sample-head'>rejected · ") == 3
     assert "tl-learned" in html and "&lt;|im_start|&gt;assistant" in html
+
+
+def test_data_preview_shows_the_data_check(tmp_path: Path, tiny_model_dir: Path) -> None:
+    import json
+
+    from tunelab.config import config_from_dict
+    from tunelab.webui.tabs.train import preview_dataset
+
+    rows = [{"instruction": f"Question {i}?", "input": "", "output": f"Answer {i}."} for i in range(5)]
+    (tmp_path / "d.json").write_text(json.dumps([*rows, rows[0]]))
+    values = {"model_name_or_path": str(tiny_model_dir), "dataset": str(tmp_path / "d.json")}
+    config = config_from_dict({**values, "template": "chatml"})
+    ctx = SimpleNamespace(form_config=lambda _values: (values, config))
+    page = preview_dataset(ctx, "zh", [])
+    assert "数据检查" in page and "发现问题：1" in page and "完全重复" in page

@@ -23,6 +23,7 @@ from tunelab.config.schema import (
 )
 from tunelab.config.schema_methods import optimizer_problems
 from tunelab.config.schema_tune import TuneArgs
+from tunelab.config.streaming_rules import streaming_problems
 
 __all__ = ["KEY_TO_GROUP", "RunConfig", "all_keys", "nested_keys"]
 
@@ -100,6 +101,7 @@ class RunConfig(BaseModel):
             problems.append(f"shift_attn trains long contexts in stages pt and sft, not {f.stage}")
         if f.pissa_init and f.use_dora:
             problems.append("pissa_init and use_dora cannot be combined; choose one")
+        problems += streaming_problems(self.data, t, f.stage)
         if f.stage == "ppo" and not self.preference.reward_model:
             problems.append(
                 "stage: ppo needs reward_model: the run directory of a `stage: rm` run (train one first)"

@@ -242,6 +242,17 @@ class DataArgs(Group):
         en="Batch samples of similar length together to reduce padding.",
         zh="把长度相近的样本放在同一批，减少填充。",
     )
+    streaming: bool = field(
+        False,
+        en="Read the training data lazily, record by record, for datasets larger than memory (needs max_steps; "
+        "val_size must then be a count: the first records become the eval split).",
+        zh="逐条惰性读取训练数据，用于放不进内存的数据集（需要 max_steps；此时 val_size 须为条数：取最前面的记录作为验证集）。",
+    )
+    buffer_size: int = field(
+        16384,
+        en="With streaming: records held in the shuffle buffer (larger shuffles better, costs memory).",
+        zh="流式读取时打乱缓冲区中的记录数（越大打乱越充分，占用内存越多）。",
+    )
     mix_strategy: Literal["concat", "interleave_under", "interleave_over"] = field(
         "concat",
         en="How several datasets are mixed: concatenated, or interleaved until the smallest/largest ends.",

@@ -32,7 +32,14 @@ if TYPE_CHECKING:
 
     from tunelab.config.schema import DataArgs
 
-__all__ = ["RecordSplits", "load_dataset_records", "load_records", "record_features", "records_to_dataset"]
+__all__ = [
+    "RecordSplits",
+    "assemble_splits",
+    "load_dataset_records",
+    "load_records",
+    "record_features",
+    "records_to_dataset",
+]
 
 
 @dataclass
@@ -97,17 +104,35 @@ def load_records(data_args: DataArgs, stage: str, *, seed: int) -> RecordSplits:
         "seed": seed,
     }
     parts = [load_dataset_records(name, **load) for name in names]
-    train = _mix(parts, data_args.mix_strategy, data_args.interleave_probs, seed)
+    eval_parts = [load_dataset_records(n, **load) for n in data_args.eval_dataset or []]
+    return assemble_splits(parts, eval_parts, data_args, stage, seed=seed)
+
+
+def assemble_splits(
+    parts: Sequence[datasets.Dataset],
+    eval_parts: Sequence[datasets.Dataset],
+    data_args: DataArgs,
+    stage: str,
+    *,
+    seed: int,
+) -> RecordSplits:
+    """Mix the per-dataset ``parts``, shuffle, hold out test/val splits exactly as training does.
+
+    Separate from :func:`load_records` so that ``tunelab data check`` can split the records it read
+    (skipping malformed ones) the same way a run would, and find eval records that leak into train.
+    """
+    names = list(data_args.dataset or [])
+    train = _mix(list(parts), data_args.mix_strategy, data_args.interleave_probs, seed)
     train = train.shuffle(seed=seed)
     test_set = None
     if data_args.test_size > 0:
         train, test_set = _split(train, data_args.test_size, names, key="test_size", stratify=stage == "cls")
     eval_set = None
-    if data_args.eval_dataset:
+    if eval_parts:
         from datasets import concatenate_datasets
 
         # Eval sets are concatenated whatever mix_strategy says: interleaving would drop eval records.
-        eval_set = concatenate_datasets([load_dataset_records(n, **load) for n in data_args.eval_dataset])
+        eval_set = concatenate_datasets(list(eval_parts))
     elif data_args.val_size > 0:
         n_total = len(train) + (len(test_set) if test_set is not None else 0)
         train, eval_set = _split(train, data_args.val_size, names, n_total=n_total, stratify=stage == "cls")

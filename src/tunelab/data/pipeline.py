@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from tunelab.data.template import Template, template_for
@@ -39,6 +39,7 @@ class DataStats:
     share_cut: float  # share of training samples longer than cutoff_len
     n_dropped: int  # samples dropped with nothing left to learn (train + eval)
     cutoff_len: int
+    streamed: bool = False  # streaming: the training counts are unknown until the data is read
 
     def as_dict(self) -> dict[str, Any]:
         """The stats as a plain dict (for metrics.json and the web UI)."""
@@ -46,6 +47,11 @@ class DataStats:
 
     def describe(self) -> str:
         """One line for logs and the console."""
+        if self.streamed:
+            return (
+                f"data: training records streamed (read while training, not counted ahead); "
+                f"{self.n_eval} eval samples"
+            )
         return (
             f"data: {self.n_train} train / {self.n_eval} eval samples -> {self.n_train_sequences} sequences; "
             f"tokens per sample min {self.len_min}, mean {self.len_mean:.1f}, p95 {self.len_p95}, "
@@ -79,8 +85,10 @@ def prepare_data(config: RunConfig, tokenizer: Any, *, packing: bool | None = No
     from tunelab.data.loader import load_records
 
     data, stage = config.data, config.finetuning.stage
-    splits = load_records(data, stage, seed=config.training.seed)
     template = template_for(data, tokenizer)
+    if data.streaming:
+        return _prepare_streaming(config, tokenizer, template)
+    splits = load_records(data, stage, seed=config.training.seed)
     options: dict[str, Any] = {
         "stage": stage,
         "cutoff_len": data.cutoff_len,
@@ -97,6 +105,29 @@ def prepare_data(config: RunConfig, tokenizer: Any, *, packing: bool | None = No
     return PreparedData(
         train=train, eval=eval_set, stats=stats, template=template, train_records=splits.train
     )
+
+
+def _prepare_streaming(config: RunConfig, tokenizer: Any, template: Template) -> PreparedData:
+    """The lazy training stream and the in-memory eval split; stats cover the eval split only."""
+    from tunelab.data.loader import records_to_dataset
+    from tunelab.data.streaming import stream_datasets
+
+    data = config.data
+    train, eval_records = stream_datasets(config, tokenizer, template)
+    eval_set, eval_report = None, TokenizeReport()
+    if eval_records:
+        eval_set, eval_report = tokenize_dataset_with_report(
+            records_to_dataset(eval_records),
+            tokenizer,
+            template,
+            stage=config.finetuning.stage,
+            cutoff_len=data.cutoff_len,
+            train_on_prompt=data.train_on_prompt,
+            mask_history=data.mask_history,
+        )
+    # the training stream is not read ahead: its counts and lengths are unknown (0) until trained on
+    stats = replace(_stats(TokenizeReport(), eval_report, data.cutoff_len), streamed=True)
+    return PreparedData(train=train, eval=eval_set, stats=stats, template=template, train_records=train)
 
 
 def build_datasets(

@@ -168,6 +168,10 @@ def plot_confusion_matrix(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from tunelab.runs.fonts import use_cjk_fallback
+
+    use_cjk_fallback()  # Chinese labels render instead of boxes
     from matplotlib.ticker import MaxNLocator
 
     labels, matrix = report.labels, report.confusion

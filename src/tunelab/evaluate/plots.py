@@ -29,6 +29,10 @@ def _pyplot() -> Any:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from tunelab.runs.fonts import use_cjk_fallback
+
+    use_cjk_fallback()  # Chinese labels render instead of boxes
+
     return plt
 
 

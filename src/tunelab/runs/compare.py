@@ -75,6 +75,10 @@ def plot_loss_overlay(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from tunelab.runs.fonts import use_cjk_fallback
+
+    use_cjk_fallback()  # Chinese labels render instead of boxes
+
     curves = []
     for label, run_dir in runs:
         rows = RunDir(run_dir).read_log()

@@ -46,6 +46,9 @@ def _figure(title: str, ylabel: str):  # -> tuple[Figure, Axes]
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from tunelab.runs.fonts import use_cjk_fallback
+
+    use_cjk_fallback()
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     ax.set_title(title)
     ax.set_xlabel("step")

@@ -16,6 +16,7 @@ from typing import Any
 from tunelab.config import RunConfig, config_from_dict
 from tunelab.errors import ConfigError
 from tunelab.tune import recipes
+from tunelab.tune.advise_data import data_quality_notes
 from tunelab.tune.advise_zero import deepspeed_reason, too_big_note, zero_ladder
 from tunelab.tune.datafacts import DataFacts, load_data_facts
 from tunelab.tune.estimate import compute_bytes_for, model_shape_for, setup_from_config
@@ -176,6 +177,7 @@ def advise(
     has_eval_set, taken = _existing_split(config, n)
     _advise_eval(advice, n, batch, has_eval_set=has_eval_set, taken=taken)
     _advise_memory(advice, config, cutoff, batch)
+    advice.notes += data_quality_notes(config)
     return advice
 
 

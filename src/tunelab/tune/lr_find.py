@@ -276,6 +276,10 @@ def plot_lr_find(result: LRFindResult, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from tunelab.runs.fonts import use_cjk_fallback
+
+    use_cjk_fallback()  # Chinese labels render instead of boxes
+
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     ax.plot(result.lrs, result.losses, color="tab:blue", alpha=0.3, linewidth=1, label="loss")
     ax.plot(result.lrs, result.smoothed, color="tab:blue", linewidth=2, label="smoothed loss")

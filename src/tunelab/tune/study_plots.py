@@ -27,6 +27,10 @@ def plot_study(study: Any, plots_dir: Path) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from tunelab.runs.fonts import use_cjk_fallback
+
+    use_cjk_fallback()  # Chinese labels render instead of boxes
     import optuna
     import optuna.visualization.matplotlib as ovm
     from optuna.trial import TrialState

@@ -134,6 +134,10 @@ def plot_objective_vs_params(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from tunelab.runs.fonts import use_cjk_fallback
+
+    use_cjk_fallback()  # Chinese labels render instead of boxes
+
     done = [t for t in trials if t.status == "complete" and t.value is not None and math.isfinite(t.value)]
     keys = [k for k in _param_keys(done) if len({repr(t.params.get(k)) for t in done}) > 1]
     if not done or not keys:

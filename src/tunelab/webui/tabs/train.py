@@ -262,6 +262,10 @@ def preview_dataset(ctx: UIContext, lang: str, values: list[Any]) -> str:
         from tunelab.model import load_tokenizer
 
         report = preview_data(config, load_tokenizer(config.model), n=3)
+        from tunelab.data.quality import check_data
+        from tunelab.webui.data_check import check_html
+
+        check = check_html(check_data(config, tokens=False), lang)
     except TunelabError as exc:
         return error_html(exc, lang)
     stats = report.stats
@@ -283,7 +287,7 @@ def preview_dataset(ctx: UIContext, lang: str, values: list[Any]) -> str:
     legend = html.escape(tr("preview.legend", lang))
     return (
         f"<div class='tl-preview'><div><b>{html.escape(report.template)}</b> · cutoff_len {report.cutoff_len} · "
-        f"{html.escape(head)}</div><div class='tl-legend'>{legend}</div>{''.join(samples)}</div>"
+        f"{html.escape(head)}</div><div class='tl-legend'>{legend}</div>{''.join(samples)}{check}</div>"
     )
 
 
