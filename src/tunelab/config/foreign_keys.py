@@ -151,11 +151,6 @@ LF_UNSUPPORTED: dict[str, tuple[str, str]] = {
     "kt_use_cuda_graph": ("KTransformers CUDA graphs", "not needed without KTransformers"),
     "kt_mode": ("the KTransformers backend mode", "not needed without KTransformers"),
     "kt_force_think": ("KTransformers forced thinking", "not needed without KTransformers"),
-    "streaming": (
-        "streaming the dataset instead of loading it",
-        "max_samples to read a part of a large dataset",
-    ),
-    "buffer_size": ("the shuffle buffer of dataset streaming", "not needed without streaming"),
     "preprocessing_batch_size": ("records per tokenization batch", "preprocessing_num_workers for speed"),
     "ignore_pad_token_for_loss": ("ignoring pad tokens in the loss", "tunelab always masks padding"),
     "eval_on_each_dataset": ("a separate evaluation per eval dataset", "run `tunelab eval` once per dataset"),
