@@ -68,6 +68,11 @@ def train(
     print_config: bool = typer.Option(False, "--print-config", help=t("train.print_config")),
     help_keys: bool = typer.Option(False, "--help-keys", help=t("train.help_keys")),
     lang: str | None = typer.Option(None, "--lang", help=t("lang")),
+    nproc_per_node: int | None = typer.Option(None, "--nproc-per-node", help=t("launch.nproc")),
+    nnodes: int | None = typer.Option(None, "--nnodes", help=t("launch.nnodes")),
+    node_rank: int | None = typer.Option(None, "--node-rank", help=t("launch.node_rank")),
+    master_addr: str | None = typer.Option(None, "--master-addr", help=t("launch.master_addr")),
+    master_port: int | None = typer.Option(None, "--master-port", help=t("launch.master_port")),
 ) -> None:
     if help_keys:
         from tunelab.config.help import format_key_help
@@ -83,6 +88,19 @@ def train(
         if print_config:
             print(dump_config(cfg), end="")
             return
+        from tunelab.launch import plan_launch, run_launch
+
+        plan = plan_launch(
+            nproc_per_node=nproc_per_node,
+            nnodes=nnodes,
+            node_rank=node_rank,
+            master_addr=master_addr,
+            master_port=master_port,
+            shutdown_timeout=cfg.training.ddp_timeout,
+        )
+        if plan is not None:  # the same command once per rank, through torchrun
+            argv = [*(["--debug"] if _state["debug"] else []), "train", *([path] if path else []), *items]
+            raise typer.Exit(run_launch(plan, [*argv, *(["--lang", lang] if lang else [])], _console()))
         from tunelab.train import train as run_train
 
         result = run_train(cfg, console=_console())
@@ -92,7 +110,10 @@ def train(
 
 
 def _report_run(result: Any) -> None:
-    console = _console()
+    from tunelab.distributed import is_writer
+
+    # every rank ends with the run's exit code; only rank 0 prints the summary
+    console = _console() if is_writer() else _console_off()
     if result.status == "interrupted":
         console.print(
             f"[yellow]stopped[/]: checkpoint saved at {result.checkpoint}\n"
@@ -112,6 +133,12 @@ def _report_run(result: Any) -> None:
         raise typer.Exit(3)
     label = "[green]done[/] (early stopping)" if result.status == "early_stopped" else "[green]done[/]"
     console.print(f"{label}: {result.run_dir}  {figures}")
+
+
+def _console_off() -> Any:
+    from rich.console import Console
+
+    return Console(quiet=True)
 
 
 def _lang_default() -> str:

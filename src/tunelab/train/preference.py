@@ -27,6 +27,7 @@ from tunelab.config import RunConfig
 from tunelab.model import count_parameters, load_model_for_training
 from tunelab.train.context import RunContext
 from tunelab.train.trainer import TunelabTrainer
+from tunelab.train.world import global_batch
 
 __all__ = [
     "PreferenceTrainer",
@@ -132,7 +133,7 @@ def card_info(config: RunConfig, trainable: int, total: int, **extra: Any) -> di
         "template": config.data.template or "(tokenizer's own)",
         "cutoff_len": config.data.cutoff_len,
         "learning_rate": t.learning_rate,
-        "effective_batch": t.per_device_train_batch_size * t.gradient_accumulation_steps,
+        "effective_batch": global_batch(t.per_device_train_batch_size, t.gradient_accumulation_steps),
         "trainable_params": f"{trainable:,} / {total:,}",
         **extra,
     }

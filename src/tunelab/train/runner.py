@@ -99,7 +99,8 @@ def run_trainer(
             step=trainer.state.global_step,
             checkpoint=str(checkpoint) if checkpoint else None,
         )
-        plot_run(run.path)
+        if run.writer:
+            plot_run(run.path)
         return RunResult(run.path, "interrupted", checkpoint=checkpoint)
 
     metrics: dict[str, Any] = dict(output.metrics)
@@ -117,12 +118,13 @@ def run_trainer(
         if perplexity and "eval_loss" in eval_metrics:  # language-model stages only
             eval_metrics["eval_perplexity"] = math.exp(min(eval_metrics["eval_loss"], 50.0))
         metrics.update(eval_metrics)
-    trainer.save_model(str(run.path))
-    if trainer.processing_class is not None:
-        trainer.processing_class.save_pretrained(str(run.path))
-    run.write_metrics(metrics)
-    plot_run(run.path)
-    write_model_card(run.path, card_info, metrics)
+    trainer.save_model(str(run.path))  # (the Trainer saves on the main process only)
+    if run.writer:
+        if trainer.processing_class is not None:
+            trainer.processing_class.save_pretrained(str(run.path))
+        run.write_metrics(metrics)
+        plot_run(run.path)
+        write_model_card(run.path, card_info, metrics)
     return RunResult(
         run.path, status, metrics=metrics, checkpoint=run.latest_checkpoint(), stop_reason=reason
     )

@@ -27,6 +27,7 @@ from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from tunelab.config.schema import TrainingArgs
+from tunelab.distributed import broadcast_decision
 from tunelab.errors import ConfigError
 from tunelab.runs.rundir import RunDir
 
@@ -217,7 +218,8 @@ class PlateauCallback(TrainerCallback):
                 f"metric_for_best_model={self.metric} is not among the evaluation metrics {sorted(metrics)}",
                 "set metric_for_best_model to one of them (eval_loss is always there)",
             )
-        reduction = lr_scheduler.report(metrics[self.metric])
+        # rank 0's value on every rank, so every rank's scheduler reduces at the same evaluation
+        reduction = lr_scheduler.report(broadcast_decision(float(metrics[self.metric])))
         if reduction is not None and self.run is not None and state.is_world_process_zero:
             self.run.write_event(
                 "lr_reduced",

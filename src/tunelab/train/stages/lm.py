@@ -14,6 +14,7 @@ from tunelab.config import RunConfig
 from tunelab.data.collator import build_collator
 from tunelab.data.packing import packing_mode
 from tunelab.data.pipeline import build_datasets
+from tunelab.distributed import prepare_once
 from tunelab.errors import ConfigError
 from tunelab.model import count_parameters, load_model_for_training, load_tokenizer
 from tunelab.runs.rundir import RunDir
@@ -33,7 +34,7 @@ def run_lm(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path | 
     trainable, total = count_parameters(model)
     ctx.say(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.3f}%)")
 
-    train_set, eval_set, stats = build_datasets(config, tokenizer)
+    train_set, eval_set, stats = prepare_once(build_datasets, config, tokenizer)
     ctx.say(stats.describe())
 
     args = build_training_arguments(config, run.path, ctx.compute_dtype)
@@ -61,8 +62,7 @@ def run_lm(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path | 
         "template": config.data.template or "(tokenizer's own)",
         "cutoff_len": config.data.cutoff_len,
         "learning_rate": config.training.learning_rate,
-        "effective_batch": config.training.per_device_train_batch_size
-        * config.training.gradient_accumulation_steps,
+        "effective_batch": ctx.global_batch_size,
         "trainable_params": f"{trainable:,} / {total:,}",
     }
     return run_trainer(trainer, run, stop, resume_from=resume_from, extra_metrics=extra, card_info=card)

@@ -34,6 +34,7 @@ import torch
 from tunelab.config import GenerationArgs, RunConfig
 from tunelab.config.schema_pref import PreferenceArgs
 from tunelab.data.tokenize_pref import build_preference_datasets
+from tunelab.distributed import prepare_once
 from tunelab.model import count_parameters, load_tokenizer
 from tunelab.runs.rundir import RunDir
 from tunelab.train.builders import build_callbacks, build_training_arguments, drop_default_printers
@@ -356,7 +357,7 @@ def run_ppo(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path |
     pref, t = config.preference, config.training
     assert pref.reward_model is not None  # RunConfig refuses ppo without one
     tokenizer = load_tokenizer(config.model)
-    data = build_preference_datasets(config, tokenizer)  # bad data fails before the models load
+    data = prepare_once(build_preference_datasets, config, tokenizer)  # bad data fails before the models load
     ctx.say(data.stats.describe())
     reward_model = load_reward_model(pref.reward_model, compute_dtype=ctx.compute_dtype)
     ctx.say(f"reward model: {pref.reward_model}")
