@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from tunelab.errors import TunelabError
+
 __all__ = [
     "all_agree",
     "all_reduce_mean",
@@ -165,7 +167,8 @@ def prepare_once(build: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     if is_writer():
         try:
             box[0] = (True, build(*args, **kwargs))
-        except Exception as exc:  # handed on, then raised on every rank alike
+        # (the errors bad data causes; anything else ends rank 0, and the launcher stops the others)
+        except (TunelabError, OSError, ValueError, RuntimeError, KeyError) as exc:
             box[0] = (False, exc)
     dist.broadcast_object_list(box, src=0, group=_prepare_group)
     ok, value = box[0]
