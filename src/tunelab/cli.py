@@ -483,6 +483,7 @@ def sweep_cmd(
     random_n: int = typer.Option(0, "--random", help=t("sweep.random")),
     workers: int | None = typer.Option(None, "--workers", help=t("study.workers")),
     study_dir: str | None = typer.Option(None, "--study-dir", "-o", help=t("study.dir")),
+    nproc_per_node: int = typer.Option(1, "--nproc-per-node", min=1, help=t("study.nproc")),
 ) -> None:
     path, items = _split_config_args(config, overrides or [])
 
@@ -497,7 +498,7 @@ def sweep_cmd(
         keys = [k for item in around or [] for k in item.split(",") if k]
         plans = plan_sweep(cfg, grid=parse_grid([*(grid or []), *axes]), around=keys, n_random=random_n)
         out = study_dir or default_study_dir("sweep", path)
-        result = sweep(cfg, out, plans, n_workers=workers, console=_console())
+        result = sweep(cfg, out, plans, n_workers=workers, console=_console(), nproc_per_node=nproc_per_node)
         render_study(result.study_dir, result.trials, result.summary, _console(stderr=False))
         if result.interrupted:
             raise typer.Exit(130)
@@ -514,6 +515,7 @@ def tune_cmd(
     workers: int | None = typer.Option(None, "--workers", help=t("study.workers")),
     storage: str | None = typer.Option(None, "--storage", help=t("tune.storage")),
     study_dir: str | None = typer.Option(None, "--study-dir", "-o", help=t("study.dir")),
+    nproc_per_node: int = typer.Option(1, "--nproc-per-node", min=1, help=t("study.nproc")),
     show_space: bool = typer.Option(False, "--show-space", help=t("tune.show_space")),
 ) -> None:
     path, items = _split_config_args(config, overrides or [])
@@ -540,6 +542,7 @@ def tune_cmd(
             n_workers=workers,
             storage=storage,
             console=_console(),
+            nproc_per_node=nproc_per_node,
         )
         render_study(result.study_dir, result.trials, result.summary, _console(stderr=False))
         if result.interrupted:

@@ -170,6 +170,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Study directory (default: runs/<sweep|tune>-<config name>); running again there continues the study.",
         "zh": "研究目录（默认 runs/<sweep|tune>-<配置名>）；在同一目录再次运行会继续该研究。",
     },
+    "study.nproc": {
+        "en": "Each trial trains with this many processes on this machine (torchrun; trials then run to their end, unpruned).",
+        "zh": "每个试验在本机用这么多个进程训练（torchrun；此时试验会跑完，不被剪枝）。",
+    },
     "study.workers": {
         "en": "Trials run in parallel by this many local worker processes (default: tune.n_workers, 1).",
         "zh": "由这么多个本地工作进程并行运行试验（默认 tune.n_workers，即 1）。",

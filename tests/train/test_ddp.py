@@ -6,7 +6,6 @@ itself under torch.distributed.run; nothing is mocked.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -75,7 +74,9 @@ def test_two_processes_train_the_same_curve_as_one_at_the_same_global_batch(
     proc = tunelab_train(two, "gradient_checkpointing=true", nproc=2, model=tiny_model_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     one = tmp_path / "one"
-    ref = tunelab_train(one, "gradient_checkpointing=true", "gradient_accumulation_steps=2", model=tiny_model_dir)
+    ref = tunelab_train(
+        one, "gradient_checkpointing=true", "gradient_accumulation_steps=2", model=tiny_model_dir
+    )
     assert ref.returncode == 0, ref.stderr[-3000:]
 
     assert_same_curve(losses(one), losses(two))
@@ -179,7 +180,9 @@ def _rank_pids(launcher: int) -> dict[int, int]:
 
 
 @pytest.mark.slow
-def test_interrupt_kill_and_resume_with_two_and_with_one_process(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_interrupt_kill_and_resume_with_two_and_with_one_process(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
     out, run = tmp_path / "run", RunDir(tmp_path / "run")
     long = ["max_steps=2000", "lr_scheduler_type=constant", "warmup_ratio=0", "save_steps=1000"]
 
@@ -209,8 +212,13 @@ def test_interrupt_kill_and_resume_with_two_and_with_one_process(tiny_model_dir:
     # resume with 1 process at the same global batch (accumulation 2): exact, and said so
     step = int(first.name.split("-")[1])
     proc, log = _launch(
-        out, tiny_model_dir, *long[1:], f"max_steps={step + 3}", "resume_from_checkpoint=auto",
-        "gradient_accumulation_steps=2", nproc=1,
+        out,
+        tiny_model_dir,
+        *long[1:],
+        f"max_steps={step + 3}",
+        "resume_from_checkpoint=auto",
+        "gradient_accumulation_steps=2",
+        nproc=1,
     )
     assert proc.wait(timeout=180) == 0, log.read_text()[-3000:]
     world = [e for e in run.read_events() if e["kind"] == "resume_world"]
