@@ -76,3 +76,6 @@ def test_rank_exit_codes_become_the_command_exit_code_and_a_dead_rank_is_named()
     assert code == 1
     assert "rank 1 (pid 4242, local rank 1) was killed by SIGKILL" in message
     assert "resume_from_checkpoint=auto" in message
+    # the survivor ended on "lost contact" (exit code 2): the dead rank is still the one named
+    code, message = _describe_failures({0: _failure(2, pid=1, local_rank=0), 1: _failure(-9, pid=4242)})
+    assert code == 1 and "rank 1 (pid 4242" in message and "rank 0" not in message

@@ -144,20 +144,24 @@ def _threads_note(plan: LaunchPlan) -> str:
 
 
 def _describe_failures(failures: Mapping[int, Any]) -> tuple[int, str]:
-    """(exit code, message) for the ranks that ended badly."""
-    codes = {r: f.exitcode for r, f in failures.items()}
-    for wanted, what in (
-        (3, "stopped by the health monitor"),
-        (130, "interrupted"),
-        (2, "stopped on an error"),
-    ):
-        if wanted in codes.values():
-            return (
-                wanted,
-                f"{what} (exit code {wanted} from rank(s) {sorted(r for r, c in codes.items() if c == wanted)})",
-            )
+    """(exit code, message) for the ranks that ended badly.
+
+    A rank that crashed or was killed explains the others' ends, so it is named; otherwise the
+    ranks ended on a decision they all took (health stop 3, interrupt 130, config error 2).
+    """
+    dead = {r: f for r, f in failures.items() if f.exitcode not in (2, 3, 130)}
+    if not dead:
+        codes = {r: f.exitcode for r, f in failures.items()}
+        for wanted, what in (
+            (3, "stopped by the health monitor"),
+            (130, "interrupted"),
+            (2, "stopped on an error"),
+        ):
+            if wanted in codes.values():
+                ranks = sorted(r for r, c in codes.items() if c == wanted)
+                return wanted, f"{what} (exit code {wanted} from rank(s) {ranks})"
     parts = []
-    for r, failure in sorted(failures.items()):
+    for r, failure in sorted(dead.items()):
         how = (
             f"was killed by {failure.signal_name()}"
             if failure.exitcode < 0

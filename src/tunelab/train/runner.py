@@ -81,6 +81,14 @@ def run_trainer(
     try:
         output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     except RuntimeError as exc:
+        if isinstance(exc, torch.distributed.DistError):
+            raise ResourceError(
+                f"lost contact with another training process ({exc.__class__.__name__}: "
+                f"{str(exc).splitlines()[0][:300]}): a rank of this run died, or its machine went away, or "
+                f"it stopped answering for ddp_timeout={trainer.args.ddp_timeout} s",
+                "the launcher's log names the rank that ended first; fix it and continue with "
+                "resume_from_checkpoint=auto (with the same or another number of processes)",
+            ) from None
         if _is_oom(exc):
             raise ResourceError(
                 f"out of memory while training ({exc.__class__.__name__})",
