@@ -37,6 +37,7 @@ __all__ = [
     "main_process_first",
     "prepare_once",
     "rank",
+    "unwrap",
     "world_size",
 ]
 
@@ -175,6 +176,17 @@ def prepare_once(build: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     if not ok:
         raise value
     return value
+
+
+def unwrap(model: Any) -> Any:
+    """The module a DistributedDataParallel wrapper trains (``model`` itself when not wrapped).
+
+    The Trainer hands the wrapper to ``training_step``/``compute_loss``; attributes such as a value
+    head, ``generate`` or PEFT's ``disable_adapter`` live on the wrapped module only.
+    """
+    import torch
+
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
 
 
 def _all_reduce(value: float, op: str) -> float:

@@ -34,7 +34,7 @@ import torch
 from tunelab.config import GenerationArgs, RunConfig
 from tunelab.config.schema_pref import PreferenceArgs
 from tunelab.data.tokenize_pref import build_preference_datasets
-from tunelab.distributed import all_reduce_mean, prepare_once, world_size
+from tunelab.distributed import all_reduce_mean, prepare_once, unwrap, world_size
 from tunelab.model import count_parameters, load_tokenizer
 from tunelab.runs.rundir import RunDir
 from tunelab.train.builders import build_callbacks, build_training_arguments, drop_default_printers
@@ -189,7 +189,7 @@ class PPOTrainer(PreferenceTrainer):
         g = self.generation
         with self.compute_loss_context_manager():
             # (under DDP ``model`` is the wrapper, which has no generate: sampling needs no gradient sync)
-            output = self.accelerator.unwrap_model(model).generate(
+            output = unwrap(model).generate(
                 input_ids=queries,
                 attention_mask=query_mask,
                 max_new_tokens=g.max_new_tokens,
@@ -262,13 +262,13 @@ class PPOTrainer(PreferenceTrainer):
         # into the shared LoRA rewrote the policy (KL grew, reward did not) in our tiny-model runs
         hidden = out.hidden_states[-1][:, -width - 1 : -1].detach()
         # log-probs of the distribution the responses were sampled from: logits / temperature
-        v_head = self.accelerator.unwrap_model(model).v_head  # (a DDP wrapper hides the attribute)
+        v_head = unwrap(model).v_head  # (a DDP wrapper hides the attribute)
         return out.logits[:, :-1] / self.generation.temperature, v_head(hidden)
 
     def _reference_logits(
         self, model: torch.nn.Module, sequences: torch.Tensor, attention: torch.Tensor, width: int
     ) -> torch.Tensor:
-        reference = self.ref_model if self.ref_model is not None else self.accelerator.unwrap_model(model)
+        reference = self.ref_model if self.ref_model is not None else unwrap(model)
         with reference_mode(reference):
             return (
                 reference(
