@@ -133,6 +133,27 @@ def test_every_stage_trains_under_two_processes(
 
 
 @pytest.mark.slow
+def test_a_two_process_checkpoint_resumed_by_one_process_at_the_same_global_batch_is_exact(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    whole = tmp_path / "whole"
+    assert tunelab_train(whole, nproc=2, model=tiny_model_dir).returncode == 0
+    out = tmp_path / "resumed"
+    assert tunelab_train(out, "save_steps=3", "max_steps=3", nproc=2, model=tiny_model_dir).returncode == 0
+    (out / "metrics.json").unlink()  # as if it had been stopped at step 3 of 6
+    proc = tunelab_train(
+        out,
+        "save_steps=3",
+        "resume_from_checkpoint=auto",
+        "gradient_accumulation_steps=2",
+        model=tiny_model_dir,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "the resume is exact" in " ".join(proc.stderr.split())
+    assert_same_curve(losses(whole), losses(out))
+
+
+@pytest.mark.slow
 def test_health_stop_ends_both_ranks_with_exit_code_3_and_one_checkpoint(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:

@@ -67,7 +67,8 @@ def describe_resume_world(run: RunDir, checkpoint: Path, config: RunConfig, ctx:
         message = (
             f"resuming a {before.get('world_size')}-process checkpoint with {now['world_size']} process(es) at the "
             f"same global batch {new_batch}: step {step} continues at the same sample, the resume is exact "
-            "(up to the order of floating-point sums)"
+            "(up to the order of floating-point sums, and random numbers such as dropout masks, which each "
+            "rank draws for itself)"
         )
     else:
         per_step = now["per_device_train_batch_size"] * now["world_size"]
