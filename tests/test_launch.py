@@ -14,6 +14,7 @@ def test_one_process_trains_in_place_and_a_launched_rank_never_relaunches(monkey
     monkeypatch.delenv("RANK", raising=False)
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert plan_launch(env={}) is None
+    assert plan_launch(nproc_per_node=1, env={}) is None
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert plan_launch(nproc_per_node=2, env={}) is None  # torchrun started us: train here
@@ -79,3 +80,5 @@ def test_rank_exit_codes_become_the_command_exit_code_and_a_dead_rank_is_named()
     # the survivor ended on "lost contact" (exit code 2): the dead rank is still the one named
     code, message = _describe_failures({0: _failure(2, pid=1, local_rank=0), 1: _failure(-9, pid=4242)})
     assert code == 1 and "rank 1 (pid 4242" in message and "rank 0" not in message
+    code, message = _describe_failures({0: _failure(-15, local_rank=0), 1: _failure(1, pid=4242)})
+    assert "rank 1 (pid 4242, local rank 1) exited with code 1" in message and "rank 0" not in message

@@ -15,6 +15,7 @@ the message names it.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -86,8 +87,8 @@ def plan_launch(
     forced = env.get("FORCE_TORCHRUN", "").strip().lower() in _TRUE
     n = _int_setting("NPROC_PER_NODE", nproc_per_node, env, 1, 1)
     nodes = _int_setting("NNODES", nnodes, env, 1, 1)
-    if n == 1 and nodes == 1 and not forced and nproc_per_node is None:
-        return None
+    if n == 1 and nodes == 1 and not forced:
+        return None  # one process: train here, without a launcher
     node = _int_setting("NODE_RANK", node_rank, env, 0, 0)
     if node >= nodes:
         raise ConfigError(
@@ -150,6 +151,9 @@ def _describe_failures(failures: Mapping[int, Any]) -> tuple[int, str]:
     ranks ended on a decision they all took (health stop 3, interrupt 130, config error 2).
     """
     dead = {r: f for r, f in failures.items() if f.exitcode not in (2, 3, 130)}
+    # ranks the launcher itself terminated (SIGTERM) after another one died are not the cause
+    if any(f.exitcode != -signal.SIGTERM for f in dead.values()):
+        dead = {r: f for r, f in dead.items() if f.exitcode != -signal.SIGTERM}
     if not dead:
         codes = {r: f.exitcode for r, f in failures.items()}
         for wanted, what in (
