@@ -190,8 +190,8 @@ class PlateauCallback(TrainerCallback):
     """Feed each evaluation's ``metric`` to a :class:`WarmupPlateauLR`; record reductions as events.
 
     The evaluation at (or after) the last step is skipped: no step would use the lower rate.
-    Every process steps its own scheduler (they all see the same gathered metrics); only the
-    main process writes the event.
+    Every process steps its own scheduler on rank 0's metric, so all reduce at the same evaluation;
+    only rank 0 writes the event.
     """
 
     def __init__(self, metric: str, run: RunDir | None = None) -> None:
@@ -220,7 +220,7 @@ class PlateauCallback(TrainerCallback):
             )
         # rank 0's value on every rank, so every rank's scheduler reduces at the same evaluation
         reduction = lr_scheduler.report(broadcast_decision(float(metrics[self.metric])))
-        if reduction is not None and self.run is not None and state.is_world_process_zero:
+        if reduction is not None and self.run is not None:  # (only rank 0's RunDir writes)
             self.run.write_event(
                 "lr_reduced",
                 f"{self.metric} has not improved on {reduction.best:.4g} for {reduction.n_bad} evaluation(s): "
