@@ -7,6 +7,7 @@ itself under torch.distributed.run; nothing is mocked.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -137,10 +138,9 @@ def test_a_two_process_checkpoint_resumed_by_one_process_at_the_same_global_batc
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
     whole = tmp_path / "whole"
-    assert tunelab_train(whole, nproc=2, model=tiny_model_dir).returncode == 0
-    out = tmp_path / "resumed"
-    assert tunelab_train(out, "save_steps=3", "max_steps=3", nproc=2, model=tiny_model_dir).returncode == 0
-    (out / "metrics.json").unlink()  # as if it had been stopped at step 3 of 6
+    assert tunelab_train(whole, "save_steps=3", nproc=2, model=tiny_model_dir).returncode == 0
+    out = tmp_path / "resumed"  # the same run as if it had been killed after saving step 3
+    shutil.copytree(whole, out, ignore=shutil.ignore_patterns("checkpoint-6", "metrics.json"))
     proc = tunelab_train(
         out,
         "save_steps=3",
@@ -151,6 +151,7 @@ def test_a_two_process_checkpoint_resumed_by_one_process_at_the_same_global_batc
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "the resume is exact" in " ".join(proc.stderr.split())
     assert_same_curve(losses(whole), losses(out))
+    assert RunDir(out).read_metrics()["world_size"] == 1
 
 
 @pytest.mark.slow
