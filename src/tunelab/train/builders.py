@@ -189,10 +189,9 @@ def build_callbacks(
     from tunelab.cli_text import cli_lang
     from tunelab.train.early_stopping import EarlyStopCallback
     from tunelab.train.monitor import HealthMonitor
+    from tunelab.train.world import WorldRecordCallback
 
     lang = lang or cli_lang()
-
-    from tunelab.train.world import WorldRecordCallback
 
     perplexity = config.finetuning.stage in ("pt", "sft")  # other stages' eval_loss is no token NLL
     # in a multi-process run only the writer (rank 0) logs, plots and shows progress

@@ -150,11 +150,11 @@ class EarlyStopCallback(TrainerCallback):
         shown = text(key, self.lang, **values)
         if action == "stop":
             self.stop_reason = shown
-        if self.console is None and is_writer():
-            from rich.console import Console
+        if is_writer():  # (rank 0 speaks for a multi-process run)
+            if self.console is None:
+                from rich.console import Console
 
-            self.console = Console(stderr=True)
-        if is_writer():
+                self.console = Console(stderr=True)
             self.console.print(shown, markup=False, highlight=False)
         self.run.write_event(
             self.kind,
