@@ -72,6 +72,8 @@ def _failure(code: int, pid: int = 7, local_rank: int = 1) -> SimpleNamespace:
 
 def test_rank_exit_codes_become_the_command_exit_code_and_a_dead_rank_is_named() -> None:
     assert _describe_failures({0: _failure(3)})[0] == 3  # health stop on every rank
+    # rank 1 ended first with 3; the launcher then terminated rank 0, which had finished its part
+    assert _describe_failures({0: _failure(-15, local_rank=0), 1: _failure(3)})[0] == 3
     assert _describe_failures({0: _failure(130), 1: _failure(130)})[0] == 130
     code, message = _describe_failures({1: _failure(-9, pid=4242)})
     assert code == 1

@@ -104,7 +104,12 @@ def train(
         from tunelab.train import train as run_train
 
         result = run_train(cfg, console=_console())
-        _report_run(result)
+        try:
+            _report_run(result)
+        finally:  # ranks exit together, after rank 0 printed: the launcher reads one exit code
+            from tunelab.distributed import barrier
+
+            barrier()
 
     _run(go)
 

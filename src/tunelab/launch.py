@@ -150,10 +150,10 @@ def _describe_failures(failures: Mapping[int, Any]) -> tuple[int, str]:
     A rank that crashed or was killed explains the others' ends, so it is named; otherwise the
     ranks ended on a decision they all took (health stop 3, interrupt 130, config error 2).
     """
+    # ranks the launcher itself terminated (SIGTERM) once another one had ended are not the cause
+    ended = {r: f for r, f in failures.items() if f.exitcode != -signal.SIGTERM}
+    failures = ended or failures
     dead = {r: f for r, f in failures.items() if f.exitcode not in (2, 3, 130)}
-    # ranks the launcher itself terminated (SIGTERM) after another one died are not the cause
-    if any(f.exitcode != -signal.SIGTERM for f in dead.values()):
-        dead = {r: f for r, f in dead.items() if f.exitcode != -signal.SIGTERM}
     if not dead:
         codes = {r: f.exitcode for r, f in failures.items()}
         for wanted, what in (
