@@ -71,6 +71,11 @@ def train(
     print_config: bool = typer.Option(False, "--print-config", help=t("train.print_config")),
     help_keys: bool = typer.Option(False, "--help-keys", help=t("train.help_keys")),
     lang: str | None = typer.Option(None, "--lang", help=t("lang")),
+    nproc_per_node: int | None = typer.Option(None, "--nproc-per-node", help=t("launch.nproc")),
+    nnodes: int | None = typer.Option(None, "--nnodes", help=t("launch.nnodes")),
+    node_rank: int | None = typer.Option(None, "--node-rank", help=t("launch.node_rank")),
+    master_addr: str | None = typer.Option(None, "--master-addr", help=t("launch.master_addr")),
+    master_port: int | None = typer.Option(None, "--master-port", help=t("launch.master_port")),
 ) -> None:
     if help_keys:
         from tunelab.config.help import format_key_help
@@ -86,10 +91,28 @@ def train(
         if print_config:
             print(dump_config(cfg), end="")
             return
+        from tunelab.launch import plan_launch, run_launch
+
+        plan = plan_launch(
+            nproc_per_node=nproc_per_node,
+            nnodes=nnodes,
+            node_rank=node_rank,
+            master_addr=master_addr,
+            master_port=master_port,
+            shutdown_timeout=cfg.training.ddp_timeout,
+        )
+        if plan is not None:  # the same command once per rank, through torchrun
+            argv = [*(["--debug"] if _state["debug"] else []), "train", *([path] if path else []), *items]
+            raise typer.Exit(run_launch(plan, [*argv, *(["--lang", lang] if lang else [])], _console()))
         from tunelab.train import train as run_train
 
         result = run_train(cfg, console=_console())
-        _report_run(result)
+        try:
+            _report_run(result)
+        finally:  # ranks exit together, after rank 0 printed: the launcher reads one exit code
+            from tunelab.distributed import barrier
+
+            barrier()
 
     _run(go)
 
@@ -124,7 +147,10 @@ def check(
 
 
 def _report_run(result: Any) -> None:
-    console = _console()
+    from tunelab.distributed import is_writer
+
+    # every rank ends with the run's exit code; only rank 0 prints the summary
+    console = _console() if is_writer() else _console_off()
     if result.status == "interrupted":
         console.print(
             f"[yellow]stopped[/]: checkpoint saved at {result.checkpoint}\n"
@@ -144,6 +170,12 @@ def _report_run(result: Any) -> None:
         raise typer.Exit(3)
     label = "[green]done[/] (early stopping)" if result.status == "early_stopped" else "[green]done[/]"
     console.print(f"{label}: {result.run_dir}  {figures}")
+
+
+def _console_off() -> Any:
+    from rich.console import Console
+
+    return Console(quiet=True)
 
 
 def _lang_default() -> str:
@@ -684,6 +716,7 @@ def sweep_cmd(
     random_n: int = typer.Option(0, "--random", help=t("sweep.random")),
     workers: int | None = typer.Option(None, "--workers", help=t("study.workers")),
     study_dir: str | None = typer.Option(None, "--study-dir", "-o", help=t("study.dir")),
+    nproc_per_node: int = typer.Option(1, "--nproc-per-node", min=1, help=t("study.nproc")),
 ) -> None:
     path, items = _split_config_args(config, overrides or [])
 
@@ -698,7 +731,7 @@ def sweep_cmd(
         keys = [k for item in around or [] for k in item.split(",") if k]
         plans = plan_sweep(cfg, grid=parse_grid([*(grid or []), *axes]), around=keys, n_random=random_n)
         out = study_dir or default_study_dir("sweep", path)
-        result = sweep(cfg, out, plans, n_workers=workers, console=_console())
+        result = sweep(cfg, out, plans, n_workers=workers, console=_console(), nproc_per_node=nproc_per_node)
         render_study(result.study_dir, result.trials, result.summary, _console(stderr=False))
         if result.interrupted:
             raise typer.Exit(130)
@@ -715,6 +748,7 @@ def tune_cmd(
     workers: int | None = typer.Option(None, "--workers", help=t("study.workers")),
     storage: str | None = typer.Option(None, "--storage", help=t("tune.storage")),
     study_dir: str | None = typer.Option(None, "--study-dir", "-o", help=t("study.dir")),
+    nproc_per_node: int = typer.Option(1, "--nproc-per-node", min=1, help=t("study.nproc")),
     show_space: bool = typer.Option(False, "--show-space", help=t("tune.show_space")),
 ) -> None:
     path, items = _split_config_args(config, overrides or [])
@@ -741,6 +775,7 @@ def tune_cmd(
             n_workers=workers,
             storage=storage,
             console=_console(),
+            nproc_per_node=nproc_per_node,
         )
         render_study(result.study_dir, result.trials, result.summary, _console(stderr=False))
         if result.interrupted:

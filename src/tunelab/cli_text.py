@@ -33,6 +33,26 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "train.config": {"en": "YAML config file.", "zh": "YAML 配置文件。"},
     "train.overrides": {"en": "key=value overrides.", "zh": "key=value 覆盖项。"},
+    "launch.nproc": {
+        "en": "Train with this many processes on this machine (one per GPU; on CPU, gloo), through torchrun.",
+        "zh": "在本机用这么多个进程训练（每块 GPU 一个；CPU 上用 gloo），通过 torchrun 启动。",
+    },
+    "launch.nnodes": {
+        "en": "Number of machines taking part (run the same command on each, with its own --node-rank).",
+        "zh": "参与训练的机器数（每台机器运行同一命令，各用自己的 --node-rank）。",
+    },
+    "launch.node_rank": {
+        "en": "This machine's index, 0 .. nnodes-1 (node 0 hosts the rendezvous).",
+        "zh": "本机序号，0 .. nnodes-1（0 号节点负责汇合）。",
+    },
+    "launch.master_addr": {
+        "en": "Address of node 0, reachable from every node (default 127.0.0.1 on one machine).",
+        "zh": "0 号节点的地址，所有节点都须能访问（单机默认 127.0.0.1）。",
+    },
+    "launch.master_port": {
+        "en": "Free TCP port on node 0 for the rendezvous (default on one machine: any free port).",
+        "zh": "0 号节点上用于汇合的空闲 TCP 端口（单机默认任选空闲端口）。",
+    },
     "train.print_config": {
         "en": "Print the resolved config (every default filled) and exit.",
         "zh": "打印解析后的完整配置（含全部默认值）后退出。",
@@ -295,6 +315,10 @@ TEXTS: dict[str, dict[str, str]] = {
     "study.dir": {
         "en": "Study directory (default: runs/<sweep|tune>-<config name>); running again there continues the study.",
         "zh": "研究目录（默认 runs/<sweep|tune>-<配置名>）；在同一目录再次运行会继续该研究。",
+    },
+    "study.nproc": {
+        "en": "Each trial trains with this many processes on this machine (torchrun; trials then run to their end, unpruned).",
+        "zh": "每个试验在本机用这么多个进程训练（torchrun；此时试验会跑完，不被剪枝）。",
     },
     "study.workers": {
         "en": "Trials run in parallel by this many local worker processes (default: tune.n_workers, 1).",

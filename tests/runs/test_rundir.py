@@ -78,3 +78,17 @@ def test_model_card_lists_settings_and_results(tmp_path: Path) -> None:
         "base_model: tiny:llama" in text and "| lora_rank | 8 |" in text and "| train_loss | 1.235 |" in text
     )
     assert "AutoPeftModelForCausalLM" in text
+
+
+def test_a_rank_other_than_0_writes_nothing(tmp_path: Path) -> None:
+    """In a multi-process run every rank holds a RunDir; only the writer's rows reach the files."""
+    reader = RunDir(tmp_path / "run", writer=False)
+    reader.create()
+    reader.write_config("a: 1\n")
+    reader.write_log_row({"current_steps": 1, "loss": 1.0})
+    reader.write_event("health", "stop", step=1)
+    reader.write_metrics({"train_loss": 1.0})
+    assert not (tmp_path / "run").exists()
+    writer = RunDir(tmp_path / "run", writer=True)
+    writer.write_log_row({"current_steps": 1, "loss": 1.0})
+    assert reader.read_log() == [{"current_steps": 1, "loss": 1.0}]

@@ -60,10 +60,18 @@ def _is_complete(checkpoint: Path) -> bool:
 
 
 class RunDir:
-    """Read and write the files of one run directory (see DESIGN.md for the layout)."""
+    """Read and write the files of one run directory (see DESIGN.md for the layout).
 
-    def __init__(self, path: str | Path) -> None:
+    In a multi-process run every rank holds a RunDir, but only the writer (global rank 0) writes:
+    the others' writes are no-ops, so a run has one trainer_log.jsonl without duplicated rows.
+    ``writer`` overrides that choice (tests, tools that write from any process).
+    """
+
+    def __init__(self, path: str | Path, *, writer: bool | None = None) -> None:
+        from tunelab.distributed import is_writer
+
         self.path = Path(path)
+        self.writer = is_writer() if writer is None else writer
 
     # paths -----------------------------------------------------------------------------------
     @property
@@ -89,12 +97,16 @@ class RunDir:
     # writing ---------------------------------------------------------------------------------
     def create(self) -> None:
         """Make the directory (and parents) if missing."""
-        self.path.mkdir(parents=True, exist_ok=True)
+        if self.writer:
+            self.path.mkdir(parents=True, exist_ok=True)
 
     def write_config(self, yaml_text: str) -> None:
-        atomic_write_text(self.config_path, yaml_text)
+        if self.writer:
+            atomic_write_text(self.config_path, yaml_text)
 
     def _append(self, path: Path, row: dict[str, Any]) -> None:
+        if not self.writer:
+            return
         self.path.mkdir(parents=True, exist_ok=True)
         line = json.dumps(row, ensure_ascii=False, allow_nan=True) + "\n"
         with path.open("a+b") as handle:
@@ -119,11 +131,15 @@ class RunDir:
 
     def write_metrics(self, metrics: dict[str, Any]) -> None:
         """Merge ``metrics`` into metrics.json (atomic)."""
+        if not self.writer:
+            return
         merged = {**self.read_metrics(), **metrics}
         atomic_write_text(self.metrics_path, json.dumps(merged, indent=2, ensure_ascii=False) + "\n")
 
     def truncate_log_after(self, step: int) -> None:
         """Drop log rows past ``step``: a resumed run rewrites them, so the curve has no duplicates."""
+        if not self.writer:
+            return
         rows = [r for r in self.read_log() if r.get("current_steps", 0) <= step]
         atomic_write_text(self.log_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 

@@ -111,6 +111,10 @@ def build_training_arguments(
         include_num_input_tokens_seen="non_padding",
         remove_unused_columns=False,  # our collators build exactly the inputs the model takes
         ddp_timeout=t.ddp_timeout,
+        # every trainable parameter takes part in every step (LoRA, freeze, full): DDP need not search
+        # the graph for unused ones, which with gradient checkpointing fails with "mark a variable
+        # ready only once"; stages with parameters a step may skip pass True
+        ddp_find_unused_parameters=False,
         prediction_loss_only=True,
         do_eval=evaluates,
     )
@@ -133,6 +137,7 @@ def build_callbacks(
     from tunelab.cli_text import cli_lang
     from tunelab.train.early_stopping import EarlyStopCallback
     from tunelab.train.monitor import HealthMonitor
+    from tunelab.train.world import WorldRecordCallback
 
     lang = lang or cli_lang()
 
@@ -140,10 +145,11 @@ def build_callbacks(
 
     # other stages' eval_loss is no token NLL, nor is the DFT/EAFT/ASFT loss
     perplexity = config.finetuning.stage in ("pt", "sft") and not custom_token_loss(config.finetuning)
-    log = RunLogCallback(run, plot=config.output.plot_loss, perplexity=perplexity)
+    # in a multi-process run only the writer (rank 0) logs, plots and shows progress
+    log = RunLogCallback(run, plot=config.output.plot_loss and run.writer, perplexity=perplexity)
     stop = GracefulStopCallback()
-    callbacks: list[Any] = [log, stop]
-    if not config.output.disable_tqdm:
+    callbacks: list[Any] = [log, stop, WorldRecordCallback(config)]
+    if not config.output.disable_tqdm and run.writer:
         callbacks.append(ProgressCallback(log))
         console = callbacks[-1].console  # printing through the bar's console keeps the bar intact
     if config.health.enabled:

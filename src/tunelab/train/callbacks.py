@@ -237,18 +237,26 @@ class ProgressCallback(TrainerCallback):
 class GracefulStopCallback(TrainerCallback):
     """On Ctrl-C or SIGTERM: finish the current step, save a checkpoint, then stop.
 
-    A second Ctrl-C falls through to Python's default and aborts at once.
+    A second Ctrl-C falls through to Python's default and aborts at once; one that follows within
+    ``repeat_grace`` seconds counts as the same request (under torchrun a rank gets the terminal's
+    Ctrl-C and, a moment later, the launcher's forwarded copy). In a multi-process run a signal
+    seen by any rank stops every rank after the same step, so all of them save the same checkpoint.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, repeat_grace: float = 2.0) -> None:
         self.requested: str | None = None
+        self.repeat_grace = repeat_grace
+        self._requested_at = 0.0
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested is not None:
+            if time.monotonic() - self._requested_at < self.repeat_grace:
+                return
             self.restore()
             raise KeyboardInterrupt
         self.requested = signal.Signals(signum).name
+        self._requested_at = time.monotonic()
 
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
@@ -262,7 +270,10 @@ class GracefulStopCallback(TrainerCallback):
     def on_step_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
     ) -> None:
-        if self.requested is not None:
+        from tunelab.distributed import any_rank
+
+        if any_rank(self.requested is not None):
+            self.requested = self.requested or "a signal to another rank"
             control.should_save = True
             control.should_training_stop = True
 

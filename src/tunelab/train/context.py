@@ -22,6 +22,8 @@ class RunContext:
     console: Any = field(default=None, repr=False)
     # TrainerCallbacks the caller of train() adds to the stage's own (e.g. the tune pruning callback)
     callbacks: list[Any] = field(default_factory=list, repr=False)
+    # samples per optimizer step over all processes (per device x accumulation x world size)
+    global_batch_size: int = 0
 
     @property
     def compute_name(self) -> str:
@@ -35,10 +37,14 @@ class RunContext:
     def run_metrics(self, trainable: int, total: int, stats: DataStats, **extra: Any) -> dict[str, Any]:
         """What every stage adds to metrics.json beside the trainer's figures: parameter counts, the
         compute type, ``extra`` (stage-specific facts) and the data statistics as ``data_*`` keys."""
+        from tunelab.distributed import world_size
+
         return {
             "trainable_params": trainable,
             "total_params": total,
             "compute_type": self.compute_name,
+            "world_size": world_size(),
+            "global_batch_size": self.global_batch_size,
             **extra,
             **{f"data_{key}": value for key, value in stats.as_dict().items()},
         }

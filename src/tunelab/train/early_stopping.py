@@ -20,6 +20,7 @@ from typing import Any
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from tunelab.config.control import EarlyStoppingArgs
+from tunelab.distributed import broadcast_decision, is_writer
 from tunelab.errors import ConfigError
 from tunelab.runs.rundir import RunDir
 from tunelab.train.messages import text
@@ -117,7 +118,8 @@ class EarlyStopCallback(TrainerCallback):
                 "set early_stopping.metric to one of them (eval_loss is always there)",
             )
         step = state.global_step
-        outcome = self.tracker.update(float(metrics[metric]), step)
+        # rank 0's value on every rank: all trackers agree, so all ranks halve or stop at this step
+        outcome = self.tracker.update(broadcast_decision(float(metrics[metric])), step)
         if outcome == "improved":
             control.should_save = True  # the best weights must exist on disk to be kept
         elif outcome == "plateau" and self._halves_first():
@@ -148,11 +150,12 @@ class EarlyStopCallback(TrainerCallback):
         shown = text(key, self.lang, **values)
         if action == "stop":
             self.stop_reason = shown
-        if self.console is None:
-            from rich.console import Console
+        if is_writer():  # (rank 0 speaks for a multi-process run)
+            if self.console is None:
+                from rich.console import Console
 
-            self.console = Console(stderr=True)
-        self.console.print(shown, markup=False, highlight=False)
+                self.console = Console(stderr=True)
+            self.console.print(shown, markup=False, highlight=False)
         self.run.write_event(
             self.kind,
             text(key, "en", **values),

@@ -31,6 +31,7 @@ import torch
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from tunelab.config.control import HealthArgs
+from tunelab.distributed import broadcast_decision, is_writer
 from tunelab.runs.rundir import RunDir
 from tunelab.train.health import INTERVENTIONS, Decision, Finding, HealthHistory, LogPoint, decide
 from tunelab.train.messages import describe_action, describe_health, text
@@ -281,14 +282,16 @@ class HealthMonitor(TrainerCallback):
         logs = logs or {}
         if "train_loss" in logs or not self._training or self._stop_step is not None:
             return  # (the end-of-training summary and evaluations after training decide nothing)
+        # rank 0's findings decide on every rank: all act at this same step (the logged loss is
+        # already the mean over ranks, and DDP keeps the weights equal, so they would agree anyway)
         if "loss" in logs:
-            findings = self.history.add_train(self._measure(logs, state))
+            findings = broadcast_decision(self.history.add_train(self._measure(logs, state)))
             if not findings:
                 self._mark_healthy(state.global_step, kw.get("model"), kw.get("optimizer"))
                 return
             self._pending_checkpoints.clear()  # saved since the last healthy step: not trusted
         elif _number(logs.get("eval_loss")) is not None:
-            findings = self.history.add_eval(state.global_step, float(logs["eval_loss"]))
+            findings = broadcast_decision(self.history.add_eval(state.global_step, float(logs["eval_loss"])))
         else:
             return
         decision = decide(
@@ -397,6 +400,8 @@ class HealthMonitor(TrainerCallback):
         )
 
     def _say(self, message: str) -> None:
+        if not is_writer():
+            return
         if self.console is None:
             from rich.console import Console
 

@@ -24,9 +24,11 @@ from typing import Any
 import torch
 
 from tunelab.config import RunConfig
+from tunelab.distributed import unwrap
 from tunelab.model import count_parameters, load_model_for_training
 from tunelab.train.context import RunContext
 from tunelab.train.trainer import TunelabTrainer
+from tunelab.train.world import global_batch
 
 __all__ = [
     "PreferenceTrainer",
@@ -66,8 +68,13 @@ def uses_adapter_reference(config: RunConfig) -> bool:
 
 @contextlib.contextmanager
 def reference_mode(model: torch.nn.Module) -> Iterator[None]:
-    """Run ``model`` as the reference inside the block: LoRA disabled, no gradients."""
-    with torch.no_grad(), model.disable_adapter() if is_peft(model) else contextlib.nullcontext():
+    """Run ``model`` as the reference inside the block: LoRA disabled, no gradients.
+
+    ``model`` may be the DDP wrapper: the adapter is switched off in the module it wraps (asking
+    the wrapper would find no adapter and compare the policy with itself).
+    """
+    inner = unwrap(model)
+    with torch.no_grad(), inner.disable_adapter() if is_peft(inner) else contextlib.nullcontext():
         yield
 
 
@@ -132,7 +139,7 @@ def card_info(config: RunConfig, trainable: int, total: int, **extra: Any) -> di
         "template": config.data.template or "(tokenizer's own)",
         "cutoff_len": config.data.cutoff_len,
         "learning_rate": t.learning_rate,
-        "effective_batch": t.per_device_train_batch_size * t.gradient_accumulation_steps,
+        "effective_batch": global_batch(t.per_device_train_batch_size, t.gradient_accumulation_steps),
         "trainable_params": f"{trainable:,} / {total:,}",
         **extra,
     }

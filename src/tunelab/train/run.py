@@ -7,12 +7,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from tunelab import distributed
 from tunelab.config import RunConfig, dump_config
 from tunelab.config.validate import require_for
 from tunelab.errors import ConfigError
 from tunelab.runs.rundir import RunDir
 from tunelab.train.context import RunContext
 from tunelab.train.runner import RunResult
+from tunelab.train.world import describe_resume_world, describe_world, global_batch
 
 __all__ = ["STAGES", "resolve_output_dir", "resolve_resume", "train"]
 
@@ -97,14 +99,21 @@ def train(config: RunConfig, *, console: Any = None, callbacks: Sequence[Any] = 
     from transformers import set_seed
 
     from tunelab.model.precision import describe_compute_choice, resolve_compute_dtype
+    from tunelab.model.resolve import resolve_model_path
     from tunelab.train.boosters import check_boosters
     from tunelab.train.workflow import evaluate_after_training, evaluate_without_training
 
     require_for(config, "train")  # e.g. no dataset: refused before any directory or model
     if not config.training.do_train:  # LLaMA-Factory's predict/eval-only configs
         return evaluate_without_training(config, console)
-    run = RunDir(resolve_output_dir(config))
+    # several ranks: join the group first, so that ddp_timeout bounds every wait that follows
+    distributed.init_process_group(config.training.ddp_timeout)
+    if not distributed.is_writer():
+        console = None  # rank 0 speaks for the run
+    # one name for every rank (the default name has the time in it)
+    run = RunDir(distributed.broadcast_decision(resolve_output_dir(config)))
     resume_from = resolve_resume(config, run)
+    distributed.barrier()  # every rank has read the directory before rank 0 changes it
     stage_fn = STAGES.get(config.finetuning.stage)
     if stage_fn is None:
         raise ConfigError(
@@ -114,7 +123,9 @@ def train(config: RunConfig, *, console: Any = None, callbacks: Sequence[Any] = 
     # decided before anything is written: fp16 without a GPU fails here, leaving no run directory
     dtype = resolve_compute_dtype(config.compute_type)
     check_boosters(config.model)  # liger/unsloth without a GPU or package fail here too
-    if config.output.overwrite_output_dir and resume_from is None and run.path.exists():
+    with distributed.main_process_first():  # rank 0 builds a tiny:<preset> model, the others reuse it
+        resolve_model_path(config.model.model_name_or_path, config.model.cache_dir)
+    if run.writer and config.output.overwrite_output_dir and resume_from is None and run.path.exists():
         _clear_run(run)
     run.create()
     resolved = config.model_copy(
@@ -122,14 +133,23 @@ def train(config: RunConfig, *, console: Any = None, callbacks: Sequence[Any] = 
     )
     run.write_config(dump_config(resolved))
 
-    ctx = RunContext(dtype, describe_compute_choice(config.compute_type), console, list(callbacks))
+    t = config.training
+    ctx = RunContext(
+        dtype,
+        describe_compute_choice(config.compute_type),
+        console,
+        list(callbacks),
+        global_batch_size=global_batch(t.per_device_train_batch_size, t.gradient_accumulation_steps),
+    )
     ctx.say(f"run directory: {run.path}")
     ctx.say(f"precision: {ctx.compute_reason}")
+    if distributed.is_distributed():
+        ctx.say(describe_world(config))
     if resume_from is not None:
         step = int(resume_from.name.split("-")[-1])
         # rows past the checkpoint are rewritten by the resumed run (this also drops a torn last line)
         run.truncate_log_after(step)
-        torn = _remove_torn_checkpoints(run)
+        torn = _remove_torn_checkpoints(run) if run.writer else []
         run.write_event(
             "resume",
             f"resuming from {resume_from.name}"
@@ -138,10 +158,12 @@ def train(config: RunConfig, *, console: Any = None, callbacks: Sequence[Any] = 
             step=step,
         )
         ctx.say(f"resuming from {resume_from}")
+        describe_resume_world(run, resume_from, config, ctx)
     set_seed(config.training.seed)
     result = stage_fn(resolved, run, ctx, resume_from)
-    if config.training.do_eval or config.training.do_predict:
-        result = evaluate_after_training(resolved, result, console)
+    if (config.training.do_eval or config.training.do_predict) and distributed.is_writer():
+        result = evaluate_after_training(resolved, result, console)  # rank 0 evaluates the saved run
+    distributed.barrier()  # ranks end together: the launcher reads one exit code for the run
     return result
 
 

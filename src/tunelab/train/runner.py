@@ -82,6 +82,14 @@ def run_trainer(
     try:
         output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     except RuntimeError as exc:
+        if isinstance(exc, torch.distributed.DistError):
+            raise ResourceError(
+                f"lost contact with another training process ({exc.__class__.__name__}: "
+                f"{str(exc).splitlines()[0][:300]}): a rank of this run died, or its machine went away, or "
+                f"it stopped answering for ddp_timeout={trainer.args.ddp_timeout} s",
+                "the launcher's log names the rank that ended first; fix it and continue with "
+                "resume_from_checkpoint=auto (with the same or another number of processes)",
+            ) from None
         if _is_oom(exc):
             raise ResourceError(
                 f"out of memory while training ({exc.__class__.__name__})",
@@ -100,7 +108,8 @@ def run_trainer(
             step=trainer.state.global_step,
             checkpoint=str(checkpoint) if checkpoint else None,
         )
-        plot_run(run.path)
+        if run.writer:
+            plot_run(run.path)
         return RunResult(run.path, "interrupted", checkpoint=checkpoint)
 
     metrics: dict[str, Any] = dict(output.metrics)
@@ -118,15 +127,15 @@ def run_trainer(
         if perplexity and "eval_loss" in eval_metrics:  # language-model stages only
             eval_metrics["eval_perplexity"] = math.exp(min(eval_metrics["eval_loss"], 50.0))
         metrics.update(eval_metrics)
-    trainer.save_model(str(run.path))
-    if trainer.is_world_process_zero():
+    trainer.save_model(str(run.path))  # (the Trainer saves on the main process only)
+    if run.writer:
         # a PiSSA adapter only fits its residual base: save it as a plain LoRA delta (model/pissa.py)
         save_pissa_as_lora(trainer.model, run.path)
-    if trainer.processing_class is not None:
-        trainer.processing_class.save_pretrained(str(run.path))
-    run.write_metrics(metrics)
-    plot_run(run.path)
-    write_model_card(run.path, card_info, metrics)
+        if trainer.processing_class is not None:
+            trainer.processing_class.save_pretrained(str(run.path))
+        run.write_metrics(metrics)
+        plot_run(run.path)
+        write_model_card(run.path, card_info, metrics)
     return RunResult(
         run.path, status, metrics=metrics, checkpoint=run.latest_checkpoint(), stop_reason=reason
     )

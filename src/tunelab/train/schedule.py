@@ -28,6 +28,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 
 from tunelab.config.rules import training_problems
 from tunelab.config.schema import TrainingArgs
+from tunelab.distributed import broadcast_decision
 from tunelab.errors import ConfigError
 from tunelab.runs.rundir import RunDir
 
@@ -188,8 +189,8 @@ class PlateauCallback(TrainerCallback):
     """Feed each evaluation's ``metric`` to a :class:`WarmupPlateauLR`; record reductions as events.
 
     The evaluation at (or after) the last step is skipped: no step would use the lower rate.
-    Every process steps its own scheduler (they all see the same gathered metrics); only the
-    main process writes the event.
+    Every process steps its own scheduler on rank 0's metric, so all reduce at the same evaluation;
+    only rank 0 writes the event.
     """
 
     def __init__(self, metric: str, run: RunDir | None = None) -> None:
@@ -216,8 +217,9 @@ class PlateauCallback(TrainerCallback):
                 f"metric_for_best_model={self.metric} is not among the evaluation metrics {sorted(metrics)}",
                 "set metric_for_best_model to one of them (eval_loss is always there)",
             )
-        reduction = lr_scheduler.report(metrics[self.metric])
-        if reduction is not None and self.run is not None and state.is_world_process_zero:
+        # rank 0's value on every rank, so every rank's scheduler reduces at the same evaluation
+        reduction = lr_scheduler.report(broadcast_decision(float(metrics[self.metric])))
+        if reduction is not None and self.run is not None:  # (only rank 0's RunDir writes)
             self.run.write_event(
                 "lr_reduced",
                 f"{self.metric} has not improved on {reduction.best:.4g} for {reduction.n_bad} evaluation(s): "

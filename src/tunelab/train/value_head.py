@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
+from tunelab.distributed import unwrap
 from tunelab.errors import ModelError
 
 __all__ = [
@@ -116,7 +117,7 @@ def last_token_scores(
     positions = torch.arange(input_ids.size(1), device=input_ids.device)
     last = (attention_mask * positions).argmax(dim=-1)
     rows = torch.arange(input_ids.size(0), device=input_ids.device)
-    return model.v_head(hidden[rows, last])
+    return unwrap(model).v_head(hidden[rows, last])  # (under DDP ``model`` is the wrapper)
 
 
 class BestValueHeadCallback(TrainerCallback):

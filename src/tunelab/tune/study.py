@@ -51,11 +51,14 @@ class StudyResult:
     interrupted: bool = False
 
 
-def _objective(base: RunConfig, study_dir: Path, space: Mapping[str, ParamSpec], console: Any) -> Any:
+def _objective(
+    base: RunConfig, study_dir: Path, space: Mapping[str, ParamSpec], console: Any, nproc_per_node: int = 1
+) -> Any:
     from tunelab.tune.pruning import PruningCallback
 
     metric = base.tune.metric
-    prunes = base.tune.pruner != "none" and metric.startswith("eval_")
+    # (multi-process trials train in child processes the pruning callback cannot reach)
+    prunes = base.tune.pruner != "none" and metric.startswith("eval_") and nproc_per_node == 1
 
     def objective(trial: Any) -> float:
         params = suggest_params(trial, space)
@@ -63,7 +66,9 @@ def _objective(base: RunConfig, study_dir: Path, space: Mapping[str, ParamSpec],
         trial.set_user_attr("run_dir", str(run_dir))
         say(console, f"[bold]trial {trial.number}[/]: {run_dir.name}")
         callbacks = [PruningCallback(trial, metric, base.tune.pruner)] if prunes else []
-        outcome = run_trial(base, params, run_dir, trial.number, metric, callbacks=callbacks)
+        outcome = run_trial(
+            base, params, run_dir, trial.number, metric, callbacks=callbacks, nproc_per_node=nproc_per_node
+        )
         for key in ("steps", "total_steps", "seconds"):
             trial.set_user_attr(key, getattr(outcome, key))
         say(console, outcome.describe(metric))
@@ -100,7 +105,13 @@ def _counted(study: Any) -> tuple[int, int]:
 
 
 def _optimize(
-    study: Any, base: RunConfig, study_dir: Path, n_trials: int, timeout: float | None, console: Any
+    study: Any,
+    base: RunConfig,
+    study_dir: Path,
+    n_trials: int,
+    timeout: float | None,
+    console: Any,
+    nproc_per_node: int = 1,
 ) -> None:
     """Run trials until the study holds ``n_trials`` counted trials (or ``timeout`` passes)."""
     space = resolve_space(base)
@@ -116,7 +127,7 @@ def _optimize(
     if done + running >= n_trials:
         return
     study.optimize(
-        _objective(base, study_dir, space, console),
+        _objective(base, study_dir, space, console, nproc_per_node),
         n_trials=n_trials - done - running,
         timeout=timeout,
         catch=(TrialFailed,),
@@ -133,6 +144,7 @@ def _worker_main(
     timeout: float | None,
     index: int,
     threads: int,
+    nproc_per_node: int = 1,
 ) -> None:
     """A local worker process: load the shared study and run trials until the budget is met."""
     import optuna
@@ -150,7 +162,7 @@ def _worker_main(
     )
     from rich.console import Console
 
-    _optimize(study, base, Path(study_dir), n_trials, timeout, Console(stderr=True))
+    _optimize(study, base, Path(study_dir), n_trials, timeout, Console(stderr=True), nproc_per_node)
 
 
 def _outcomes(study: Any) -> list[TrialOutcome]:
@@ -215,8 +227,14 @@ def tune(
     n_workers: int | None = None,
     storage: str | None = None,
     console: Any = None,
+    nproc_per_node: int = 1,
 ) -> StudyResult:
-    """Run (or continue) the study in ``study_dir``; arguments left None come from ``config.tune``."""
+    """Run (or continue) the study in ``study_dir``; arguments left None come from ``config.tune``.
+
+    ``nproc_per_node > 1``: each trial trains with that many processes (torchrun), to its end: the
+    pruner cannot stop a trial inside its child processes. Workers on several machines still share
+    the study through an RDB ``storage``.
+    """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # trials are reported by us
@@ -253,9 +271,9 @@ def tune(
     interrupted = False
     try:
         if n_workers <= 1:
-            _optimize(study, config, study_dir, n_trials, timeout, console)
+            _optimize(study, config, study_dir, n_trials, timeout, console, nproc_per_node)
         else:
-            _run_workers(config, study_dir, url, name, n_trials, timeout, n_workers, console)
+            _run_workers(config, study_dir, url, name, n_trials, timeout, n_workers, console, nproc_per_node)
     except KeyboardInterrupt:
         interrupted = True
     return _finish(study, config, study_dir, name, url, interrupted or _was_interrupted(study))
@@ -288,6 +306,7 @@ def _run_workers(
     timeout: float | None,
     n_workers: int,
     console: Any,
+    nproc_per_node: int = 1,
 ) -> None:
     """``n_workers`` spawned processes sharing the study's storage, each with its share of threads."""
     if url.startswith("sqlite") and n_workers > 4:
@@ -299,7 +318,7 @@ def _run_workers(
     procs = [
         ctx.Process(
             target=_worker_main,
-            args=(flat, str(study_dir), url, name, n_trials, timeout, i, threads),
+            args=(flat, str(study_dir), url, name, n_trials, timeout, i, threads, nproc_per_node),
             name=f"tunelab-tune-worker-{i}",
         )
         for i in range(n_workers)

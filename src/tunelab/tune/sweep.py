@@ -182,10 +182,24 @@ def _assign_numbers(
 
 
 def _run_in_worker(
-    flat: dict[str, Any], params: dict[str, Any], run_dir: str, number: int, metric: str, base: str
+    flat: dict[str, Any],
+    params: dict[str, Any],
+    run_dir: str,
+    number: int,
+    metric: str,
+    base: str,
+    nproc_per_node: int = 1,
 ) -> dict[str, Any]:
     """A trial in a worker process (the config travels as plain data)."""
-    outcome = run_trial(config_from_dict(flat), params, Path(run_dir), number, metric, extra={"base": base})
+    outcome = run_trial(
+        config_from_dict(flat),
+        params,
+        Path(run_dir),
+        number,
+        metric,
+        extra={"base": base},
+        nproc_per_node=nproc_per_node,
+    )
     return outcome.to_json()
 
 
@@ -196,8 +210,12 @@ def sweep(
     *,
     n_workers: int | None = None,
     console: Any = None,
+    nproc_per_node: int = 1,
 ) -> SweepResult:
-    """Run the planned trials into ``study_dir`` and write the study summary (see module docstring)."""
+    """Run the planned trials into ``study_dir`` and write the study summary (see module docstring).
+
+    ``nproc_per_node > 1``: each trial trains with that many processes (torchrun).
+    """
     check_objective(config)
     n_workers = n_workers or config.tune.n_workers
     study = Path(study_dir)
@@ -215,13 +233,21 @@ def sweep(
         for i, (number, params) in enumerate(todo, start=1):
             run_dir = study / trial_dir_name(number, params)
             say(console, f"[bold]trial {number}[/] ({i}/{len(todo)}): {run_dir.name}")
-            outcome = run_trial(config, params, run_dir, number, metric, extra={"base": fingerprint})
+            outcome = run_trial(
+                config,
+                params,
+                run_dir,
+                number,
+                metric,
+                extra={"base": fingerprint},
+                nproc_per_node=nproc_per_node,
+            )
             say(console, outcome.describe(metric))
             if outcome.status == "interrupted":
                 interrupted = True
                 break
     elif todo:
-        interrupted = _run_parallel(config, study, todo, n_workers, fingerprint, console)
+        interrupted = _run_parallel(config, study, todo, n_workers, fingerprint, console, nproc_per_node)
     # trials of another base config (say, other max_steps) in the same folder are not comparable
     everything = read_trials(study)
     trials = [t for t in everything if t.extra.get("base") == fingerprint]
@@ -247,6 +273,7 @@ def _run_parallel(
     n_workers: int,
     fingerprint: str,
     console: Any,
+    nproc_per_node: int = 1,
 ) -> bool:
     """Trials in ``n_workers`` spawned processes, each with its share of the CPU threads."""
     import multiprocessing
@@ -265,7 +292,14 @@ def _run_parallel(
     ) as pool:
         futures = [
             pool.submit(
-                _run_in_worker, flat, params, str(study / trial_dir_name(n, params)), n, metric, fingerprint
+                _run_in_worker,
+                flat,
+                params,
+                str(study / trial_dir_name(n, params)),
+                n,
+                metric,
+                fingerprint,
+                nproc_per_node,
             )
             for n, params in todo
         ]

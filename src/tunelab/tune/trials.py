@@ -136,11 +136,13 @@ def run_trial(
     callbacks: Sequence[Any] = (),
     console: Any = None,
     extra: Mapping[str, Any] | None = None,
+    nproc_per_node: int = 1,
 ) -> TrialOutcome:
     """Train ``base`` with ``params`` into ``run_dir``; never raises for what the parameters cause.
 
     The outcome is also written to ``run_dir/trial.json`` so that summaries, `runs list` and the
-    web UI read trials without the study's storage.
+    web UI read trials without the study's storage. ``nproc_per_node > 1``: the trial trains with
+    that many processes (tune/multiproc.py), without ``callbacks`` (they cannot reach the children).
     """
     from tunelab.train import train
 
@@ -152,7 +154,12 @@ def run_trial(
         output = config.output.model_copy(update={"output_dir": str(run_dir), "overwrite_output_dir": True})
         training = config.training.model_copy(update={"resume_from_checkpoint": None})
         config = config.model_copy(update={"output": output, "training": training})
-        result = train(config, console=console, callbacks=callbacks)
+        if nproc_per_node > 1:
+            from tunelab.tune.multiproc import train_in_processes
+
+            result = train_in_processes(config, nproc_per_node, console=console)
+        else:
+            result = train(config, console=console, callbacks=callbacks)
     except _TRIAL_ERRORS as exc:
         expected = isinstance(exc, TunelabError)
         outcome.reason = exc.message if expected else f"{type(exc).__name__}: {exc}"

@@ -24,6 +24,7 @@ from tunelab.data.classification import (
     class_counts,
     load_classification_records,
 )
+from tunelab.distributed import prepare_once
 from tunelab.evaluate.classification import (
     classification_report,
     compute_classification_metrics,
@@ -74,7 +75,9 @@ def run_cls(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path |
     # data first: a dataset without a label column fails before any model is loaded
     splits, label_map = load_classification_records(config.data, seed=config.training.seed)
     tokenizer = load_tokenizer(config.model)
-    data = build_classification_data(splits, label_map, tokenizer, cutoff_len=config.data.cutoff_len)
+    data = prepare_once(
+        build_classification_data, splits, label_map, tokenizer, cutoff_len=config.data.cutoff_len
+    )
     ctx.say(f"{data.stats.describe()}; {data.n_test} test samples")
     ctx.say(f"classes ({len(label_map)}): {', '.join(label_map.labels)}")
 
@@ -122,7 +125,8 @@ def run_cls(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path |
         class_weights=torch.tensor(weights, dtype=torch.float32) if weights is not None else None,
     )
     drop_default_printers(trainer)
-    label_map.save(run.path)  # LoRA runs save no config.json: the run keeps its id2label here
+    if run.writer:
+        label_map.save(run.path)  # LoRA runs save no config.json: the run keeps its id2label here
     extra = ctx.run_metrics(
         trainable,
         total,
@@ -142,8 +146,7 @@ def run_cls(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path |
         "class_weights": config.finetuning.class_weights,
         "cutoff_len": config.data.cutoff_len,
         "learning_rate": config.training.learning_rate,
-        "effective_batch": config.training.per_device_train_batch_size
-        * config.training.gradient_accumulation_steps,
+        "effective_batch": ctx.global_batch_size,
         "trainable_params": f"{trainable:,} / {total:,}",
     }
     result = run_trainer(
@@ -169,9 +172,10 @@ def _score_held_out(
     metrics: dict[str, Any] = report.as_metrics(prefix)
     if output.metrics and f"{prefix}_loss" in output.metrics:
         metrics[f"{prefix}_loss"] = output.metrics[f"{prefix}_loss"]
-    write_confusion_matrix(
-        report, run.path, plots_dir=run.plots_dir, title=f"confusion matrix, {prefix} split"
-    )
+    if run.writer:
+        write_confusion_matrix(
+            report, run.path, plots_dir=run.plots_dir, title=f"confusion matrix, {prefix} split"
+        )
     run.write_metrics(metrics)
     return metrics
 

@@ -25,6 +25,7 @@ from tunelab.config import RunConfig
 from tunelab.config.rules import STAGE_EVAL_METRICS
 from tunelab.config.schema_pref import PreferenceArgs
 from tunelab.data.tokenize_pref import build_preference_datasets
+from tunelab.distributed import prepare_once
 from tunelab.model import load_tokenizer
 from tunelab.runs.rundir import RunDir
 from tunelab.train.builders import build_callbacks, build_training_arguments, drop_default_printers
@@ -120,7 +121,7 @@ def run_kto(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path |
     from trl.trainer.kto_trainer import DataCollatorForUnpairedPreference
 
     tokenizer = load_tokenizer(config.model)
-    data = build_preference_datasets(config, tokenizer)  # bad data fails before the model loads
+    data = prepare_once(build_preference_datasets, config, tokenizer)  # bad data fails before the model loads
     ctx.say(data.stats.describe())
     model, trainable, total = load_policy(config, ctx)
     n_desirable = sum(data.train["label"])

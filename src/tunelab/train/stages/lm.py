@@ -16,6 +16,7 @@ from tunelab.data.collator import build_collator
 from tunelab.data.packing import packing_mode
 from tunelab.data.pipeline import build_datasets
 from tunelab.data.tokenized_cache import has_tokenized_data
+from tunelab.distributed import prepare_once
 from tunelab.errors import ConfigError
 from tunelab.model import count_parameters, load_model_for_training, load_tokenizer
 from tunelab.model.shift_attn import N_GROUPS
@@ -42,7 +43,7 @@ def run_lm(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path | 
     ctx.say(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.3f}%)")
 
     reused = bool(config.data.tokenized_path) and has_tokenized_data(config.data.tokenized_path)
-    train_set, eval_set, stats = build_datasets(config, tokenizer)
+    train_set, eval_set, stats = prepare_once(build_datasets, config, tokenizer)
     if config.data.tokenized_path:
         verb = "loaded from" if reused else "saved to"
         run.write_event(
@@ -86,8 +87,7 @@ def run_lm(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path | 
         "template": config.data.template or "(tokenizer's own)",
         "cutoff_len": config.data.cutoff_len,
         "learning_rate": config.training.learning_rate,
-        "effective_batch": config.training.per_device_train_batch_size
-        * config.training.gradient_accumulation_steps,
+        "effective_batch": ctx.global_batch_size,
         "trainable_params": f"{trainable:,} / {total:,}",
     }
     return run_trainer(

@@ -35,6 +35,7 @@ from tunelab.config import GenerationArgs, RunConfig
 from tunelab.config.rules import STAGE_EVAL_METRICS
 from tunelab.config.schema_pref import PreferenceArgs
 from tunelab.data.tokenize_pref import build_preference_datasets
+from tunelab.distributed import all_reduce_mean, prepare_once, unwrap, world_size
 from tunelab.model import count_parameters, load_tokenizer
 from tunelab.runs.rundir import RunDir
 from tunelab.train.builders import build_callbacks, build_training_arguments, drop_default_printers
@@ -188,7 +189,8 @@ class PPOTrainer(PreferenceTrainer):
         queries, query_mask = inputs["input_ids"], inputs["attention_mask"]
         g = self.generation
         with self.compute_loss_context_manager():
-            output = model.generate(
+            # (under DDP ``model`` is the wrapper, which has no generate: sampling needs no gradient sync)
+            output = unwrap(model).generate(
                 input_ids=queries,
                 attention_mask=query_mask,
                 max_new_tokens=g.max_new_tokens,
@@ -238,7 +240,9 @@ class PPOTrainer(PreferenceTrainer):
         if mode == "train":
             self.record("reward_std", raw_scores.std(unbiased=False).reshape(1), mode=mode)
             self.record("kl_coef", torch.tensor([self.kl_control.coef]), mode=mode)
-            self.kl_control.update(float(kl_per_response.mean()), len(kl_per_response))
+            # the mean over all ranks: every rank adapts the coefficient alike, so the ranks stay one run
+            kl_mean = all_reduce_mean(float(kl_per_response.mean()))
+            self.kl_control.update(kl_mean, len(kl_per_response) * world_size())
         return Rollout(sequences, attention, response_mask, logprobs, values, advantages, returns)
 
     # ---- model calls ----------------------------------------------------------------------------
@@ -259,12 +263,13 @@ class PPOTrainer(PreferenceTrainer):
         # into the shared LoRA rewrote the policy (KL grew, reward did not) in our tiny-model runs
         hidden = out.hidden_states[-1][:, -width - 1 : -1].detach()
         # log-probs of the distribution the responses were sampled from: logits / temperature
-        return out.logits[:, :-1] / self.generation.temperature, model.v_head(hidden)
+        v_head = unwrap(model).v_head  # (a DDP wrapper hides the attribute)
+        return out.logits[:, :-1] / self.generation.temperature, v_head(hidden)
 
     def _reference_logits(
         self, model: torch.nn.Module, sequences: torch.Tensor, attention: torch.Tensor, width: int
     ) -> torch.Tensor:
-        reference = self.ref_model if self.ref_model is not None else model
+        reference = self.ref_model if self.ref_model is not None else unwrap(model)
         with reference_mode(reference):
             return (
                 reference(
@@ -357,7 +362,7 @@ def run_ppo(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path |
     pref, t = config.preference, config.training
     assert pref.reward_model is not None  # RunConfig refuses ppo without one
     tokenizer = load_tokenizer(config.model)
-    data = build_preference_datasets(config, tokenizer)  # bad data fails before the models load
+    data = prepare_once(build_preference_datasets, config, tokenizer)  # bad data fails before the models load
     ctx.say(data.stats.describe())
     reward_model = load_reward_model(pref.reward_model, compute_dtype=ctx.compute_dtype)
     ctx.say(f"reward model: {pref.reward_model}")

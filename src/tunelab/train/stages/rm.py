@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from tunelab.config import RunConfig
 from tunelab.config.rules import STAGE_EVAL_METRICS
 from tunelab.data.tokenize_pref import build_preference_datasets
+from tunelab.distributed import prepare_once
 from tunelab.model import count_parameters, load_tokenizer
 from tunelab.runs.rundir import RunDir
 from tunelab.train.builders import build_callbacks, build_training_arguments, drop_default_printers
@@ -69,7 +70,7 @@ def run_rm(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path | 
     from trl.trainer.dpo_trainer import DataCollatorForPreference
 
     tokenizer = load_tokenizer(config.model)
-    data = build_preference_datasets(config, tokenizer)  # bad data fails before the model loads
+    data = prepare_once(build_preference_datasets, config, tokenizer)  # bad data fails before the model loads
     ctx.say(data.stats.describe())
     model, _, _ = load_policy(config, ctx)
     if resume_from is not None:  # the Trainer restores the model weights; the head is ours to restore
