@@ -155,6 +155,7 @@ def test_a_two_process_checkpoint_resumed_by_one_process_at_the_same_global_batc
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_health_stop_ends_both_ranks_with_exit_code_3_and_one_checkpoint(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
@@ -211,6 +212,7 @@ def _rank_pids(launcher: int) -> dict[int, int]:
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_interrupt_kill_and_resume_with_two_and_with_one_process(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:

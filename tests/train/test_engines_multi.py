@@ -111,6 +111,7 @@ def test_full_finetuning_zero3_and_fsdp_equal_one_process(tiny_model_dir: Path, 
 
 
 @needs_deepspeed
+@pytest.mark.ci
 def test_zero2_lora_resumes_from_its_zero_checkpoint(tiny_model_dir: Path, tmp_path: Path) -> None:
     """A run resumed from a ZeRO checkpoint (per-rank optimizer shards) continues the same curve."""
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
@@ -123,6 +124,7 @@ def test_zero2_lora_resumes_from_its_zero_checkpoint(tiny_model_dir: Path, tmp_p
     assert_same_weights(whole / "adapter_model.safetensors", resumed / "adapter_model.safetensors")
 
 
+@pytest.mark.ci
 def test_fsdp_lora_equals_one_process(tiny_model_dir: Path, tmp_path: Path) -> None:
     one, fsdp = tmp_path / "one", tmp_path / "fsdp"
     train(one, tiny_model_dir, "gradient_accumulation_steps=2", nproc=1)

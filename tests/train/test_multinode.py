@@ -61,6 +61,7 @@ def two_namespaces() -> Iterator[tuple[tuple[str, str], tuple[str, str]]]:
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_two_nodes_over_a_veth_pair_train_like_one_node_with_two_processes(
     two_namespaces: tuple[tuple[str, str], tuple[str, str]], tiny_model_dir: Path, tmp_path: Path
 ) -> None:

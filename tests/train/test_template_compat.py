@@ -110,6 +110,7 @@ def test_sft_runs_with_template(all_tokens_model_dir: Path, tmp_path: Path, temp
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 @pytest.mark.parametrize("template", sorted(set(TEMPLATES) - set(REPRESENTATIVE)))
 def test_sft_runs_with_every_template(all_tokens_model_dir: Path, tmp_path: Path, template: str) -> None:
     _run_two_steps(all_tokens_model_dir, tmp_path / "run", template)

@@ -55,6 +55,7 @@ def test_an_impossible_choice_is_refused_before_any_job(tiny_model_dir: Path, tm
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_start_runs_the_cli_command_with_two_processes(tiny_model_dir: Path, tmp_path: Path) -> None:
     ctx = _ctx(tmp_path, tiny_model_dir)
     form = _form(tiny_model_dir, output_dir=str(tmp_path / "runs" / "ds"))
