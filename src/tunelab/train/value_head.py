@@ -93,7 +93,9 @@ def load_value_head(model: torch.nn.Module, directory: str | Path) -> ValueHead:
 @contextlib.contextmanager
 def value_head_detached(model: torch.nn.Module) -> Iterator[ValueHead | None]:
     """Take ``model.v_head`` off inside the block (so saving writes the bare model), then put it back."""
-    head = model._modules.pop("v_head", None)
+    head = dict(model.named_children()).get("v_head")  # the model's own child, not a wrapped one's
+    if head is not None:
+        del model.v_head
     try:
         yield head  # type: ignore[misc]
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tunelab.compat.transformers import attn_implementation
 from tunelab.config import RunConfig
 from tunelab.data.collator import build_collator
 from tunelab.data.packing import packing_mode
@@ -29,7 +30,7 @@ def run_lm(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path | 
     """Load, build, train and save a pt or sft run; see the module docstring."""
     tokenizer = load_tokenizer(config.model)
     model = load_model_for_training(config, ctx.compute_dtype)
-    flatten = _packing_layout(config, model.config._attn_implementation)
+    flatten = _packing_layout(config, attn_implementation(model.config))
     trainable, total = count_parameters(model)
     ctx.say(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.3f}%)")
 

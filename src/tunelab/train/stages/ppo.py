@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from tunelab.compat.transformers import prepare_inputs
 from tunelab.config import GenerationArgs, RunConfig
 from tunelab.config.schema_pref import PreferenceArgs
 from tunelab.data.tokenize_pref import build_preference_datasets
@@ -126,7 +127,7 @@ class PPOTrainer(PreferenceTrainer):
     def training_step(
         self, model: torch.nn.Module, inputs: dict[str, Any], num_items_in_batch: Any = None
     ) -> torch.Tensor:
-        rollout = self._rollout(model, self._prepare_inputs(inputs), mode="train")
+        rollout = self._rollout(model, prepare_inputs(self, inputs), mode="train")
         model.train()
         n, losses = rollout.sequences.size(0), []
         steps = [
@@ -298,7 +299,7 @@ class PPOTrainer(PreferenceTrainer):
         """Sample replies to the eval prompts: mean reward and KL to the reference (no update)."""
         loader = self.get_eval_dataloader(eval_dataset)
         for batch in loader:
-            self._rollout(self.model, self._prepare_inputs(batch), mode="eval")
+            self._rollout(self.model, prepare_inputs(self, batch), mode="eval")
         metrics = {f"{metric_key_prefix}_{k}": v for k, v in self.metric_means("eval").items()}
         self._sums["eval"].clear()
         self.log(dict(metrics))
