@@ -36,6 +36,7 @@ from tunelab.config import GenerationArgs, RunConfig
 from tunelab.config.schema_pref import PreferenceArgs
 from tunelab.data.tokenize_pref import build_preference_datasets
 from tunelab.model import count_parameters, load_tokenizer
+from tunelab.model.value_head import attach_value_head, load_value_head, value_head_detached
 from tunelab.runs.rundir import RunDir
 from tunelab.train.builders import build_callbacks, build_training_arguments, drop_default_printers
 from tunelab.train.context import RunContext
@@ -56,12 +57,7 @@ from tunelab.train.preference import (
     reference_mode,
 )
 from tunelab.train.runner import RunResult, run_trainer
-from tunelab.train.value_head import (
-    BestValueHeadCallback,
-    attach_value_head,
-    load_value_head,
-    value_head_detached,
-)
+from tunelab.train.value_head import BestValueHeadCallback
 
 __all__ = ["PPO_EVAL_METRICS", "PPOTrainer", "PromptCollator", "run_ppo"]
 
@@ -352,7 +348,7 @@ def run_ppo(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path |
     """Load the policy and the reward model, build the PPO loop, train and save; see the module docstring."""
     from trl.trainer.utils import disable_dropout_in_model
 
-    from tunelab.evaluate.reward import load_reward_model
+    from tunelab.model.reward import load_reward_model
 
     pref, t = config.preference, config.training
     assert pref.reward_model is not None  # RunConfig refuses ppo without one
