@@ -81,3 +81,47 @@ def test_labels_exist_in_both_languages() -> None:
         assert en and zh, key
     assert field_label("learning_rate", "zh") == "学习率"
     assert field_label("seed_not_labelled", "en") == "seed_not_labelled"
+
+
+def test_number_boxes_step_by_a_fraction_of_their_magnitude() -> None:
+    from tunelab.webui.forms import number_step
+
+    assert number_step(field_spec("learning_rate")) == pytest.approx(1e-5)  # 1e-4 -> 1.1e-4, not 1
+    assert number_step(field_spec("plateau_min_lr")) == pytest.approx(1e-6)  # default 0: still LR-sized
+    assert number_step(field_spec("warmup_ratio")) == pytest.approx(0.01)
+    assert number_step(field_spec("max_grad_norm")) == pytest.approx(0.1)
+    assert number_step(field_spec("lora_rank")) == 1
+    for key in config_keys():
+        spec = field_spec(key)
+        if spec.kind == "float" and isinstance(spec.default, float) and spec.default:
+            assert number_step(spec) <= abs(spec.default) / 5, key
+
+
+def test_unset_numbers_show_empty_and_stay_unset() -> None:
+    from tunelab.webui.forms import UNSET_PLACEHOLDER, build_field
+
+    alpha = build_field("lora_alpha", "en", label="LoRA alpha")
+    assert alpha.value is None and alpha.placeholder == UNSET_PLACEHOLDER  # empty box, not 0
+    lr = build_field("learning_rate", "en", label="LR")
+    assert lr.value == pytest.approx(1e-4) and lr.step == pytest.approx(1e-5)
+    shown = flat_to_form(["lora_alpha", "learning_rate"], {"learning_rate": 3e-4})
+    assert shown == [None, 3e-4]
+    assert form_to_flat(["lora_alpha", "learning_rate"], shown) == {"learning_rate": 3e-4}
+    assert (
+        config_from_dict(
+            {"model_name_or_path": "tiny:llama", **form_to_flat(["lora_alpha"], [None])}
+        ).finetuning.lora_alpha
+        is None
+    )
+
+
+def test_memory_budget_boxes_show_empty_for_this_machine(tmp_path) -> None:
+    from tunelab.webui.app import create_app
+    from tunelab.webui.forms import UNSET_PLACEHOLDER
+
+    app = create_app(runs_dir=tmp_path / "runs", state_dir=tmp_path / "state")
+    boxes = {b.elem_id: b for b in app.blocks.values() if getattr(b, "elem_id", None)}
+    for elem_id in ("tl-tune-gpu-mem", "tl-tune-max-mem"):
+        assert boxes[elem_id].value is None and boxes[elem_id].placeholder == UNSET_PLACEHOLDER, elem_id
+    numbers = [b for b in app.blocks.values() if type(b).__name__ == "Number" and b.value is None]
+    assert numbers and all(b.placeholder for b in numbers), [b.elem_id for b in numbers if not b.placeholder]

@@ -8,6 +8,7 @@ its short label from :mod:`tunelab.webui.i18n`. Values travel back as flat confi
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from collections.abc import Iterable, Sequence
@@ -25,12 +26,14 @@ from tunelab.config.schema import GROUP_TYPES
 
 __all__ = [
     "NONE_CHOICE",
+    "UNSET_PLACEHOLDER",
     "FieldSpec",
     "config_keys",
     "field_spec",
     "form_to_flat",
     "flat_to_form",
     "minimal_flat",
+    "number_step",
     "to_cli_line",
     "to_yaml",
     "widget_value",
@@ -267,6 +270,25 @@ def to_cli_line(command: str, flat: dict[str, Any], config_path: str | None = No
 
 # ---- widgets ------------------------------------------------------------------------------------
 
+# what an empty number box shows: without a placeholder Gradio draws None as 0, which reads as a value
+UNSET_PLACEHOLDER = "—"
+_LR_KEYS = {"learning_rate", "lr_end", "plateau_min_lr"}
+
+
+def number_step(spec: FieldSpec) -> float:
+    """How far one arrow key moves a number box: about a tenth of the key's usual magnitude.
+
+    Gradio's default step is 1, so one key press turned a learning rate of 1e-4 into 1.
+    """
+    if spec.kind == "int":
+        return 1
+    default = spec.default if isinstance(spec.default, (int, float)) else None
+    if default:
+        return 10.0 ** (math.floor(math.log10(abs(default))) - 1)
+    if spec.name in _LR_KEYS:
+        return 1e-6
+    return 1 if default is None else 0.01  # unset keys (lora_alpha, timeout) vs zero-default ratios
+
 
 def build_field(key: str, lang: str, *, label: str, **overrides: Any) -> Any:
     """A Gradio widget for config key ``key``: kind, choices, range, default and help from the schema.
@@ -293,6 +315,8 @@ def build_field(key: str, lang: str, *, label: str, **overrides: Any) -> Any:
     if spec.kind in ("int", "float"):
         common.setdefault("minimum", spec.minimum)
         common.setdefault("maximum", spec.maximum)
+        common.setdefault("step", number_step(spec))
+        common.setdefault("placeholder", UNSET_PLACEHOLDER)  # None shows empty, not 0
         if spec.kind == "int":
             common.setdefault("precision", 0)
         return gr.Number(**common)

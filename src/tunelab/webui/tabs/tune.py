@@ -14,7 +14,7 @@ from typing import Any
 from tunelab.errors import TunelabError
 from tunelab.webui import tune_results as results
 from tunelab.webui.context import UIContext, error_html, message_html
-from tunelab.webui.forms import flat_to_form, to_yaml
+from tunelab.webui.forms import UNSET_PLACEHOLDER, flat_to_form, to_yaml
 from tunelab.webui.i18n import tr
 from tunelab.webui.jobview import job_status_html, poll_job, start_job_html
 
@@ -154,6 +154,8 @@ def build(ctx: UIContext) -> dict[str, Any]:
         w["gpu_mem"] = t.label(
             gr.Number(
                 value=None,
+                placeholder=UNSET_PLACEHOLDER,  # empty = this machine / the device limit, not 0
+                step=0.5,
                 label=tr("lbl.gpu_mem", lang),
                 info=tr("info.gpu_mem", lang),
                 elem_id="tl-tune-gpu-mem",
@@ -164,6 +166,8 @@ def build(ctx: UIContext) -> dict[str, Any]:
         w["max_mem"] = t.label(
             gr.Number(
                 value=None,
+                placeholder=UNSET_PLACEHOLDER,  # empty = this machine / the device limit, not 0
+                step=0.5,
                 label=tr("lbl.max_mem", lang),
                 info=tr("info.max_mem", lang),
                 elem_id="tl-tune-max-mem",
