@@ -34,6 +34,7 @@ __all__ = [
     "flat_to_form",
     "minimal_flat",
     "number_step",
+    "optional_number",
     "to_cli_line",
     "to_yaml",
     "widget_value",
@@ -146,9 +147,27 @@ def widget_value(spec: FieldSpec, value: Any) -> Any:
         return ", ".join(str(v) for v in value) if value else ""
     if spec.kind == "mapping":
         return yaml.safe_dump(value, sort_keys=False, allow_unicode=True).strip() if value else ""
-    if spec.kind == "text":
+    if spec.kind == "text" or _number_in_textbox(spec):
         return "" if value is None else str(value)
     return value
+
+
+def _number_in_textbox(spec: FieldSpec) -> bool:
+    """Optional numbers get a textbox: Gradio 6.31's number box draws None as 0 (even with a
+    placeholder), which read as "alpha 0" next to help saying "unset = 2 x rank"."""
+    return spec.optional and spec.kind in ("int", "float")
+
+
+def optional_number(shown: Any, what: str) -> float | None:
+    """The number typed in a box where empty means unset; ConfigError naming ``what`` for text."""
+    from tunelab.errors import ConfigError
+
+    if shown is None or str(shown).strip() == "":
+        return None
+    try:
+        return float(shown)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what}: {shown!r} is not a number", "type a number, or leave it empty") from None
 
 
 def config_value(spec: FieldSpec, shown: Any) -> Any:
@@ -172,10 +191,17 @@ def config_value(spec: FieldSpec, shown: Any) -> Any:
         text = "" if shown is None else str(shown).strip()
         return text or None
     if spec.kind in ("int", "float"):
-        if shown is None or shown == "":
+        if shown is None or str(shown).strip() == "":
             return None
-        # an empty number box shows 0; for an optional key whose range excludes its minimum
-        # (max_samples > 0, lora_alpha > 0) that 0 means "unset", as the empty box did
+        if isinstance(shown, str):  # an optional number's textbox; the schema rejects what is not a number
+            try:
+                shown = float(shown.strip())
+            except ValueError:
+                return shown.strip()
+            if spec.kind == "int" and not shown.is_integer():
+                return shown
+        # for an optional key whose range excludes its minimum (max_samples > 0, lora_alpha > 0)
+        # a 0 means "unset" (what Gradio's number box showed for an unset value)
         if spec.optional and spec.exclusive_minimum and float(shown) == spec.minimum:
             return None
         return int(shown) if spec.kind == "int" else float(shown)
@@ -270,7 +296,7 @@ def to_cli_line(command: str, flat: dict[str, Any], config_path: str | None = No
 
 # ---- widgets ------------------------------------------------------------------------------------
 
-# what an empty number box shows: without a placeholder Gradio draws None as 0, which reads as a value
+# what the box of an unset optional number shows (language-neutral)
 UNSET_PLACEHOLDER = "—"
 _LR_KEYS = {"learning_rate", "lr_end", "plateau_min_lr"}
 
@@ -285,9 +311,7 @@ def number_step(spec: FieldSpec) -> float:
     default = spec.default if isinstance(spec.default, (int, float)) else None
     if default:
         return 10.0 ** (math.floor(math.log10(abs(default))) - 1)
-    if spec.name in _LR_KEYS:
-        return 1e-6
-    return 1 if default is None else 0.01  # unset keys (lora_alpha, timeout) vs zero-default ratios
+    return 1e-6 if spec.name in _LR_KEYS else 0.01  # a zero default: ratios, decays, LR floors
 
 
 def build_field(key: str, lang: str, *, label: str, **overrides: Any) -> Any:
@@ -312,11 +336,13 @@ def build_field(key: str, lang: str, *, label: str, **overrides: Any) -> Any:
         return gr.Dropdown(choices=common.pop("choices", spec.choice_labels()), **common)
     if spec.kind == "bool":
         return gr.Checkbox(**common)
+    if _number_in_textbox(spec):
+        common.setdefault("placeholder", UNSET_PLACEHOLDER)
+        return gr.Textbox(**common)
     if spec.kind in ("int", "float"):
         common.setdefault("minimum", spec.minimum)
         common.setdefault("maximum", spec.maximum)
         common.setdefault("step", number_step(spec))
-        common.setdefault("placeholder", UNSET_PLACEHOLDER)  # None shows empty, not 0
         if spec.kind == "int":
             common.setdefault("precision", 0)
         return gr.Number(**common)
