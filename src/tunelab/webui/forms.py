@@ -23,6 +23,7 @@ from tunelab.config.control import NESTED_GROUP_TYPES
 from tunelab.config.fields import help_text
 from tunelab.config.run_config import RunConfig
 from tunelab.config.schema import GROUP_TYPES
+from tunelab.errors import ConfigError
 
 __all__ = [
     "NONE_CHOICE",
@@ -160,8 +161,6 @@ def _number_in_textbox(spec: FieldSpec) -> bool:
 
 def optional_number(shown: Any, what: str) -> float | None:
     """The number typed in a box where empty means unset; ConfigError naming ``what`` for text."""
-    from tunelab.errors import ConfigError
-
     if shown is None or str(shown).strip() == "":
         return None
     try:
