@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from safetensors.torch import load_file
 from tunelab.config import config_from_dict, load_config
 from tunelab.errors import ConfigError
 from tunelab.runs import RunDir
+from tunelab.runs.summary import summarize_run
 from tunelab.train import train
 from tunelab.train.run import resolve_resume
 
@@ -117,6 +119,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tiny_model_dir: Path, tmp
     assert steps == list(range(1, 41))  # rows after the checkpoint rewritten once, torn line gone
     assert log == ref_log  # loss and grad_norm at every step, bitwise (CPU fp32)
     assert run.read_metrics()["global_step"] == 40
+    assert run.read_metrics()["train_loss"] == pytest.approx(reference.metrics["train_loss"], rel=1e-9)
     ref_weights = load_file(reference.run_dir / "adapter_model.safetensors")
     weights = load_file(out / "adapter_model.safetensors")
     assert ref_weights.keys() == weights.keys()
@@ -138,6 +141,29 @@ def test_resumed_lora_run_keeps_training(tiny_model_dir: Path, tmp_path: Path) -
     assert state["global_step"] == 16
     after = load_file(out / "adapter_model.safetensors")
     assert any(not before[k].equal(after[k]) for k in before if "lora_B" in k), "adapter did not train on"
+
+
+def test_train_loss_after_a_resume_is_the_whole_runs(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """metrics.json train_loss of a resumed run equals the uninterrupted run's (all steps, not the resumed ones)."""
+    short = {"max_steps": 12, "save_steps": 6, "logging_steps": 2}
+    reference = train(_config(tiny_model_dir, tmp_path / "ref", **short))
+    assert reference.status == "finished"
+
+    # what a kill between step 6 and 12 leaves: checkpoint-6 and the log so far, no final outputs
+    out = tmp_path / "resumed"
+    shutil.copytree(reference.run_dir, out)
+    shutil.rmtree(out / "checkpoint-12")
+    (out / "metrics.json").unlink()
+    result = train(_config(tiny_model_dir, out, **short, resume_from_checkpoint="auto"))
+    assert result.status == "finished"
+    assert [e["step"] for e in RunDir(out).read_events() if e["kind"] == "resume"] == [6]
+
+    whole = reference.metrics["train_loss"]
+    resumed_steps_only = sum(loss for step, loss, _ in _losses(RunDir(out)) if step > 6) / 3  # 3 logs of 2
+    assert abs(resumed_steps_only - whole) > 1e-3  # the figure this test guards against differs
+    assert result.metrics["train_loss"] == pytest.approx(whole, rel=1e-9)
+    assert RunDir(out).read_metrics()["train_loss"] == pytest.approx(whole, rel=1e-9)
+    assert summarize_run(out).train_loss == pytest.approx(whole, rel=1e-9)  # runs table / compare / web UI
 
 
 def test_weights_only_checkpoint_is_refused(tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
+from tunelab.compat.datasets import dataset_fingerprint
 from tunelab.data.template import Template
 from tunelab.errors import ConfigError, DataError
 
@@ -372,7 +373,7 @@ def _tokenize_pt(
 def _fingerprint(records: datasets.Dataset, tokenizer: Any, template: Template, *options: Any) -> str:
     """A cache key from the inputs, so datasets need not hash the tokenizer (slow and noisy)."""
     parts = [
-        getattr(records, "_fingerprint", ""),
+        dataset_fingerprint(records),
         getattr(tokenizer, "name_or_path", ""),
         str(len(tokenizer)),
         repr(template),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tunelab.runs.model_card import render_card
 from tunelab.runs.rundir import atomic_write_text
 
 __all__ = ["write_export_card"]
@@ -25,12 +26,6 @@ def write_export_card(export_dir: Path, report: dict[str, Any], training_metrics
     title = hub_id or export_dir.name
     tags = ["tunelab", str(source.get("stage", "")), str(source.get("finetuning_type", "")), "merged"]
     lines = [
-        "---",
-        "library_name: transformers",
-        f"base_model: {source['base_model']}",
-        "tags: [" + ", ".join(t for t in tags if t) + "]",
-        "---",
-        "",
         f"# {title}",
         "",
         _origin(source),
@@ -99,7 +94,10 @@ def write_export_card(export_dir: Path, report: dict[str, Any], training_metrics
             "",
         ]
     path = export_dir / "README.md"
-    atomic_write_text(path, "\n".join(lines))
+    text = render_card(
+        library_name="transformers", base_model=str(source["base_model"]), tags=tags, datasets=[], body=lines
+    )
+    atomic_write_text(path, text)
     return path
 
 

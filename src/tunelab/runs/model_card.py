@@ -8,7 +8,7 @@ from typing import Any
 from tunelab.config.schema import ADAPTER_TYPES
 from tunelab.runs.rundir import atomic_write_text
 
-__all__ = ["write_model_card"]
+__all__ = ["render_card", "write_model_card"]
 
 _SHOWN_METRICS = (
     "train_loss",
@@ -26,6 +26,25 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def render_card(
+    *, library_name: str, base_model: str, tags: list[str], datasets: list[str], body: list[str]
+) -> str:
+    """A README.md whose YAML front matter huggingface_hub writes (so any path or name round-trips).
+
+    Built by string concatenation before, a base model or dataset path containing ": " made the
+    metadata unparsable; ``ModelCard.load(path).data`` reads this back.
+    """
+    from huggingface_hub import ModelCard, ModelCardData  # lazy: runs/ stays light to import
+
+    data = ModelCardData(
+        library_name=library_name,
+        base_model=base_model or None,
+        datasets=datasets or None,
+        tags=[t for t in tags if t],
+    )
+    return str(ModelCard("---\n" + data.to_yaml() + "\n---\n\n" + "\n".join(body)))
+
+
 def write_model_card(run_dir: Path, info: dict[str, Any], metrics: dict[str, Any]) -> Path:
     """Write README.md: what was trained from what, on which data, with which settings and results.
 
@@ -33,12 +52,6 @@ def write_model_card(run_dir: Path, info: dict[str, Any], metrics: dict[str, Any
     and the key hyperparameters; the full config is config.yaml next to it.
     """
     lines = [
-        "---",
-        "library_name: " + ("peft" if info.get("finetuning_type") in ADAPTER_TYPES else "transformers"),
-        f"base_model: {info.get('base_model', '')}",
-        "tags: [tunelab, " + str(info.get("stage", "")) + ", " + str(info.get("finetuning_type", "")) + "]",
-        "---",
-        "",
         f"# {run_dir.name}",
         "",
         f"Fine-tuned with tunelab from `{info.get('base_model', '')}` "
@@ -79,5 +92,13 @@ def write_model_card(run_dir: Path, info: dict[str, Any], metrics: dict[str, Any
         "",
     ]
     path = run_dir / "README.md"
-    atomic_write_text(path, "\n".join(lines))
+    method = str(info.get("finetuning_type", ""))
+    text = render_card(
+        library_name="peft" if method == "lora" else "transformers",
+        base_model=str(info.get("base_model", "")),
+        tags=["tunelab", str(info.get("stage", "")), method],
+        datasets=[d for d in str(info.get("datasets") or "").split(",") if d],
+        body=lines,
+    )
+    atomic_write_text(path, text)
     return path

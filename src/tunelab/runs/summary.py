@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from tunelab.runs.rundir import RunDir
+from tunelab.runs.train_loss import logged_loss_mean
 
 __all__ = ["RunSummary", "flatten_config", "is_run_dir", "summarize_run"]
 
@@ -53,7 +54,7 @@ class RunSummary:
     method: str | None = None
     steps: int | None = None
     total_steps: int | None = None
-    train_loss: float | None = None  # last logged training loss
+    train_loss: float | None = None  # the whole run's mean training loss (runs/train_loss.py)
     eval_loss: float | None = None  # final evaluation loss (or the last one logged)
     when: str = ""
     reason: str | None = None
@@ -92,7 +93,6 @@ def summarize_run(path: str | Path, *, name: str | None = None) -> RunSummary:
     metrics = run.read_metrics()
     rows = run.read_log()
     status, reason = _status(run, metrics)
-    losses = [r["loss"] for r in rows if _number(r.get("loss")) is not None]
     evals = [r["eval_loss"] for r in rows if _number(r.get("eval_loss")) is not None]
     stamps = [p.stat().st_mtime for p in (run.metrics_path, run.log_path, run.config_path) if p.is_file()]
     steps = metrics.get("global_step", rows[-1].get("current_steps") if rows else None)
@@ -105,7 +105,9 @@ def summarize_run(path: str | Path, *, name: str | None = None) -> RunSummary:
         method=config.get("finetuning_type"),
         steps=steps,
         total_steps=rows[-1].get("total_steps") if rows else None,
-        train_loss=losses[-1] if losses else None,
+        train_loss=final_train
+        if (final_train := _number(metrics.get("train_loss"))) is not None
+        else logged_loss_mean(rows, step_key="current_steps"),  # a run still going: its steps so far
         eval_loss=final_eval
         if (final_eval := _number(metrics.get("eval_loss"))) is not None
         else (evals[-1] if evals else None),

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from tunelab.compat.torch import scale_scheduler_state
 from tunelab.config.control import HealthArgs
 from tunelab.distributed import broadcast_decision, is_writer
 from tunelab.runs.rundir import RunDir
@@ -48,17 +49,6 @@ __all__ = [
 _BREAKS_WEIGHTS = ("nonfinite", "update_ratio", "grad_norm")
 
 
-def _scale_state(state: dict[str, Any], factor: float) -> dict[str, Any]:
-    """A scheduler state dict with its learning rates scaled (nested schedulers included)."""
-    scaled = dict(state)
-    for key in ("base_lrs", "_last_lr"):
-        if isinstance(state.get(key), list):
-            scaled[key] = [lr * factor for lr in state[key]]
-    if isinstance(state.get("_schedulers"), list):  # SequentialLR / ChainedScheduler
-        scaled["_schedulers"] = [_scale_state(child, factor) for child in state["_schedulers"]]
-    return scaled
-
-
 def scale_learning_rate(optimizer: Any, scheduler: Any, factor: float) -> tuple[float, float]:
     """Multiply every param group's LR and the scheduler's base LRs by ``factor``; returns (old, new).
 
@@ -73,7 +63,7 @@ def scale_learning_rate(optimizer: Any, scheduler: Any, factor: float) -> tuple[
         if "initial_lr" in group:
             group["initial_lr"] = group["initial_lr"] * factor
     if scheduler is not None and hasattr(scheduler, "state_dict"):
-        scheduler.load_state_dict(_scale_state(scheduler.state_dict(), factor))
+        scheduler.load_state_dict(scale_scheduler_state(scheduler.state_dict(), factor))
     return old, float(optimizer.param_groups[0]["lr"])
 
 

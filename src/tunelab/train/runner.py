@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from tunelab.model.pissa import save_pissa_as_lora
 from tunelab.runs.model_card import write_model_card
 from tunelab.runs.plots import plot_run
 from tunelab.runs.rundir import RunDir
+from tunelab.runs.train_loss import whole_run_train_loss
 from tunelab.train.callbacks import GracefulStopCallback, RunLogCallback
 
 __all__ = ["RunResult", "run_trainer"]
@@ -61,6 +63,18 @@ def _final_eval(trainer: Trainer) -> dict[str, Any]:
     if last is not None and last.get("step") == trainer.state.global_step:
         return {k: v for k, v in last.items() if k.startswith("eval_")}
     return trainer.evaluate()
+
+
+def _whole_run_loss(session_loss: float, trainer: Trainer, resume_from: Path | None) -> float:
+    """``session_loss`` (the mean over this train() call) extended to every step since step 0."""
+    state_file = resume_from / "trainer_state.json" if resume_from else None
+    if state_file is None or not state_file.is_file():
+        return session_loss
+    resumed = json.loads(state_file.read_text(encoding="utf-8"))
+    resumed_step = int(resumed.get("global_step", 0))
+    return whole_run_train_loss(
+        session_loss, trainer.state.global_step - resumed_step, resumed_step, resumed.get("log_history", [])
+    )
 
 
 def run_trainer(
@@ -113,6 +127,8 @@ def run_trainer(
         return RunResult(run.path, "interrupted", checkpoint=checkpoint)
 
     metrics: dict[str, Any] = dict(output.metrics)
+    if "train_loss" in metrics:  # the whole run's, not only the steps since the resume
+        metrics["train_loss"] = _whole_run_loss(float(metrics["train_loss"]), trainer, resume_from)
     metrics.update(extra_metrics)
     metrics["global_step"] = trainer.state.global_step
     status, reason = "finished", None

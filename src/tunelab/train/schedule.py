@@ -26,6 +26,7 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from tunelab.compat.torch import set_last_lr
 from tunelab.config.rules import training_problems
 from tunelab.config.schema import TrainingArgs
 from tunelab.distributed import broadcast_decision
@@ -181,7 +182,7 @@ class WarmupPlateauLR(LRScheduler):
             return None
         for group, rate in zip(self.optimizer.param_groups, new):
             group["lr"] = rate  # takes effect at the next optimizer step, not only after the next step()
-        self._last_lr = new
+        set_last_lr(self, new)
         return PlateauReduction(old[0], new[0], best, n_bad)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from transformers import Trainer
 
+from tunelab.compat.transformers import mark_lr_scheduler_created
 from tunelab.config.schema import FinetuningArgs, TrainingArgs
 from tunelab.runs.rundir import RunDir
 from tunelab.train.optim import build_optimizer
@@ -61,5 +62,5 @@ class TunelabTrainer(Trainer):
             target = self.optimizer if optimizer is None else optimizer
             self.lr_scheduler = build_scheduler(target, self.training_config, num_training_steps)
             # as the base class does: a later train() call rebuilds the schedule for its own length
-            self._created_lr_scheduler = True
+            mark_lr_scheduler_created(self)
         return self.lr_scheduler

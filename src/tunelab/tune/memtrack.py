@@ -21,8 +21,8 @@ import weakref
 from typing import Any
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
+
+from tunelab.compat.torch import TorchDispatchMode, tree_leaves
 
 __all__ = ["ProbeOutOfMemory", "TensorMemoryTracker", "is_out_of_memory", "rss_bytes"]
 
@@ -62,8 +62,8 @@ class TensorMemoryTracker(TorchDispatchMode):
         out = func(*args, **kwargs)
         # An output sharing an input's storage (in-place op, view, out=) allocated nothing new; without
         # this, an optimizer's in-place update would count the weights it touches as new memory.
-        inputs = {id(_storage(t)) for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)}
-        for value in tree_flatten(out)[0]:
+        inputs = {id(_storage(t)) for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
+        for value in tree_leaves(out):
             if isinstance(value, torch.Tensor):
                 storage = _storage(value)
                 if storage is not None and id(storage) not in inputs:

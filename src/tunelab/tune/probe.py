@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from tunelab.compat.transformers import attn_implementation
 from tunelab.config import RunConfig
 from tunelab.errors import DataError
 from tunelab.tune.memtrack import TensorMemoryTracker
@@ -88,7 +89,7 @@ class TrainingProbe:
         self.stats = prepared.stats
         self.rows = prepared.train
         self.eval_rows = prepared.eval
-        flatten = config.data.packing and packing_mode(model.config._attn_implementation) == "flatten"
+        flatten = config.data.packing and packing_mode(attn_implementation(model.config)) == "flatten"
         self.collator = build_collator(self.tokenizer, packing=config.data.packing, flatten=flatten)
 
     # ---- batches ----------------------------------------------------------------------------

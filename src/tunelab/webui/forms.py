@@ -8,6 +8,7 @@ its short label from :mod:`tunelab.webui.i18n`. Values travel back as flat confi
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from collections.abc import Iterable, Sequence
@@ -22,15 +23,19 @@ from tunelab.config.control import NESTED_GROUP_TYPES
 from tunelab.config.fields import help_text
 from tunelab.config.run_config import RunConfig
 from tunelab.config.schema import GROUP_TYPES
+from tunelab.errors import ConfigError
 
 __all__ = [
     "NONE_CHOICE",
+    "UNSET_PLACEHOLDER",
     "FieldSpec",
     "config_keys",
     "field_spec",
     "form_to_flat",
     "flat_to_form",
     "minimal_flat",
+    "number_step",
+    "optional_number",
     "to_cli_line",
     "to_yaml",
     "widget_value",
@@ -143,9 +148,25 @@ def widget_value(spec: FieldSpec, value: Any) -> Any:
         return ", ".join(str(v) for v in value) if value else ""
     if spec.kind == "mapping":
         return yaml.safe_dump(value, sort_keys=False, allow_unicode=True).strip() if value else ""
-    if spec.kind == "text":
+    if spec.kind == "text" or _number_in_textbox(spec):
         return "" if value is None else str(value)
     return value
+
+
+def _number_in_textbox(spec: FieldSpec) -> bool:
+    """Optional numbers get a textbox: Gradio 6.31's number box draws None as 0 (even with a
+    placeholder), which read as "alpha 0" next to help saying "unset = 2 x rank"."""
+    return spec.optional and spec.kind in ("int", "float")
+
+
+def optional_number(shown: Any, what: str) -> float | None:
+    """The number typed in a box where empty means unset; ConfigError naming ``what`` for text."""
+    if shown is None or str(shown).strip() == "":
+        return None
+    try:
+        return float(shown)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what}: {shown!r} is not a number", "type a number, or leave it empty") from None
 
 
 def config_value(spec: FieldSpec, shown: Any) -> Any:
@@ -169,10 +190,17 @@ def config_value(spec: FieldSpec, shown: Any) -> Any:
         text = "" if shown is None else str(shown).strip()
         return text or None
     if spec.kind in ("int", "float"):
-        if shown is None or shown == "":
+        if shown is None or str(shown).strip() == "":
             return None
-        # an empty number box shows 0; for an optional key whose range excludes its minimum
-        # (max_samples > 0, lora_alpha > 0) that 0 means "unset", as the empty box did
+        if isinstance(shown, str):  # an optional number's textbox; the schema rejects what is not a number
+            try:
+                shown = float(shown.strip())
+            except ValueError:
+                return shown.strip()
+            if spec.kind == "int" and not shown.is_integer():
+                return shown
+        # for an optional key whose range excludes its minimum (max_samples > 0, lora_alpha > 0)
+        # a 0 means "unset" (what Gradio's number box showed for an unset value)
         if spec.optional and spec.exclusive_minimum and float(shown) == spec.minimum:
             return None
         return int(shown) if spec.kind == "int" else float(shown)
@@ -267,6 +295,23 @@ def to_cli_line(command: str, flat: dict[str, Any], config_path: str | None = No
 
 # ---- widgets ------------------------------------------------------------------------------------
 
+# what the box of an unset optional number shows (language-neutral)
+UNSET_PLACEHOLDER = "—"
+_LR_KEYS = {"learning_rate", "lr_end", "plateau_min_lr"}
+
+
+def number_step(spec: FieldSpec) -> float:
+    """How far one arrow key moves a number box: about a tenth of the key's usual magnitude.
+
+    Gradio's default step is 1, so one key press turned a learning rate of 1e-4 into 1.
+    """
+    if spec.kind == "int":
+        return 1
+    default = spec.default if isinstance(spec.default, (int, float)) else None
+    if default:
+        return 10.0 ** (math.floor(math.log10(abs(default))) - 1)
+    return 1e-6 if spec.name in _LR_KEYS else 0.01  # a zero default: ratios, decays, LR floors
+
 
 def build_field(key: str, lang: str, *, label: str, **overrides: Any) -> Any:
     """A Gradio widget for config key ``key``: kind, choices, range, default and help from the schema.
@@ -290,9 +335,13 @@ def build_field(key: str, lang: str, *, label: str, **overrides: Any) -> Any:
         return gr.Dropdown(choices=common.pop("choices", spec.choice_labels()), **common)
     if spec.kind == "bool":
         return gr.Checkbox(**common)
+    if _number_in_textbox(spec):
+        common.setdefault("placeholder", UNSET_PLACEHOLDER)
+        return gr.Textbox(**common)
     if spec.kind in ("int", "float"):
         common.setdefault("minimum", spec.minimum)
         common.setdefault("maximum", spec.maximum)
+        common.setdefault("step", number_step(spec))
         if spec.kind == "int":
             common.setdefault("precision", 0)
         return gr.Number(**common)

@@ -20,13 +20,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunelab.runs.rundir import atomic_write_text
+from tunelab.runs.rundir import RunDir, atomic_write_text
 
-__all__ = ["Job", "JobManager", "status_of_exit"]
+__all__ = ["Job", "JobManager", "status_from_run_dir", "status_of_exit"]
 
 # exit codes of the tunelab CLI (see cli.py): 2 a TunelabError, 3 stopped by the health monitor,
 # 130 interrupted with a checkpoint saved
 _EXIT_STATUS = {0: "finished", 2: "failed", 3: "stopped", 130: "aborted"}
+# metrics.json "status" of a run (train/runner.py) -> the job status its exit code would have given
+_RUN_STATUS = {"finished": "finished", "early_stopped": "finished", "stopped": "stopped", "pruned": "stopped"}
 
 
 def status_of_exit(returncode: int, *, abort_requested: bool = False, kind: str = "train") -> str:
@@ -40,6 +42,33 @@ def status_of_exit(returncode: int, *, abort_requested: bool = False, kind: str 
     if returncode == 3 and kind != "train":
         return "finished" if kind == "estimate" else "failed"
     return _EXIT_STATUS.get(returncode, "failed")
+
+
+def status_from_run_dir(run_dir: str | Path, since: float) -> str | None:
+    """How a job ended, read from its run directory's own files written after ``since``; None if unknown.
+
+    A job started by an earlier UI process has no exit code here; the run directory still says
+    whether it finished (metrics.json "status"), was stopped, or was interrupted with a checkpoint
+    (an "interrupted" event). Files older than the job belong to an earlier run in the same folder.
+    """
+    run = RunDir(run_dir)
+    try:
+        fresh = run.metrics_path.stat().st_mtime >= since
+    except OSError:
+        fresh = False
+    status = run.read_metrics().get("status") if fresh else None
+    if status is not None:
+        return _RUN_STATUS.get(str(status), "finished")
+    for event in reversed(run.read_events()):
+        try:
+            when = time.mktime(time.strptime(str(event.get("time")), "%Y-%m-%dT%H:%M:%S"))
+        except ValueError:
+            continue
+        if when < since - 1:  # event times have whole seconds
+            break
+        if event.get("kind") == "interrupted":
+            return "aborted"
+    return None
 
 
 @dataclass
@@ -199,7 +228,8 @@ class JobManager:
             self._finish(job, code)
             return
         if not _alive(job.pid):  # started by an earlier UI process: its exit code is gone
-            job.status, job.ended = "lost", time.time()
+            found = status_from_run_dir(job.run_dir, job.started) if job.run_dir else None
+            job.status, job.ended = found or "lost", time.time()
             self._save()
 
     def _finish(self, job: Job, code: int) -> None:

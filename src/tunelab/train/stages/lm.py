@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tunelab.compat.transformers import attn_implementation
 from tunelab.config import RunConfig
 from tunelab.data.collator import build_collator
 from tunelab.data.packing import packing_mode
@@ -35,7 +36,7 @@ def run_lm(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path | 
     """Load, build, train and save a pt or sft run; see the module docstring."""
     tokenizer = load_tokenizer(config.model)
     model = load_model_for_training(config, ctx.compute_dtype)
-    flatten = _packing_layout(config, model.config._attn_implementation)
+    flatten = _packing_layout(config, attn_implementation(model.config))
     # Unsloth brings its own fused loss; DFT/EAFT/ASFT weigh each token's loss from the logits
     if not config.model.use_unsloth and not custom_token_loss(config.finetuning):
         ctx.say(install_training_loss(model, config.model.loss_kernel))

@@ -31,12 +31,14 @@ from typing import Any
 
 import torch
 
+from tunelab.compat.transformers import prepare_inputs
 from tunelab.config import GenerationArgs, RunConfig
 from tunelab.config.rules import STAGE_EVAL_METRICS
 from tunelab.config.schema_pref import PreferenceArgs
 from tunelab.data.tokenize_pref import build_preference_datasets
 from tunelab.distributed import all_reduce_mean, prepare_once, unwrap, world_size
 from tunelab.model import count_parameters, load_tokenizer
+from tunelab.model.value_head import attach_value_head, load_value_head, value_head_detached
 from tunelab.runs.rundir import RunDir
 from tunelab.train.builders import build_callbacks, build_training_arguments, drop_default_printers
 from tunelab.train.context import RunContext
@@ -57,12 +59,7 @@ from tunelab.train.preference import (
     reference_mode,
 )
 from tunelab.train.runner import RunResult, run_trainer
-from tunelab.train.value_head import (
-    BestValueHeadCallback,
-    attach_value_head,
-    load_value_head,
-    value_head_detached,
-)
+from tunelab.train.value_head import BestValueHeadCallback
 
 __all__ = ["PPO_EVAL_METRICS", "PPOTrainer", "PromptCollator", "run_ppo"]
 
@@ -128,7 +125,7 @@ class PPOTrainer(PreferenceTrainer):
     def training_step(
         self, model: torch.nn.Module, inputs: dict[str, Any], num_items_in_batch: Any = None
     ) -> torch.Tensor:
-        rollout = self._rollout(model, self._prepare_inputs(inputs), mode="train")
+        rollout = self._rollout(model, prepare_inputs(self, inputs), mode="train")
         model.train()
         n, losses = rollout.sequences.size(0), []
         steps = [
@@ -304,7 +301,7 @@ class PPOTrainer(PreferenceTrainer):
         """Sample replies to the eval prompts: mean reward and KL to the reference (no update)."""
         loader = self.get_eval_dataloader(eval_dataset)
         for batch in loader:
-            self._rollout(self.model, self._prepare_inputs(batch), mode="eval")
+            self._rollout(self.model, prepare_inputs(self, batch), mode="eval")
         metrics = {f"{metric_key_prefix}_{k}": v for k, v in self.metric_means("eval").items()}
         self._sums["eval"].clear()
         self.log(dict(metrics))
@@ -357,7 +354,7 @@ def run_ppo(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path |
     """Load the policy and the reward model, build the PPO loop, train and save; see the module docstring."""
     from trl.trainer.utils import disable_dropout_in_model
 
-    from tunelab.evaluate.reward import load_reward_model
+    from tunelab.model.reward import load_reward_model
 
     pref, t = config.preference, config.training
     assert pref.reward_model is not None  # RunConfig refuses ppo without one

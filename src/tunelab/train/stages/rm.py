@@ -6,7 +6,7 @@ to score the preferred response higher. Logged per step and per evaluation: accu
 pairs whose chosen response scores higher), margin (mean score difference), rewards/chosen and
 rewards/rejected (mean scores). The evaluation also runs once before training, so the log shows
 where accuracy started. The run directory holds the model as an sft run would plus
-``value_head.safetensors``; :func:`tunelab.evaluate.reward.load_reward_model` scores text with it,
+``value_head.safetensors``; :func:`tunelab.model.reward.load_reward_model` scores text with it,
 and ``reward_model: <run dir>`` uses it in stage ppo.
 """
 
@@ -23,18 +23,18 @@ from tunelab.config.rules import STAGE_EVAL_METRICS
 from tunelab.data.tokenize_pref import build_preference_datasets
 from tunelab.distributed import prepare_once
 from tunelab.model import count_parameters, load_tokenizer
-from tunelab.runs.rundir import RunDir
-from tunelab.train.builders import build_callbacks, build_training_arguments, drop_default_printers
-from tunelab.train.context import RunContext
-from tunelab.train.preference import PreferenceTrainer, card_info, load_policy, pad_token_id
-from tunelab.train.runner import RunResult, run_trainer
-from tunelab.train.value_head import (
-    BestValueHeadCallback,
+from tunelab.model.value_head import (
     attach_value_head,
     last_token_scores,
     load_value_head,
     value_head_detached,
 )
+from tunelab.runs.rundir import RunDir
+from tunelab.train.builders import build_callbacks, build_training_arguments, drop_default_printers
+from tunelab.train.context import RunContext
+from tunelab.train.preference import PreferenceTrainer, card_info, load_policy, pad_token_id
+from tunelab.train.runner import RunResult, run_trainer
+from tunelab.train.value_head import BestValueHeadCallback
 
 __all__ = ["RM_EVAL_METRICS", "RewardModelTrainer", "run_rm"]
 

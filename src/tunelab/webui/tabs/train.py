@@ -227,6 +227,8 @@ def _ending_html(job: Any, lang: str) -> str:
         return message_html(tr("msg.finished", lang, run=job.run_dir, metrics=shown), "ok")
     if job.status == "stopped":
         return message_html(tr("msg.stopped", lang, run=job.run_dir), "error")
+    if job.status == "lost":  # an earlier UI's job whose run directory does not say how it ended
+        return message_html(tr("status.lost", lang), "warn")
     return message_html(tr("msg.failed", lang, code=job.returncode), "error")
 
 

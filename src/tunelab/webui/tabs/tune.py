@@ -14,7 +14,7 @@ from typing import Any
 from tunelab.errors import TunelabError
 from tunelab.webui import tune_results as results
 from tunelab.webui.context import UIContext, error_html, message_html
-from tunelab.webui.forms import flat_to_form, to_yaml
+from tunelab.webui.forms import UNSET_PLACEHOLDER, flat_to_form, optional_number, to_yaml
 from tunelab.webui.i18n import tr
 from tunelab.webui.jobview import job_status_html, poll_job, start_job_html
 
@@ -49,8 +49,8 @@ def tool_args(
     out_dir: Path,
     *,
     task: str = "auto",
-    gpu_mem: float | None = None,
-    max_mem: float | None = None,
+    gpu_mem: float | str | None = None,
+    max_mem: float | str | None = None,
     lr_steps: int | None = None,
 ) -> list[str]:
     """The command line of a tool, writing its machine-readable result into ``out_dir``."""
@@ -58,10 +58,12 @@ def tool_args(
     args += results.output_args(tool, out_dir)
     if tool == "advise" and task and task != "auto":
         args += ["--task", task]
-    if tool in ("advise", "estimate") and gpu_mem:
-        args += ["--gpu-mem", f"{gpu_mem:g}"]
-    if tool == "find-batch" and max_mem:
-        args += ["--max-mem", f"{max_mem:g}"]
+    gpu_gb = optional_number(gpu_mem, "memory budget (GB)")
+    max_gb = optional_number(max_mem, "memory ceiling (GB)")
+    if tool in ("advise", "estimate") and gpu_gb:
+        args += ["--gpu-mem", f"{gpu_gb:g}"]
+    if tool == "find-batch" and max_gb:
+        args += ["--max-mem", f"{max_gb:g}"]
     if tool == "lr-find" and lr_steps:
         args += ["--steps", str(int(lr_steps))]
     return args
@@ -76,8 +78,11 @@ def start_tool(
     except TunelabError as exc:
         return None, error_html(exc, lang)
     out_dir = ctx.state_dir / "tools" / path.stem
+    try:
+        args = tool_args(tool, path, out_dir, **options)
+    except TunelabError as exc:  # a memory box holding text
+        return None, error_html(exc, lang)
     out_dir.mkdir(parents=True, exist_ok=True)
-    args = tool_args(tool, path, out_dir, **options)
     stdout = results.stdout_file(tool, out_dir)
     job, status = start_job_html(ctx, tool, args, lang, run_dir=out_dir, stdout_path=stdout)
     return job.id, status
@@ -152,8 +157,9 @@ def build(ctx: UIContext) -> dict[str, Any]:
             "lbl.task",
         )
         w["gpu_mem"] = t.label(
-            gr.Number(
-                value=None,
+            gr.Textbox(  # not gr.Number, which shows an unset value as 0
+                value="",
+                placeholder=UNSET_PLACEHOLDER,
                 label=tr("lbl.gpu_mem", lang),
                 info=tr("info.gpu_mem", lang),
                 elem_id="tl-tune-gpu-mem",
@@ -162,8 +168,9 @@ def build(ctx: UIContext) -> dict[str, Any]:
             "info.gpu_mem",
         )
         w["max_mem"] = t.label(
-            gr.Number(
-                value=None,
+            gr.Textbox(  # not gr.Number, which shows an unset value as 0
+                value="",
+                placeholder=UNSET_PLACEHOLDER,
                 label=tr("lbl.max_mem", lang),
                 info=tr("info.max_mem", lang),
                 elem_id="tl-tune-max-mem",
@@ -300,8 +307,8 @@ def build(ctx: UIContext) -> dict[str, Any]:
         def start(
             lang: str,
             task: str,
-            gpu_mem: float | None,
-            max_mem: float | None,
+            gpu_mem: str | None,
+            max_mem: str | None,
             lr_steps: float | None,
             *values: Any,
         ) -> list[Any]:
