@@ -94,7 +94,7 @@ def write_model_card(run_dir: Path, info: dict[str, Any], metrics: dict[str, Any
     path = run_dir / "README.md"
     method = str(info.get("finetuning_type", ""))
     text = render_card(
-        library_name="peft" if method == "lora" else "transformers",
+        library_name="peft" if method in ADAPTER_TYPES else "transformers",
         base_model=str(info.get("base_model", "")),
         tags=["tunelab", str(info.get("stage", "")), method],
         datasets=[d for d in str(info.get("datasets") or "").split(",") if d],
