@@ -42,7 +42,7 @@ def _config(items: list[str]) -> Any:
 
 def _base_rows(shared: Path, n_en: int, n_zh: int) -> list[dict[str, Any]]:
     """Demo rows with their own duplicates and conflicts removed first, so every finding is attributable."""
-    from tunelab.data.quality.clean import clean_data
+    from tunelab.quality.clean import clean_data
 
     rows = json.loads((shared / "alpaca_en_demo.json").read_text())[:n_en]
     rows += json.loads((shared / "alpaca_zh_demo.json").read_text())[:n_zh]
@@ -116,8 +116,8 @@ def plant(
 
 
 def part_pr(args: argparse.Namespace) -> list[str]:
-    from tunelab.data.quality import check_data
-    from tunelab.data.quality.clean import clean_data
+    from tunelab.quality import check_data
+    from tunelab.quality.clean import clean_data
 
     base = _base_rows(args.shared_data, args.n_en, args.n_zh)
     train, evals, truth = plant(base, args.seed, args.n_plant)
@@ -202,8 +202,8 @@ def _train(items: list[str], out: Path) -> float:
 
 
 def part_train(args: argparse.Namespace) -> list[str]:
-    from tunelab.data.quality.clean import clean_data
-    from tunelab.data.quality.select import select_data
+    from tunelab.quality.clean import clean_data
+    from tunelab.quality.select import select_data
 
     base = _base_rows(args.shared_data, args.n_en, 0)
     train, evals, _ = plant(base, args.seed, args.n_plant)

@@ -15,7 +15,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 UI = {"cli", "webui"}
-FEATURES = {"train", "tune", "evaluate", "infer", "export"}
+FEATURES = {"train", "tune", "evaluate", "infer", "export", "quality"}
 BASE = {"config", "data", "model", "runs"}
 LIGHT = {"config", "data", "runs"}
 HEAVY = {"torch", "transformers", "peft", "trl", "accelerate", "bitsandbytes", "deepspeed"}

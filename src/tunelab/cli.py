@@ -220,9 +220,9 @@ def data_check(
     def go() -> int:
         from tunelab.cli_text import cli_lang
         from tunelab.config import load_config
-        from tunelab.data.quality import check_data
-        from tunelab.data.quality.clean import parse_drop
-        from tunelab.data.quality.report import render_report, write_report
+        from tunelab.quality import check_data
+        from tunelab.quality.clean import parse_drop
+        from tunelab.quality.report import render_report, write_report
 
         cfg = load_config(path, items)
         kinds = parse_drop(fail_on)
@@ -249,12 +249,12 @@ def data_clean(
 
     def go() -> None:
         from tunelab.config import load_config
-        from tunelab.data.quality.clean import clean_data, parse_drop
-        from tunelab.data.quality.writer import train_hint
+        from tunelab.quality.clean import clean_data, parse_drop
+        from tunelab.quality.writer import train_hint
 
         cfg = load_config(path, items)
         if streaming:
-            from tunelab.data.quality.stream_clean import stream_clean
+            from tunelab.quality.stream_clean import stream_clean
 
             counts = stream_clean(cfg, out, drop=parse_drop(drop), near_threshold=near_threshold)
         else:
@@ -286,8 +286,8 @@ def data_select(
 
     def go() -> None:
         from tunelab.config import load_config
-        from tunelab.data.quality.select import select_data
-        from tunelab.data.quality.writer import train_hint
+        from tunelab.quality.select import select_data
+        from tunelab.quality.writer import train_hint
 
         cfg = load_config(path, items)
         console = _console(stderr=False)
@@ -327,8 +327,8 @@ def data_augment(
 
     def go() -> None:
         from tunelab.config import load_config
-        from tunelab.data.quality.augment import augment_data
-        from tunelab.data.quality.rewrite import ApiRewriter, EngineRewriter
+        from tunelab.quality.augment import augment_data
+        from tunelab.quality.rewrite import ApiRewriter, EngineRewriter
 
         cfg = load_config(path, items)
         rewriter = None

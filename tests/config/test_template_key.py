@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from tunelab.cli import app
 from tunelab.config import load_config
-from tunelab.data.template_catalog import TEMPLATE_NAMES
+from tunelab.config.template_catalog import TEMPLATE_NAMES
 from tunelab.errors import ConfigError
 
 # Template names LLaMA-Factory configs of current text models use.

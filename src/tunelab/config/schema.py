@@ -298,7 +298,10 @@ class DataArgs(Group):
     @field_validator("template")
     @classmethod
     def _check_template(cls, value: str | None) -> str | None:
-        from tunelab.data.template_catalog import TEMPLATE_NAMES, unknown_template_hint  # torch-free data
+        from tunelab.config.template_catalog import (  # plain data, no torch
+            TEMPLATE_NAMES,
+            unknown_template_hint,
+        )
 
         if value is not None and value not in TEMPLATE_NAMES:
             raise ValueError(f"unknown chat template {value!r}; {unknown_template_hint(value)}")

@@ -1,6 +1,6 @@
 """Chat templates by name: how a conversation becomes token ids, turn by turn, so prompts can be masked.
 
-The formats themselves are data in template_catalog.py; the machinery that encodes them is the
+The formats themselves are data in config/template_catalog.py; the machinery that encodes them is the
 Template class (template_format.py), its thinking-model variant (template_reasoning.py) and the
 tokenizer's own Jinja template (template_tokenizer.py). This module builds the registry and picks
 the template a run uses.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tunelab.data.template_catalog import FORMATS, unknown_template_hint
+from tunelab.config.template_catalog import FORMATS, unknown_template_hint
 from tunelab.data.template_format import Template
 from tunelab.data.template_reasoning import ReasoningTemplate
 from tunelab.data.template_tokenizer import TokenizerTemplate

@@ -12,7 +12,7 @@ is never interpreted:
 Text between slots is encoded together with the content it surrounds (``"Human: " + content``),
 so BPE merges come out as the model saw them. Each message is encoded on its own, which makes the
 per-turn split exact: the concatenation of all (prompt, response) pairs *is* the conversation's ids.
-The named formats live in template_catalog.py, thinking models' formats in template_reasoning.py and
+The named formats live in config/template_catalog.py, thinking models' formats in template_reasoning.py and
 the tokenizer's own Jinja template in template_tokenizer.py; template.py picks one by name.
 """
 

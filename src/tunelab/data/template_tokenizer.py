@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tunelab.data.template_catalog import TEMPLATE_NAMES
+from tunelab.config.template_catalog import TEMPLATE_NAMES
 from tunelab.data.template_format import Template, Turn, _check_roles, _prompt_messages, _split_system
 from tunelab.data.tools import parse_tools
 from tunelab.errors import ConfigError

@@ -22,7 +22,7 @@ DUPLICATE_SHARE_TO_CLEAN = 0.03  # beyond 3% duplicated records, cleaning change
 
 def data_quality_notes(config: RunConfig) -> list[tuple[str, str]]:
     """(en, zh) notes about duplicates, leaks, conflicts and broken records in ``config``'s data."""
-    from tunelab.data.quality import check_data
+    from tunelab.quality import check_data
 
     try:
         report = check_data(config, tokens=False)

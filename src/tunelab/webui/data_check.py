@@ -15,8 +15,8 @@ _HEAD = {
 
 def check_html(report: Any, lang: str) -> str:
     """An HTML table of a QualityReport: counts per kind (red when non-zero) and each kind's first finding."""
-    from tunelab.data.quality.check import DEFAULT_FAIL_ON, KINDS
-    from tunelab.data.quality.report import LABELS
+    from tunelab.quality.check import DEFAULT_FAIL_ON, KINDS
+    from tunelab.quality.report import LABELS
 
     title, kind_h, n_h, ex_h, clean, found = _HEAD["zh" if lang == "zh" else "en"]
     counts = report.counts

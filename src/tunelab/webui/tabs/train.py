@@ -264,7 +264,7 @@ def preview_dataset(ctx: UIContext, lang: str, values: list[Any]) -> str:
         from tunelab.model import load_tokenizer
 
         report = preview_data(config, load_tokenizer(config.model), n=3)
-        from tunelab.data.quality import check_data
+        from tunelab.quality import check_data
         from tunelab.webui.data_check import check_html
 
         check = check_html(check_data(config, tokens=False), lang)

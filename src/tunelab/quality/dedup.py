@@ -12,8 +12,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from tunelab.data.quality.textkey import normalize, shingles
 from tunelab.errors import ConfigError
+from tunelab.quality.textkey import normalize, shingles
 
 __all__ = ["NearIndex", "check_threshold", "exact_clusters", "near_clusters"]
 

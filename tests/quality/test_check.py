@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from tunelab.data.quality import check_data
-from tunelab.data.quality.report import render_report, write_report
 from tunelab.errors import ConfigError
+from tunelab.quality import check_data
+from tunelab.quality.report import render_report, write_report
 
 
 def _found(report, kind):

@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tunelab.data.quality.dedup import NearIndex, check_threshold, exact_clusters, near_clusters
-from tunelab.data.quality.detectors import conflicting_answers, empty_fields, identical_pairs, script_mix
-from tunelab.data.quality.scan import Finding, RecordRef, ScannedDataset, scan_dataset
-from tunelab.data.quality.textkey import normalize, record_text
+from tunelab.quality.dedup import NearIndex, check_threshold, exact_clusters, near_clusters
+from tunelab.quality.detectors import conflicting_answers, empty_fields, identical_pairs, script_mix
+from tunelab.quality.scan import Finding, RecordRef, ScannedDataset, scan_dataset
+from tunelab.quality.textkey import normalize, record_text
 
 if TYPE_CHECKING:
     from tunelab.config import RunConfig
@@ -235,9 +235,9 @@ def check_data(config: RunConfig, *, near_threshold: float = 0.8, tokens: bool =
 
 
 def _measure_lengths(config: RunConfig, records: list[dict[str, Any]]) -> list[int]:
-    from tunelab.data.quality.lengths import token_lengths
     from tunelab.data.template import template_for
     from tunelab.model import load_tokenizer
+    from tunelab.quality.lengths import token_lengths
 
     tokenizer = load_tokenizer(config.model)
     template = template_for(config.data, tokenizer)

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tunelab.data.files import read_row_files
-from tunelab.data.quality.check import KINDS, QualityReport, check_data
-from tunelab.data.quality.scan import Finding, RecordRef
-from tunelab.data.quality.writer import registry_entry, registry_name, write_rows
 from tunelab.data.registry import REGISTRY_FILE, get_dataset_attr
 from tunelab.errors import ConfigError
+from tunelab.quality.check import KINDS, QualityReport, check_data
+from tunelab.quality.scan import Finding, RecordRef
+from tunelab.quality.writer import registry_entry, registry_name, write_rows
 
 if TYPE_CHECKING:
     from tunelab.config import RunConfig

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from tunelab.data.quality.augment import augment_data
-from tunelab.data.quality.rewrite import ApiRewriter, EngineRewriter
 from tunelab.errors import ConfigError
+from tunelab.quality.augment import augment_data
+from tunelab.quality.rewrite import ApiRewriter, EngineRewriter
 
 
 def _rows(path):

@@ -23,15 +23,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tunelab.data.files import read_row_files
-from tunelab.data.quality.check import split_positions
-from tunelab.data.quality.eda import eda_variants, synonym_source
-from tunelab.data.quality.rewrite import back_translate_prompts, paraphrase_prompt, translate_prompt
-from tunelab.data.quality.rows import row_prompt, with_prompt
-from tunelab.data.quality.scan import RecordRef, scan_dataset
-from tunelab.data.quality.textkey import normalize
-from tunelab.data.quality.writer import registry_entry, registry_name, train_hint, write_rows
 from tunelab.data.registry import REGISTRY_FILE
 from tunelab.errors import ConfigError
+from tunelab.quality.check import split_positions
+from tunelab.quality.eda import eda_variants, synonym_source
+from tunelab.quality.rewrite import back_translate_prompts, paraphrase_prompt, translate_prompt
+from tunelab.quality.rows import row_prompt, with_prompt
+from tunelab.quality.scan import RecordRef, scan_dataset
+from tunelab.quality.textkey import normalize
+from tunelab.quality.writer import registry_entry, registry_name, train_hint, write_rows
 
 if TYPE_CHECKING:
     from tunelab.config import RunConfig
@@ -127,7 +127,7 @@ def augment_data(
 ) -> AugmentResult:
     """Add up to ``n`` augmented copies of every training record of ``config``; write the result to ``out_dir``.
 
-    ``rewriter`` (an :class:`~tunelab.data.quality.rewrite.EngineRewriter` or ``ApiRewriter``) is
+    ``rewriter`` (an :class:`~tunelab.quality.rewrite.EngineRewriter` or ``ApiRewriter``) is
     needed for paraphrase and back_translate; see the module docstring for the eval split.
     """
     stage, data = config.finetuning.stage, config.data

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from tunelab.data.quality import check_data
-from tunelab.data.quality.clean import clean_data, parse_drop
 from tunelab.errors import ConfigError
+from tunelab.quality import check_data
+from tunelab.quality.clean import clean_data, parse_drop
 
 
 def _removed(out):
@@ -99,7 +99,7 @@ def test_unknown_drop_kind_is_named():
 
 @pytest.mark.parametrize("dataset", ["sft", "chat", "text"])
 def test_streaming_clean_matches_the_in_memory_clean(make_config, tmp_path, dataset):
-    from tunelab.data.quality.stream_clean import stream_clean
+    from tunelab.quality.stream_clean import stream_clean
 
     stage = "pt" if dataset == "text" else "sft"
     drop = ["malformed", "empty", "exact", "near", "conflicts"] if stage == "sft" else ["exact", "near"]
@@ -119,7 +119,7 @@ def test_streaming_clean_matches_the_in_memory_clean(make_config, tmp_path, data
 
 
 def test_streaming_clean_drops_leaks_of_an_eval_dataset(make_config, tmp_path):
-    from tunelab.data.quality.stream_clean import stream_clean
+    from tunelab.quality.stream_clean import stream_clean
 
     counts = stream_clean(
         make_config("sft", "sft", "eval_dataset=sft_eval"), tmp_path / "s", drop=["contaminated"]

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tunelab.data.quality.detectors import dominant_script
 from tunelab.errors import ResourceError
+from tunelab.quality.detectors import dominant_script
 
 __all__ = ["ApiRewriter", "EngineRewriter", "back_translate_prompts", "paraphrase_prompt", "translate_prompt"]
 

@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from tunelab.data.quality.select import select_data
 from tunelab.errors import ConfigError
+from tunelab.quality.select import select_data
 
 
 @pytest.fixture

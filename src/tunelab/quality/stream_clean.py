@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 from tunelab.data.files import data_files
 from tunelab.data.formats import to_records
-from tunelab.data.quality.dedup import NUM_PERM, check_threshold
-from tunelab.data.quality.textkey import normalize, record_text, shingles
-from tunelab.data.quality.writer import registry_entry, registry_name
 from tunelab.data.registry import REGISTRY_FILE, get_dataset_attr
 from tunelab.errors import ConfigError, DataError
+from tunelab.quality.dedup import NUM_PERM, check_threshold
+from tunelab.quality.textkey import normalize, record_text, shingles
+from tunelab.quality.writer import registry_entry, registry_name
 
 if TYPE_CHECKING:
     from tunelab.config import RunConfig
@@ -205,8 +205,8 @@ def _judge(
     exact: set[bytes], answers: dict[bytes, bytes], near: _Near | None, held_exact: set[bytes], held_near: _Near | None,
 ) -> tuple[str, str] | None:  # fmt: skip
     """(reason, detail) when the row goes, None when it stays; remembers the row when it stays."""
-    from tunelab.data.quality.detectors import conflict_key, empty_fields, identical_pairs
-    from tunelab.data.quality.scan import RecordRef
+    from tunelab.quality.detectors import conflict_key, empty_fields, identical_pairs
+    from tunelab.quality.scan import RecordRef
 
     try:
         (record,) = to_records([row], attr, stage, name, file, indices=[index])

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tunelab.data.quality.check import KINDS, QualityReport
+from tunelab.quality.check import KINDS, QualityReport
 
 __all__ = ["LABELS", "render_report", "write_report"]
 

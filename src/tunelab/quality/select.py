@@ -1,6 +1,6 @@
 """``tunelab data select``: keep the share of the training data the model itself scores best.
 
-- ``ifd``: instruction-following difficulty (see :mod:`tunelab.data.quality.scoring`); keeps the
+- ``ifd``: instruction-following difficulty (see :mod:`tunelab.quality.scoring`); keeps the
   highest IFD among records with IFD <= 1 (those above 1 come last: the prompt does not help).
 - ``perplexity``: perplexity of the learned tokens; keeps the lowest by default (``prefer``).
 - ``length``: tokens of the record; keeps the longest by default (long answers as a strong
@@ -9,7 +9,7 @@
 Scores are appended to ``scores.jsonl`` batch by batch, so an interrupted run resumes where it
 stopped; ``scores.meta.json`` records what they were computed with and refuses a different setup.
 The kept records keep their order and are written in the input's own format, with a
-dataset_info.json, like :mod:`tunelab.data.quality.clean`.
+dataset_info.json, like :mod:`tunelab.quality.clean`.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tunelab.data.quality.scan import RecordRef, ScannedDataset, scan_dataset
-from tunelab.data.quality.scoring import SCORERS, encode_for_scoring, sequence_losses
-from tunelab.data.quality.writer import registry_entry, registry_name, write_rows
 from tunelab.data.registry import REGISTRY_FILE
 from tunelab.errors import ConfigError
+from tunelab.quality.scan import RecordRef, ScannedDataset, scan_dataset
+from tunelab.quality.scoring import SCORERS, encode_for_scoring, sequence_losses
+from tunelab.quality.writer import registry_entry, registry_name, write_rows
 
 if TYPE_CHECKING:
     from tunelab.config import RunConfig

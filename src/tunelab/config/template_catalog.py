@@ -1,10 +1,10 @@
 """The chat formats tunelab knows by name, as plain data (no torch, no tokenizer), so the config can check names.
 
 Each entry holds the keyword arguments of a Template (``"kind": "reasoning"`` makes it a
-ReasoningTemplate, see template_reasoning.py). Names are LLaMA-Factory's, so a LLaMA-Factory config's
+ReasoningTemplate, see data/template_reasoning.py). Names are LLaMA-Factory's, so a LLaMA-Factory config's
 ``template:`` keeps its meaning; each format was written from the model's published chat template
 (tokenizer_config.json / chat_template.jinja), and tests/data/test_template_families.py renders a
-conversation through both and compares them. Slot syntax: see template_format.py.
+conversation through both and compares them. Slot syntax: see data/template_format.py.
 """
 
 from __future__ import annotations

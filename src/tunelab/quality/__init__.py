@@ -7,6 +7,6 @@
 
 from __future__ import annotations
 
-from tunelab.data.quality.check import DEFAULT_FAIL_ON, KINDS, QualityReport, check_data
+from tunelab.quality.check import DEFAULT_FAIL_ON, KINDS, QualityReport, check_data
 
 __all__ = ["DEFAULT_FAIL_ON", "KINDS", "QualityReport", "check_data"]

@@ -11,8 +11,8 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from tunelab.data.quality.scan import Finding, RecordRef
-from tunelab.data.quality.textkey import normalize, record_text
+from tunelab.quality.scan import Finding, RecordRef
+from tunelab.quality.textkey import normalize, record_text
 
 __all__ = [
     "conflict_key",
