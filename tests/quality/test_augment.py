@@ -118,3 +118,39 @@ def test_back_translate_through_an_openai_compatible_server(make_config, tmp_pat
     assert result.n_original == 9  # sft.json's readable records
     added = [r for r in _rows(tmp_path / "aug" / "data" / "sft.json") if r.get("augmented_from")]
     assert len(added) == result.n_added and all(r["augment_method"] == "back_translate" for r in added)
+
+
+class _Prefix:
+    """A rewriter that answers "Rephrased: <text>": enough to check where the new text lands in each format."""
+
+    name = "prefix"
+
+    def complete(self, conversations, *, seed):
+        return ["Rephrased: " + c[-1]["content"].rsplit("\n\n", 1)[-1] for c in conversations]
+
+
+@pytest.mark.parametrize(
+    ("dataset", "stage", "file", "field"),
+    [
+        ("dpo", "dpo", "dpo.json", lambda r: r["instruction"]),
+        ("kto", "kto", "kto.json", lambda r: r["messages"][0]["content"]),
+        ("text", "pt", "text.txt", lambda r: r["text"]),
+    ],
+)
+def test_paraphrase_rewrites_the_prompt_of_every_format(make_config, tmp_path, dataset, stage, file, field):
+    from tunelab.data.files import read_rows
+
+    result = augment_data(
+        make_config(dataset, stage, "val_size=0"), tmp_path / "aug", method="paraphrase", rewriter=_Prefix()
+    )
+    rows = read_rows(tmp_path / "aug" / "data" / file)
+    originals = read_rows(tmp_path / "data" / file)
+    added = [r for r in rows if file.endswith(".txt") or r.get("augmented_from")]
+    if file.endswith(".txt"):  # plain text keeps no origin columns: the copies follow their originals
+        assert len(rows) == len(originals) + result.n_added
+        assert {field(r) for r in rows} >= {"Rephrased: " + field(o) for o in originals}
+    else:
+        assert len(added) == result.n_added > 0
+        for row in added:
+            source = originals[int(row["augmented_from"].split("#")[1])]
+            assert field(row) == "Rephrased: " + field(source)

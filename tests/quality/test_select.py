@@ -93,3 +93,22 @@ def test_changed_settings_refuse_old_scores(sft_config, make_config, tmp_path, t
 def test_ifd_needs_prompt_and_answer(make_config):
     with pytest.raises(ConfigError, match="--by ifd"):
         select_data(make_config("text", "pt"), "unused", by="ifd")
+
+
+@pytest.mark.parametrize(
+    ("dataset", "stage", "file", "extra"),
+    [
+        ("dpo", "dpo", "dpo.json", ()),
+        ("kto", "kto", "kto.json", ()),
+        ("text", "pt", "text.txt", ()),
+        ("cls", "cls", "cls.csv", ("model_name_or_path=tiny:bert", "val_size=0", "test_size=0")),
+    ],
+)
+def test_length_selection_writes_every_format_back(make_config, tmp_path, dataset, stage, file, extra):
+    from tunelab.data.files import read_rows
+
+    result = select_data(make_config(dataset, stage, *extra), tmp_path / "sel", by="length", keep=2)
+    kept = read_rows(tmp_path / "sel" / "data" / file)
+    assert result.n_kept == len(kept) == 2
+    registry = json.loads((tmp_path / "sel" / "dataset_info.json").read_text())
+    assert registry[dataset]["file_name"] == f"data/{file}"

@@ -240,5 +240,6 @@ def _measure_lengths(config: RunConfig, records: list[dict[str, Any]]) -> list[i
     from tunelab.quality.lengths import token_lengths
 
     tokenizer = load_tokenizer(config.model)
-    template = template_for(config.data, tokenizer)
+    # pt and cls text is tokenized as it is: no chat template (an encoder may lack its tokens)
+    template = None if config.finetuning.stage in ("pt", "cls") else template_for(config.data, tokenizer)
     return token_lengths(records, tokenizer, template, config.finetuning.stage)

@@ -15,7 +15,7 @@ from tunelab.data.tokenize_pref import encode_reply
 __all__ = ["record_token_length", "token_lengths"]
 
 
-def record_token_length(record: dict[str, Any], tokenizer: Any, template: Template, stage: str) -> int:
+def record_token_length(record: dict[str, Any], tokenizer: Any, template: Template | None, stage: str) -> int:
     """Tokens of one record: prompt + response (sft, kto), prompt + the longer answer (rm, dpo),
     the prompt (ppo), the text (pt, cls)."""
     system, tools = record.get("system") or "", record.get("tools") or ""
@@ -35,7 +35,7 @@ def record_token_length(record: dict[str, Any], tokenizer: Any, template: Templa
 
 
 def token_lengths(
-    records: Sequence[dict[str, Any]], tokenizer: Any, template: Template, stage: str
+    records: Sequence[dict[str, Any]], tokenizer: Any, template: Template | None, stage: str
 ) -> list[int]:
     """:func:`record_token_length` of every record, in order."""
     return [record_token_length(r, tokenizer, template, stage) for r in records]

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from tunelab.data.registry import REGISTRY_FILE
 from tunelab.errors import ConfigError
+from tunelab.quality.lengths import record_token_length
 from tunelab.quality.scan import RecordRef, ScannedDataset, scan_dataset
 from tunelab.quality.scoring import SCORERS, encode_for_scoring, sequence_losses
 from tunelab.quality.writer import registry_entry, registry_name, write_rows
@@ -104,9 +105,9 @@ def _score_batch(
     by: str, batch: list[dict[str, Any]], tools: Any, stage: str, cutoff: int
 ) -> list[dict[str, Any]]:
     tokenizer, template, model, pad_id = tools
+    if by == "length":  # what training sees: template and tokenizer, every stage's own layout
+        return [{"score": float(record_token_length(r, tokenizer, template, stage))} for r in batch]
     encoded = [encode_for_scoring(r, tokenizer, template, stage) for r in batch]
-    if by == "length":
-        return [{"score": float(len(ids))} for ids, _, _ in encoded]
     losses = sequence_losses(
         model,
         [(ids, start) for ids, start, _ in encoded],
@@ -136,7 +137,8 @@ def _tools(config: RunConfig, by: str) -> tuple[Any, Any, Any, int]:
         from tunelab.model import load_tokenizer
 
         tokenizer = load_tokenizer(config.model)
-        template = template_for(config.data, tokenizer)
+        # pt and cls text is tokenized as it is: no chat template (an encoder may lack its tokens)
+        template = None if config.finetuning.stage in ("pt", "cls") else template_for(config.data, tokenizer)
         return tokenizer, template, None, 0
     from tunelab.infer.engine import load_engine
 
