@@ -24,7 +24,10 @@ LENGTHS = [2 + (7 * i) % 19 for i in range(12)]
 
 @pytest.fixture(scope="module")
 def qwen2_engine(tiny_qwen2_dir: Path) -> ChatEngine:
-    return chat_engine(model=str(tiny_qwen2_dir), template="chatml", overrides=["compute_type=fp32"])
+    # greedy, like the shared tiny_engine: LLaMA-Factory's default (which tunelab follows) samples
+    return chat_engine(
+        model=str(tiny_qwen2_dir), template="chatml", overrides=["compute_type=fp32", "do_sample=false"]
+    )
 
 
 @pytest.mark.parametrize("which", ["llama", "qwen2"])

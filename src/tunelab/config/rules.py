@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from tunelab.config.schema import ADAPTER_TYPES
+
 if TYPE_CHECKING:
     from tunelab.config.run_config import RunConfig
     from tunelab.config.schema_train import TrainingArgs
@@ -136,10 +138,10 @@ def method_problems(config: RunConfig) -> list[Problem]:
     if kind == "lora":
         return []
     problems = []
-    if config.model.adapter_name_or_path:
+    if config.model.adapter_name_or_path and kind not in ADAPTER_TYPES:  # an OFT run loads its OFT adapter
         problems.append(Problem(
             "adapter_name_or_path", f"adapter_name_or_path is set but finetuning_type={kind}",
-            "use finetuning_type: lora to continue training an adapter, or drop adapter_name_or_path",
+            "use finetuning_type: lora (or oft) to continue training an adapter, or drop adapter_name_or_path",
         ))  # fmt: skip
     for key in ("loraplus_lr_ratio", "use_rslora", "use_dora", "pissa_init"):
         if getattr(f, key) not in (None, False):
