@@ -14,6 +14,7 @@ from tunelab.config.schema import (
     ExportArgs,
     FinetuningArgs,
     GenerationArgs,
+    KDArgs,
     ModelArgs,
     OutputArgs,
     PreferenceArgs,
@@ -61,6 +62,7 @@ class RunConfig(BaseModel):
     export: ExportArgs = ExportArgs()
     eval: EvalArgs = EvalArgs()
     preference: PreferenceArgs = PreferenceArgs()
+    kd: KDArgs = KDArgs()
     health: HealthArgs = HealthArgs()
     early_stopping: EarlyStoppingArgs = EarlyStoppingArgs()
     tune: TuneArgs = TuneArgs()
@@ -86,6 +88,7 @@ class RunConfig(BaseModel):
             problems.append(
                 "stage: ppo needs reward_model: the run directory of a `stage: rm` run (train one first)"
             )
+        problems += _kd_problems(self)
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -136,3 +139,21 @@ class RunConfig(BaseModel):
         for group in NESTED_GROUP_TYPES:
             flat[group] = getattr(self, group).model_dump(mode="json")
         return flat
+
+
+def _kd_problems(config: RunConfig) -> list[str]:
+    """What stage kd needs from the other groups (a teacher, unpacked data)."""
+    kd, stage = config.kd, config.finetuning.stage
+    if stage != "kd":
+        return []
+    problems = []
+    if not kd.teacher_model_name_or_path and not kd.kd_teacher_cache:
+        problems.append(
+            "stage: kd needs a teacher: teacher_model_name_or_path (a model, or a run directory), "
+            "or kd_teacher_cache (written by `tunelab data teacher-logits`)"
+        )
+    if config.data.packing:
+        problems.append(
+            "stage: kd does not pack samples (teacher logits are stored per sample); set packing: false"
+        )
+    return problems
