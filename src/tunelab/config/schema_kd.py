@@ -125,6 +125,7 @@ class KDArgs(Group):
 
     @model_validator(mode="after")
     def _check_student_init(self) -> KDArgs:
-        if self.kd_student_init is not None:
-            parse_student_init(self.kd_student_init, 1 << 30)  # the form; the range is checked on the model
+        spec = self.kd_student_init
+        if spec is not None and spec != "every_other_layer" and not _FIRST_N.match(spec):
+            raise ValueError(f"kd_student_init={spec!r}: use every_other_layer or first_n:K (e.g. first_n:6)")
         return self

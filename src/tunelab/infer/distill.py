@@ -82,7 +82,9 @@ def distill_responses(
         engine = load_teacher(config)
         teacher = teacher_name(config)
         ids = [engine.encode_chat(turns, system=system) for system, turns in prompts]
-        replies = [r.text for r in engine.generate(ids, batch_size=batch_size, progress=progress)]
+        # the config's generation settings (not the teacher run's own) decide how the answers are sampled
+        settings = gen.model_dump()
+        replies = [r.text for r in engine.generate(ids, batch_size=batch_size, progress=progress, **settings)]
     rows, formatting = _rows(prompts, replies)
     out.parent.mkdir(parents=True, exist_ok=True)
     _write_json(out, rows)
