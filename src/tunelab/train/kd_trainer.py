@@ -127,7 +127,7 @@ class KDTrainer(TunelabTrainer):
     def _record(self, mode: str, **values: Any) -> None:
         sums = self._sums.setdefault(mode, {})
         for name, value in values.items():
-            sums[name] = sums.get(name, 0.0) + float(value)
+            sums[name] = sums.get(name, 0.0) + float(value.detach() if torch.is_tensor(value) else value)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and "train_loss" not in logs and (sums := self._sums.pop("train", None)):

@@ -163,13 +163,12 @@ def write_teacher_cache(
     from tunelab.data.collator import build_collator
     from tunelab.data.pipeline import build_datasets
     from tunelab.model import load_tokenizer
-    from tunelab.train.stages.kd import as_sft
     from tunelab.train.teacher import check_shared_vocabulary, load_teacher, teacher_name
 
     k = topk or config.kd.kd_topk or 32
     out = Path(out_dir)
     tokenizer = load_tokenizer(config.model)
-    train_set, eval_set, _ = build_datasets(as_sft(config), tokenizer)
+    train_set, eval_set, _ = build_datasets(config, tokenizer)
     splits = {name: ds for name, ds in (("train", train_set), ("eval", eval_set)) if ds is not None}
     manifest = {
         "format": _FORMAT,

@@ -166,6 +166,10 @@ def advise(
     has_eval_set, taken = _existing_split(config, n)
     _advise_eval(advice, n, batch, has_eval_set=has_eval_set, taken=taken)
     _advise_memory(advice, config, cutoff, batch)
+    if config.finetuning.stage == "kd":
+        from tunelab.tune.advise_kd import advise_kd
+
+        advise_kd(advice, config)
     return advice
 
 

@@ -19,18 +19,14 @@ from tunelab.model import count_parameters, load_model_for_training, load_tokeni
 from tunelab.runs.rundir import RunDir
 from tunelab.train.builders import build_callbacks, build_training_arguments, drop_default_printers
 from tunelab.train.context import RunContext
+from tunelab.train.kd_health import KDFlatLossCallback
 from tunelab.train.kd_trainer import KDTrainer
 from tunelab.train.runner import RunResult, run_trainer
 from tunelab.train.teacher import check_shared_vocabulary, load_teacher, teacher_name
 
-__all__ = ["KD_EVAL_METRICS", "as_sft", "run_kd"]
+__all__ = ["KD_EVAL_METRICS", "run_kd"]
 
 KD_EVAL_METRICS = ("loss", "kd_loss", "ce_loss", "perplexity", "top1_agreement")
-
-
-def as_sft(config: RunConfig) -> RunConfig:
-    """The same config as stage sft: the data pipeline prepares kd's data exactly as sft's."""
-    return config.model_copy(update={"finetuning": config.finetuning.model_copy(update={"stage": "sft"})})
 
 
 def run_kd(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path | None) -> RunResult:
@@ -40,7 +36,7 @@ def run_kd(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path | 
     trainable, total = count_parameters(model)
     ctx.say(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.3f}%)")
 
-    train_set, eval_set, stats = build_datasets(as_sft(config), tokenizer)
+    train_set, eval_set, stats = build_datasets(config, tokenizer)
     ctx.say(stats.describe())
     teacher, cache, n_vocab = _teacher(config, tokenizer, model, ctx)
     if cache is not None:
@@ -53,6 +49,8 @@ def run_kd(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path | 
         config, run.path, ctx.compute_dtype, eval_metrics=KD_EVAL_METRICS, has_eval_set=eval_set is not None
     )
     callbacks, stop = build_callbacks(config, run)
+    if config.health.enabled:
+        callbacks.append(KDFlatLossCallback(run, say=ctx.say))
     callbacks.extend(ctx.callbacks)
     trainer = KDTrainer(
         model=model,
