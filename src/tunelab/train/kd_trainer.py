@@ -28,10 +28,14 @@ IGNORE_INDEX = -100
 
 
 def decoder_states(model: Any, inputs: dict[str, Any]) -> torch.Tensor:
-    """Last hidden states (B, T, H) of a causal LM (or its PEFT wrapper), without computing any logits."""
-    decoder = model.get_decoder()
+    """Last hidden states (B, T, H) of a causal LM, after its final norm, with logits for one position only.
+
+    The call goes through the model's own forward (and so through PEFT and DDP wrappers, whose gradient
+    synchronisation hooks on it); ``logits_to_keep=1`` skips the (B, T, vocabulary) logits.
+    """
     kwargs = {k: inputs[k] for k in ("input_ids", "attention_mask", "position_ids") if k in inputs}
-    return decoder(**kwargs, use_cache=False).last_hidden_state
+    output = model(**kwargs, use_cache=False, output_hidden_states=True, logits_to_keep=1)
+    return output.hidden_states[-1]
 
 
 class KDTrainer(TunelabTrainer):
@@ -67,7 +71,7 @@ class KDTrainer(TunelabTrainer):
         teacher, teacher_nll = self._teacher_chunks(inputs, mask, rows)
         sums = chunked_kd_and_ce(
             hidden,
-            model.get_output_embeddings(),
+            self.accelerator.unwrap_model(model).get_output_embeddings(),  # the head DDP's forward also used
             targets[mask],
             teacher,
             kind=self.kd.kd_loss,
