@@ -11,13 +11,13 @@ with its provenance. An ordinary sft (or kd) run trains on it with ``dataset: <F
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tunelab.errors import ConfigError, ModelError
+from tunelab.runs.rundir import atomic_write_text
 
 if TYPE_CHECKING:
     from tunelab.config import RunConfig
@@ -178,6 +178,4 @@ def _register(out: Path, formatting: str, provenance: dict[str, Any]) -> None:
 
 
 def _write_json(path: Path, payload: Any) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(partial, path)
+    atomic_write_text(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from tunelab.errors import ConfigError
+from tunelab.runs.rundir import atomic_write_text
 
 if TYPE_CHECKING:
     from tunelab.config import RunConfig
@@ -257,7 +258,5 @@ def _start_manifest(out: Path, manifest: dict[str, Any]) -> None:
     _write_json(path, manifest)
 
 
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(partial, path)
+def _write_json(path: Path, payload: Any) -> None:
+    atomic_write_text(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
