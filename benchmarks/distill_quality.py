@@ -119,9 +119,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--model", default="smollm2", help="base model (tiny:llama checks the script in seconds)"
     )
+    parser.add_argument("--teacher", help="reuse this finished teacher run directory instead of training one")
+    parser.add_argument(
+        "--lrs", help="comma-separated learning-rate grid (default: 1e-4,3e-4 quick; 5e-5,1e-4,3e-4)"
+    )
     args = parser.parse_args(argv)
     teacher_steps, student_steps = (12, 10) if args.quick else (60, 40)
     grid = [1e-4, 3e-4] if args.quick else [5e-5, 1e-4, 3e-4]
+    if args.lrs:
+        grid = [float(x) for x in args.lrs.split(",")]
     kd_keys = {"kd_alpha": 0.5, "kd_temperature": 2.0, "kd_loss": "forward_kl"}
 
     from tunelab.quiet import quiet_libraries
@@ -134,17 +140,24 @@ def main(argv: list[str] | None = None) -> int:
     rows, times = [], {}
     with tempfile.TemporaryDirectory(prefix="tunelab-kdq-") as tmp_name:
         tmp = Path(tmp_name)
-        teacher, times["teacher"] = _train(
-            {
-                "model_name_or_path": args.model,
-                "stage": "sft",
-                "finetuning_type": "lora",
-                "lora_rank": 16,
-                "learning_rate": 1e-3,
-                "max_steps": teacher_steps,
-                "output_dir": str(tmp / "teacher"),
-            }
-        )
+        if args.teacher:  # a finished teacher run of the same settings (its training time is not counted)
+            from tunelab.runs import RunDir
+
+            teacher_dir, times["teacher"] = Path(args.teacher), 0.0
+            teacher_steps = RunDir(teacher_dir).read_metrics()["global_step"]
+        else:
+            teacher, times["teacher"] = _train(
+                {
+                    "model_name_or_path": args.model,
+                    "stage": "sft",
+                    "finetuning_type": "lora",
+                    "lora_rank": 16,
+                    "learning_rate": 1e-3,
+                    "max_steps": teacher_steps,
+                    "output_dir": str(tmp / "teacher"),
+                }
+            )
+            teacher_dir = teacher.run_dir
         start = time.perf_counter()
         student_dir = init_student(
             config_from_dict(
@@ -162,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         cache_values = {
             **student,
             "stage": "kd",
-            "teacher_model_name_or_path": str(teacher.run_dir),
+            "teacher_model_name_or_path": str(teacher_dir),
             "kd_topk": 32,
         }
         start = time.perf_counter()
@@ -208,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     print_table("distillation quality (held-out instruct_en split)", columns, table)
     if not args.no_docs and args.model == "smollm2":
         command = "python benchmarks/distill_quality.py" + (" --quick" if args.quick else "")
+        command += f" --lrs {args.lrs}" if args.lrs else ""
+        command += " --teacher <the teacher run of an earlier invocation>" if args.teacher else ""
         section = "\n".join(
             [
                 "### Knowledge distillation: 15-layer SmolLM2 student, sft vs kd",
