@@ -168,3 +168,16 @@ def test_sigkill_then_resume_matches_uninterrupted_kd_run(
         load_file(out / "adapter_model.safetensors"),
     )
     assert all(ref_weights[k].equal(weights[k]) for k in ref_weights)
+
+
+def test_the_example_config_trains(tiny_cache_dir: Path, tmp_path: Path) -> None:
+    """examples/kd_lora_tiny.yaml as shipped (shortened): tiny teacher and student built from the cache."""
+    example = Path(__file__).parents[2] / "examples" / "kd_lora_tiny.yaml"
+    overrides = [
+        f"cache_dir={tiny_cache_dir}",
+        f"output_dir={tmp_path / 'run'}",
+        "max_steps=4",
+        "eval_steps=2",
+    ]
+    result = train(load_config(example, [*overrides, "save_steps=2", "logging_steps=2", "disable_tqdm=true"]))
+    assert result.status == "finished" and "eval_top1_agreement" in result.metrics

@@ -34,6 +34,7 @@ __all__ = [
     "divergence",
     "forward_kl",
     "generalized_jsd",
+    "head_logits",
     "reverse_kl",
     "teacher_targets",
     "token_divergence",
@@ -105,6 +106,11 @@ def token_divergence(
     return divergence(log_p, log_q, kind, beta) * temperature**2
 
 
+def head_logits(head: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    """fp32 logits of ``hidden`` through an output head whose weights may be stored in bf16/fp16."""
+    return head(hidden.to(head.weight.dtype)).float()
+
+
 @dataclass
 class KDSums:
     """Sums over the response tokens of a batch (divide by the token count for means)."""
@@ -141,7 +147,7 @@ def chunked_kd_and_ce(
     def chunk_loss(
         h: torch.Tensor, y: torch.Tensor, t_log_probs: torch.Tensor, t_ids: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        logits = head(h).float()
+        logits = head_logits(head, h)
         ce = F.cross_entropy(logits, y, reduction="sum")
         kd = token_divergence(logits, t_log_probs, t_ids, kind=kind, temperature=temperature, beta=beta).sum()
         # top-k ids come sorted: the teacher's most likely token is the first

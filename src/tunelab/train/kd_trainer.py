@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from tunelab.config.schema_kd import KDArgs
-from tunelab.train.kd_loss import TeacherChunk, chunked_kd_and_ce, teacher_targets
+from tunelab.train.kd_loss import TeacherChunk, chunked_kd_and_ce, head_logits, teacher_targets
 from tunelab.train.trainer import TunelabTrainer
 
 __all__ = ["KDTrainer", "decoder_states"]
@@ -119,7 +119,7 @@ class KDTrainer(TunelabTrainer):
 
         @torch.no_grad()
         def chunk(start: int, end: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-            logits = head(hidden[start:end]).float()[:, :vocab]
+            logits = head_logits(head, hidden[start:end])[:, :vocab]
             full = torch.log_softmax(logits, dim=-1)
             nll[0] -= float(full.gather(-1, labels[start:end, None]).sum())
             return teacher_targets(logits, topk)

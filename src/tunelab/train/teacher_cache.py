@@ -212,6 +212,7 @@ def _write_shard(
 ) -> None:
     from safetensors.torch import save_file
 
+    from tunelab.train.kd_loss import head_logits
     from tunelab.train.kd_trainer import decoder_states
 
     head = teacher.get_output_embeddings()
@@ -224,7 +225,7 @@ def _write_shard(
         mask = targets != -100
         hidden = decoder_states(teacher, batch)[:, :-1]
         for row in range(hidden.shape[0]):
-            full = torch.log_softmax(head(hidden[row][mask[row]]).float()[:, :n_vocab], dim=-1)
+            full = torch.log_softmax(head_logits(head, hidden[row][mask[row]])[:, :n_vocab], dim=-1)
             values, top = full.topk(min(k, n_vocab), dim=-1)
             log_probs.append(values.cpu())
             ids.append(top.to(torch.int32).cpu())
