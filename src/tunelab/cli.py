@@ -354,6 +354,79 @@ def data_augment(
     _run(go)
 
 
+@data_app.command("teacher-logits", help=t("data.teacher_logits"))
+def data_teacher_logits(
+    config: str | None = typer.Argument(None, help=t("train.config")),
+    overrides: list[str] | None = typer.Argument(None, help=t("train.overrides")),
+    output: str = typer.Option(..., "-o", "--output", help=t("data.cache_dir")),
+    topk: int | None = typer.Option(None, "--topk", help=t("data.topk")),
+) -> None:
+    path, items = _split_config_args(config, overrides or [])
+
+    def go() -> None:
+        from tunelab.config import load_config
+        from tunelab.train.teacher_cache import write_teacher_cache
+
+        out = write_teacher_cache(load_config(path, items), output, topk=topk, console=_console())
+        _console().print(f"[green]done[/]: {out}  (train with kd_teacher_cache={out})")
+
+    _run(go)
+
+
+@data_app.command("distill-responses", help=t("data.distill"))
+def data_distill_responses(
+    config: str | None = typer.Argument(None, help=t("train.config")),
+    overrides: list[str] | None = typer.Argument(None, help=t("train.overrides")),
+    output: str = typer.Option(..., "-o", "--output", help=t("data.distill_file")),
+    api_base: str | None = typer.Option(None, "--api-base", help=t("data.api_base")),
+    api_model: str | None = typer.Option(None, "--api-model", help=t("data.api_model")),
+    api_key: str | None = typer.Option(None, "--api-key", envvar="OPENAI_API_KEY", help=t("data.api_key")),
+    batch_size: int = typer.Option(8, "--batch-size", help=t("data.batch_size")),
+) -> None:
+    path, items = _split_config_args(config, overrides or [])
+
+    def go() -> None:
+        from rich.progress import Progress
+
+        from tunelab.config import load_config
+        from tunelab.infer.distill import distill_responses, prompts_of
+
+        cfg = load_config(path, items)
+        with Progress(console=_console()) as bar:
+            task = bar.add_task("teacher answers", total=len(prompts_of(cfg)))
+            out = distill_responses(
+                cfg,
+                output,
+                api_base=api_base,
+                api_model=api_model,
+                api_key=api_key,
+                batch_size=batch_size,
+                progress=lambda n: bar.advance(task, n),
+            )
+        _console().print(f"[green]done[/]: {out}  (train with dataset={out.stem} dataset_dir={out.parent})")
+
+    _run(go)
+
+
+@data_app.command("init-student", help=t("data.init_student"))
+def data_init_student(
+    config: str | None = typer.Argument(None, help=t("train.config")),
+    overrides: list[str] | None = typer.Argument(None, help=t("train.overrides")),
+    output: str = typer.Option(..., "-o", "--output", help=t("data.student_dir")),
+    layers: str | None = typer.Option(None, "--layers", help=t("data.layers")),
+) -> None:
+    path, items = _split_config_args(config, overrides or [])
+
+    def go() -> None:
+        from tunelab.config import load_config
+        from tunelab.train.student_init import init_student
+
+        out = init_student(load_config(path, items), output, spec=layers)
+        _console().print(f"[green]done[/]: {out}  (train it with model_name_or_path={out})")
+
+    _run(go)
+
+
 @app.command(help=t("env"))
 def env() -> None:
     from tunelab.envinfo import collect_env, render_env

@@ -61,7 +61,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "List every config key with its help text and exit.",
         "zh": "列出所有配置项及其说明后退出。",
     },
-    "data": {"en": "Inspect datasets.", "zh": "查看数据集。"},
+    "data": {
+        "en": "Inspect datasets; prepare distillation data (teacher logits, teacher answers, student init).",
+        "zh": "查看数据集；准备蒸馏数据（教师 logits、教师回答、学生初始化）。",
+    },
     "data.preview": {
         "en": "Show N formatted, tokenized samples with the masked part marked, and token-length statistics.",
         "zh": "显示 N 条格式化并分词后的样本（标出被掩码部分），以及 token 长度统计。",
@@ -152,6 +155,43 @@ TEXTS: dict[str, dict[str, str]] = {
         "too_long (comma-separated, or all).",
         "zh": "要删除的类型：malformed、empty、exact、near、conflicts、chosen_eq_rejected、contaminated、"
         "too_long（逗号分隔，或 all）。",
+    },
+    "data.teacher_logits": {
+        "en": "Run the kd teacher once over the config's data and store its top-k log-probs per response "
+        "token (resumable); train from them with kd_teacher_cache=DIR.",
+        "zh": "用 kd 教师模型把配置中的数据跑一遍，保存每个回复 token 的 top-k 对数概率（可续跑）；"
+        "之后用 kd_teacher_cache=DIR 训练。",
+    },
+    "data.cache_dir": {"en": "Directory of the teacher cache.", "zh": "教师缓存目录。"},
+    "data.topk": {
+        "en": "Teacher tokens kept per position (default: kd_topk, else 32).",
+        "zh": "每个位置保留的教师 token 数（默认 kd_topk，否则 32）。",
+    },
+    "data.distill": {
+        "en": "Sequence-level distillation: the teacher answers the config's prompts; writes an sft dataset "
+        "file registered in a dataset_info.json beside it.",
+        "zh": "序列级蒸馏：由教师模型回答配置中数据集的提示，写出 sft 数据文件并登记到同目录的 dataset_info.json。",
+    },
+    "data.distill_file": {"en": "Output .json file.", "zh": "输出的 .json 文件。"},
+    "data.api_base": {
+        "en": "Ask an OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1) instead of loading the teacher.",
+        "zh": "改为请求 OpenAI 兼容服务（如 http://127.0.0.1:8000/v1），而不是加载教师模型。",
+    },
+    "data.api_model": {"en": "Model name sent to the server.", "zh": "发送给服务的模型名。"},
+    "data.api_key": {
+        "en": "API key for the server (env OPENAI_API_KEY).",
+        "zh": "服务的 API 密钥（环境变量 OPENAI_API_KEY）。",
+    },
+    "data.batch_size": {"en": "Prompts generated at once.", "zh": "一次生成的提示数。"},
+    "data.init_student": {
+        "en": "Build a shallower student from the teacher's own layers (kd_student_init or --layers) and save "
+        "it as a model directory.",
+        "zh": "用教师模型自身的层构造更浅的学生模型（kd_student_init 或 --layers），保存为模型目录。",
+    },
+    "data.student_dir": {"en": "Directory to write the student model to.", "zh": "学生模型的输出目录。"},
+    "data.layers": {
+        "en": "Layers to keep: every_other_layer or first_n:K (default: kd_student_init).",
+        "zh": "保留的层：every_other_layer 或 first_n:K（默认 kd_student_init）。",
     },
     "env": {
         "en": "Show versions of tunelab and its libraries, and the devices found.",

@@ -18,6 +18,7 @@ _GROUP_TITLES = {
     "export": ("export (tunelab export)", "导出（tunelab export）"),
     "eval": ("eval (tunelab eval)", "评估（tunelab eval）"),
     "preference": ("preference (stages rm, dpo, kto, ppo)", "偏好训练（rm、dpo、kto、ppo 阶段）"),
+    "kd": ("kd (stage kd, knowledge distillation)", "知识蒸馏（kd 阶段）"),
     "health": ("health (health.<key>=...)", "健康监控（health.<键>=...）"),
     "early_stopping": ("early_stopping (early_stopping.<key>=...)", "早停（early_stopping.<键>=...）"),
     "tune": (

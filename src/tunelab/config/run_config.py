@@ -16,6 +16,7 @@ from tunelab.config.schema import (
     ExportArgs,
     FinetuningArgs,
     GenerationArgs,
+    KDArgs,
     ModelArgs,
     OutputArgs,
     PreferenceArgs,
@@ -65,6 +66,7 @@ class RunConfig(BaseModel):
     export: ExportArgs = ExportArgs()
     eval: EvalArgs = EvalArgs()
     preference: PreferenceArgs = PreferenceArgs()
+    kd: KDArgs = KDArgs()
     health: HealthArgs = HealthArgs()
     early_stopping: EarlyStoppingArgs = EarlyStoppingArgs()
     tune: TuneArgs = TuneArgs()
@@ -106,6 +108,7 @@ class RunConfig(BaseModel):
             problems.append(
                 "stage: ppo needs reward_model: the run directory of a `stage: rm` run (train one first)"
             )
+        problems += _kd_problems(self)
         if problems:
             raise ConfigProblems(problems)  # each reported on its own line by config.validate
         return self
@@ -156,3 +159,21 @@ class RunConfig(BaseModel):
         for group in NESTED_GROUP_TYPES:
             flat[group] = getattr(self, group).model_dump(mode="json")
         return flat
+
+
+def _kd_problems(config: RunConfig) -> list[str]:
+    """What stage kd needs from the other groups (a teacher, unpacked data)."""
+    kd, stage = config.kd, config.finetuning.stage
+    if stage != "kd":
+        return []
+    problems = []
+    if not kd.teacher_model_name_or_path and not kd.kd_teacher_cache:
+        problems.append(
+            "stage: kd needs a teacher: teacher_model_name_or_path (a model, or a run directory), "
+            "or kd_teacher_cache (written by `tunelab data teacher-logits`)"
+        )
+    if config.data.packing:
+        problems.append(
+            "stage: kd does not pack samples (teacher logits are stored per sample); set packing: false"
+        )
+    return problems

@@ -13,6 +13,7 @@ from pydantic import field_validator, model_validator
 from tunelab.config.fields import Group, field
 from tunelab.config.schema_eval import EvalArgs
 from tunelab.config.schema_export import ExportArgs
+from tunelab.config.schema_kd import KDArgs
 from tunelab.config.schema_methods import MethodArgs, method_problems
 from tunelab.config.schema_pref import PreferenceArgs
 from tunelab.config.schema_train import GenerationArgs, OutputArgs, TrainingArgs, split_csv
@@ -26,13 +27,14 @@ __all__ = [
     "ExportArgs",
     "FinetuningArgs",
     "GenerationArgs",
+    "KDArgs",
     "ModelArgs",
     "OutputArgs",
     "PreferenceArgs",
     "TrainingArgs",
 ]
 
-STAGES = ("pt", "sft", "rm", "dpo", "kto", "ppo", "cls")
+STAGES = ("pt", "sft", "rm", "dpo", "kto", "ppo", "cls", "kd")
 FINETUNING_TYPES = ("lora", "oft", "freeze", "full")
 ADAPTER_TYPES = ("lora", "oft")  # finetuning types whose result is a PEFT adapter (adapter_config.json)
 
@@ -332,10 +334,12 @@ class DataArgs(Group):
 class FinetuningArgs(MethodArgs):
     """Which training stage runs and which parameters it may change (method keys: schema_methods.py)."""
 
-    stage: Literal["pt", "sft", "rm", "dpo", "kto", "ppo", "cls"] = field(
+    stage: Literal["pt", "sft", "rm", "dpo", "kto", "ppo", "cls", "kd"] = field(
         "sft",
-        en="Training stage: pt (pre-training), sft, rm (reward model), dpo, kto, ppo, cls (classification).",
-        zh="训练阶段：pt（预训练）、sft（监督微调）、rm（奖励模型）、dpo、kto、ppo、cls（分类）。",
+        en="Training stage: pt (pre-training), sft, rm (reward model), dpo, kto, ppo, cls (classification), "
+        "kd (knowledge distillation from a teacher).",
+        zh="训练阶段：pt（预训练）、sft（监督微调）、rm（奖励模型）、dpo、kto、ppo、cls（分类）、"
+        "kd（从教师模型做知识蒸馏）。",
     )
     finetuning_type: Literal["lora", "oft", "freeze", "full"] = field(
         "lora",
@@ -447,4 +451,5 @@ GROUP_TYPES: dict[str, type[Group]] = {
     "export": ExportArgs,
     "eval": EvalArgs,
     "preference": PreferenceArgs,
+    "kd": KDArgs,
 }

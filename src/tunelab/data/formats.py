@@ -29,7 +29,7 @@ from tunelab.errors import DataError
 
 __all__ = ["STAGES", "to_records"]
 
-STAGES = ("pt", "sft", "rm", "dpo", "kto", "ppo", "cls")
+STAGES = ("pt", "sft", "rm", "dpo", "kto", "ppo", "cls", "kd")
 _PAIRWISE = ("rm", "dpo")
 
 
@@ -71,6 +71,7 @@ def to_records(
     """
     if stage not in STAGES:
         raise DataError(f"unknown stage '{stage}'", f"use one of {', '.join(STAGES)}")
+    stage = "sft" if stage == "kd" else stage  # kd (distillation) reads sft data
     present = set().union(*rows) if rows else set()
     convert = _converter(attr, stage, present, dataset_name, Path(file))
     records = []

@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 IGNORE_INDEX = -100
-TOKENIZED_STAGES = ("pt", "sft")
+TOKENIZED_STAGES = ("pt", "sft", "kd")  # kd trains on sft data, tokenized the same way
 logger = logging.getLogger(__name__)
 
 

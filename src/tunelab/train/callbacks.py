@@ -25,11 +25,12 @@ def _finite(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-# Stage metrics copied into trainer_log.jsonl as logged (each also as eval_<name>): rm, dpo, kto, ppo.
+# Stage metrics copied into trainer_log.jsonl as logged (each also as eval_<name>): rm, dpo, kto, ppo, kd.
 _STAGE_METRIC_PREFIXES = ("rewards/", "logps/")
 _STAGE_METRICS = frozenset(
     "accuracy margin kl kl_coef reward reward_std policy_loss value_loss entropy clip_fraction "
-    "approx_kl response_length".split()
+    "approx_kl response_length kd_loss ce_loss top1_agreement perplexity teacher_ce_loss "
+    "teacher_perplexity".split()
 )
 
 

@@ -47,7 +47,7 @@ STAGES: dict[str, Callable[..., RunResult]] = {
     "pt": _run_lm,
     "sft": _run_lm,
     "cls": _run_cls,
-    **{stage: _lazy_stage(stage) for stage in ("rm", "dpo", "kto", "ppo")},
+    **{stage: _lazy_stage(stage) for stage in ("rm", "dpo", "kto", "ppo", "kd")},
 }
 
 

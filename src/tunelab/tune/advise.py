@@ -178,6 +178,10 @@ def advise(
     _advise_eval(advice, n, batch, has_eval_set=has_eval_set, taken=taken)
     _advise_memory(advice, config, cutoff, batch)
     advice.notes += data_quality_notes(config)
+    if config.finetuning.stage == "kd":
+        from tunelab.tune.advise_kd import advise_kd
+
+        advise_kd(advice, config)
     return advice
 
 

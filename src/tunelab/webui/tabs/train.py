@@ -64,6 +64,12 @@ LORA_KEYS = (
 )
 # keys of the preference stages (rm/dpo/kto/ppo); those the schema does not define are left out
 PREFERENCE_KEYS = ("pref_beta", "pref_ftx", "pref_loss", "reward_model")
+# keys of stage kd (knowledge distillation)
+KD_KEYS = (
+    ("teacher_model_name_or_path", "teacher_adapter_name_or_path", "teacher_compute_type"),
+    ("kd_loss", "kd_temperature", "kd_alpha", "kd_jsd_beta"),
+    ("kd_topk", "kd_chunk_tokens", "kd_teacher_cache"),
+)
 HEALTH_KEYS = (
     ("health.enabled", "health.grad_norm_alarm", "health.grad_norm_action", "health.max_interventions"),
     ("health.nonfinite_action", "health.update_ratio_action", "health.spike_action", "health.overfit_action"),
@@ -323,6 +329,7 @@ def build_train_tab(ctx: UIContext) -> dict[str, Any]:
         ("acc.freeze", (FREEZE_KEYS,)),
         ("acc.lora", LORA_KEYS),
         ("acc.preference", (tuple(k for k in PREFERENCE_KEYS if k in known),)),
+        ("acc.kd", KD_KEYS),
         ("acc.health", HEALTH_KEYS),
     )
     for title, rows in sections:

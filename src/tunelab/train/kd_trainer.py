@@ -1,0 +1,159 @@
+"""``KDTrainer``: the TunelabTrainer whose loss mixes distillation and cross-entropy on the response tokens.
+
+loss = kd_alpha x KD(teacher || student) + (1 - kd_alpha) x CE(labels), both per response token with
+the Trainer's own normalisation (summed, divided by the response tokens of the whole accumulated
+batch), so kd_alpha = 0 trains exactly what stage sft trains. The teacher is a live frozen model or a
+:class:`~tunelab.train.teacher_cache.TeacherCache`; the student's logits are never materialised for
+the whole batch (see :func:`tunelab.train.kd_loss.chunked_kd_and_ce`).
+
+Logged per step: kd_loss, ce_loss, top1_agreement (share of response tokens where student and teacher
+agree on the most likely token). Evaluation adds eval_kd_loss, eval_ce_loss, eval_perplexity (the
+student's, from its cross-entropy), eval_teacher_perplexity and eval_top1_agreement.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from tunelab.config.schema_kd import KDArgs
+from tunelab.train.kd_loss import TeacherChunk, chunked_kd_and_ce, head_logits, teacher_targets
+from tunelab.train.trainer import TunelabTrainer
+
+__all__ = ["KDTrainer", "decoder_states"]
+
+IGNORE_INDEX = -100
+
+
+def decoder_states(model: Any, inputs: dict[str, Any]) -> torch.Tensor:
+    """Last hidden states (B, T, H) of a causal LM, after its final norm, with logits for one position only.
+
+    The call goes through the model's own forward (and so through PEFT and DDP wrappers, whose gradient
+    synchronisation hooks on it); ``logits_to_keep=1`` skips the (B, T, vocabulary) logits.
+    """
+    kwargs = {k: inputs[k] for k in ("input_ids", "attention_mask", "position_ids") if k in inputs}
+    output = model(**kwargs, use_cache=False, output_hidden_states=True, logits_to_keep=1)
+    return output.hidden_states[-1]
+
+
+class KDTrainer(TunelabTrainer):
+    """See the module docstring. ``teacher`` (frozen causal LM) or ``cache`` gives the teacher's view."""
+
+    def __init__(
+        self,
+        *args: Any,
+        kd: KDArgs,
+        n_shared_vocab: int,
+        teacher: Any = None,
+        cache: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.kd, self.teacher, self.cache, self.n_shared_vocab = kd, teacher, cache, n_shared_vocab
+        self._sums: dict[str, dict[str, float]] = {}
+
+    # ---- the loss ---------------------------------------------------------------------------------
+
+    def compute_loss(
+        self,
+        model: Any,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: Any = None,
+    ) -> Any:
+        rows = inputs.pop("kd_row", None)
+        labels = inputs["labels"]
+        targets = labels[:, 1:]
+        mask = targets != IGNORE_INDEX
+        hidden = decoder_states(model, inputs)[:, :-1][mask]
+        teacher, teacher_nll = self._teacher_chunks(inputs, mask, rows)
+        sums = chunked_kd_and_ce(
+            hidden,
+            self.accelerator.unwrap_model(model).get_output_embeddings(),  # the head DDP's forward also used
+            targets[mask],
+            teacher,
+            kind=self.kd.kd_loss,
+            temperature=self.kd.kd_temperature,
+            beta=self.kd.kd_jsd_beta,
+            chunk_tokens=self.kd.kd_chunk_tokens,
+        )
+        denominator = num_items_in_batch if num_items_in_batch is not None else max(sums.n_tokens, 1)
+        alpha = self.kd.kd_alpha
+        loss = alpha * sums.kd / denominator + (1 - alpha) * sums.ce / denominator
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            loss = loss * self.accelerator.num_processes  # as the Trainer does: DDP averages the gradients
+        mode = "train" if model.training else "eval"
+        if mode == "train":  # as the logged loss: the step's value (normalised as above), averaged over steps
+            self._record(
+                mode,
+                kd=sums.kd / denominator,
+                ce=sums.ce / denominator,
+                agree=sums.agree,
+                n=sums.n_tokens,
+                batches=1,
+            )
+        else:  # per response token over the whole evaluation set
+            self._record(
+                mode, kd=sums.kd, ce=sums.ce, agree=sums.agree, n=sums.n_tokens, teacher_nll=teacher_nll()
+            )
+        return (loss, {"loss": loss}) if return_outputs else loss
+
+    def _teacher_chunks(
+        self, inputs: dict[str, Any], mask: torch.Tensor, rows: torch.Tensor | None
+    ) -> tuple[TeacherChunk, Any]:
+        """(chunk function for chunked_kd_and_ce, () -> the teacher's summed NLL of the labels)."""
+        topk, vocab = self.kd.kd_topk, self.n_shared_vocab
+        if self.cache is not None:
+            split = "train" if self.model.training else "eval"
+            log_probs, ids, label_log_probs = self.cache.batch(split, rows.tolist(), topk=topk)  # type: ignore[union-attr]
+            device = mask.device
+            log_probs, ids = log_probs.to(device), ids.to(device)
+            return (lambda s, e: (log_probs[s:e], ids[s:e])), lambda: -float(label_log_probs.sum())
+        with torch.no_grad():
+            hidden = decoder_states(self.teacher, inputs)[:, :-1][mask]
+        head = self.teacher.get_output_embeddings()
+        labels = inputs["labels"][:, 1:][mask]
+        nll = [0.0]
+
+        @torch.no_grad()
+        def chunk(start: int, end: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+            logits = head_logits(head, hidden[start:end])[:, :vocab]
+            full = torch.log_softmax(logits, dim=-1)
+            nll[0] -= float(full.gather(-1, labels[start:end, None]).sum())
+            return teacher_targets(logits, topk)
+
+        return chunk, lambda: nll[0]
+
+    # ---- metrics ----------------------------------------------------------------------------------
+
+    def _record(self, mode: str, **values: Any) -> None:
+        sums = self._sums.setdefault(mode, {})
+        for name, value in values.items():
+            sums[name] = sums.get(name, 0.0) + float(value.detach() if torch.is_tensor(value) else value)
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and "train_loss" not in logs and (sums := self._sums.pop("train", None)):
+            steps = max(sums["batches"] / self.args.gradient_accumulation_steps, 1.0)
+            logs["kd_loss"], logs["ce_loss"] = sums["kd"] / steps, sums["ce"] / steps
+            logs["top1_agreement"] = sums["agree"] / max(sums["n"], 1.0)
+        super().log(logs, start_time)
+
+    def evaluation_loop(self, *args: Any, **kwargs: Any) -> Any:
+        self._sums.pop("eval", None)
+        output = super().evaluation_loop(*args, **kwargs)
+        prefix = kwargs.get("metric_key_prefix", args[4] if len(args) > 4 else "eval")
+        sums = self._sums.pop("eval", None)
+        if sums and sums["n"]:
+            n = sums["n"]
+            means = {
+                "kd_loss": sums["kd"] / n,
+                "ce_loss": sums["ce"] / n,
+                "top1_agreement": sums["agree"] / n,
+            }
+            means["teacher_ce_loss"] = sums["teacher_nll"] / n
+            means["perplexity"] = math.exp(min(means["ce_loss"], 50.0))
+            means["teacher_perplexity"] = math.exp(min(means["teacher_ce_loss"], 50.0))
+            output.metrics.update({f"{prefix}_{k}": v for k, v in means.items()})
+        return output
