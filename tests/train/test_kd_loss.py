@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from tunelab.errors import ModelError
+from tunelab.infer.teacher import check_shared_vocabulary
 from tunelab.train.kd_loss import (
     chunked_kd_and_ce,
     divergence,
     teacher_targets,
     token_divergence,
 )
-from tunelab.train.teacher import check_shared_vocabulary
 
 P = [0.5, 0.3, 0.2]
 Q = [0.25, 0.25, 0.5]

@@ -73,7 +73,7 @@ def distill_responses(
         teacher = api_model or config.kd.teacher_model_name_or_path or "default"
         replies = _ask_server(api_base, teacher, api_key, prompts, config, progress)
     else:
-        from tunelab.train.teacher import load_teacher, teacher_name
+        from tunelab.infer.teacher import load_teacher, teacher_name
 
         if not config.kd.teacher_model_name_or_path:
             raise ConfigError(

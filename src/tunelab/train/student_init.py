@@ -49,7 +49,7 @@ def init_student(config: Any, out_dir: str | Path, *, spec: str | None = None) -
     Writes a normal model directory (config.json, safetensors, tokenizer) plus student_init.json
     recording the source and the layers kept; returns ``out_dir``.
     """
-    from tunelab.train.teacher import load_teacher, teacher_name
+    from tunelab.infer.teacher import load_teacher, teacher_name
 
     spec = spec or config.kd.kd_student_init
     if not spec:

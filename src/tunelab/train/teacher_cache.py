@@ -48,7 +48,7 @@ def data_fingerprint(dataset: Any) -> str:
 
 def _identity(config: RunConfig, tokenizer: Any) -> dict[str, Any]:
     """The settings a cache is only valid for (compared field by field when it is used)."""
-    from tunelab.train.teacher import teacher_name, tokenizer_hash
+    from tunelab.infer.teacher import teacher_name, tokenizer_hash
 
     return {
         "teacher": teacher_name(config),
@@ -163,8 +163,8 @@ def write_teacher_cache(
 
     from tunelab.data.collator import build_collator
     from tunelab.data.pipeline import build_datasets
+    from tunelab.infer.teacher import check_shared_vocabulary, load_teacher, teacher_name
     from tunelab.model import load_tokenizer
-    from tunelab.train.teacher import check_shared_vocabulary, load_teacher, teacher_name
 
     k = topk or config.kd.kd_topk or 32
     out = Path(out_dir)

@@ -15,6 +15,7 @@ from typing import Any
 from tunelab.config import RunConfig
 from tunelab.data.collator import build_collator
 from tunelab.data.pipeline import build_datasets
+from tunelab.infer.teacher import check_shared_vocabulary, load_teacher, teacher_name
 from tunelab.model import count_parameters, load_model_for_training, load_tokenizer
 from tunelab.runs.rundir import RunDir
 from tunelab.train.builders import build_callbacks, build_training_arguments, drop_default_printers
@@ -22,7 +23,6 @@ from tunelab.train.context import RunContext
 from tunelab.train.kd_health import KDFlatLossCallback
 from tunelab.train.kd_trainer import KDTrainer
 from tunelab.train.runner import RunResult, run_trainer
-from tunelab.train.teacher import check_shared_vocabulary, load_teacher, teacher_name
 
 __all__ = ["KD_EVAL_METRICS", "run_kd"]
 
