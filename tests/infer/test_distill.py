@@ -58,14 +58,11 @@ def test_teacher_answers_become_a_registered_sft_dataset(
 
 
 def test_an_openai_compatible_teacher_gives_the_same_answers(
-    distilled: Path, tiny_engine, tiny_model_dir: Path, tmp_path: Path
+    distilled: Path, tiny_engine, tiny_model_dir: Path, tmp_path: Path, serve_app
 ) -> None:
     from tunelab.infer.api import create_app
 
-    from .test_api import _start
-
-    server, thread, url = _start(create_app(tiny_engine, model_id="teacher", api_key="k"))
-    try:
+    with serve_app(create_app(tiny_engine, model_id="teacher", api_key="k")) as url:
         out = distill_responses(
             _config(tiny_model_dir),
             tmp_path / "api.json",
@@ -73,9 +70,6 @@ def test_an_openai_compatible_teacher_gives_the_same_answers(
             api_model="teacher",
             api_key="k",
         )
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
     local = json.loads(distilled.read_text(encoding="utf-8"))
     remote = json.loads(out.read_text(encoding="utf-8"))
     assert [r["output"] for r in remote] == [r["output"] for r in local]
