@@ -275,3 +275,13 @@ def test_v1_layout_trains(tiny_model_dir: Path, tmp_path: Path) -> None:
 
     result = train(load_config(lf_config("v1_lora_sft", tmp_path, str(tiny_model_dir))))
     assert result.status == "finished" and result.metrics["global_step"] == 2
+
+
+def test_v1_config_without_peft_config_trains_the_whole_model(tmp_path: Path) -> None:
+    """v1's peft_config defaults to None (full training); our flat default (lora) must not leak in."""
+    path = lf_config("v1_lora_sft", tmp_path)
+    values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    del values["peft_config"]
+    path.write_text(yaml.safe_dump(values), encoding="utf-8")
+    assert load_config(path).finetuning.finetuning_type == "full"
+    assert load_config(path, ["finetuning_type=freeze"]).finetuning.finetuning_type == "freeze"
