@@ -32,13 +32,22 @@ def test_no_engine_adds_nothing() -> None:
     assert engine_arguments(training(), use_cuda=False, half_precision=False) == {}
 
 
-def test_fsdp_keys_go_to_training_arguments_unchanged() -> None:
+def test_fsdp_keys_go_to_training_arguments_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as under torchrun --nproc-per-node 2
     fsdp_config = {"version": 2, "state_dict_type": "FULL_STATE_DICT"}
     kwargs = engine_arguments(
         training(fsdp="full_shard auto_wrap", fsdp_config=fsdp_config), use_cuda=False, half_precision=False
     )
     assert kwargs == {"fsdp": "full_shard auto_wrap", "fsdp_config": fsdp_config, "use_cpu": True}
     assert kwargs["fsdp_config"] is not fsdp_config  # TrainingArguments edits its copy in place
+
+
+def test_fsdp_in_one_process_says_to_launch_several(monkeypatch: pytest.MonkeyPatch) -> None:
+    """transformers would stop with a bare ValueError; LLaMA-Factory's v1 fsdp2 examples get here."""
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    with pytest.raises(ConfigError) as caught:
+        engine_arguments(training(fsdp=True), use_cuda=False, half_precision=False)
+    assert "one process" in caught.value.message and "--nproc-per-node N" in caught.value.hint
 
 
 @pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="deepspeed is not installed")

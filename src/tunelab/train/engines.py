@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from tunelab.config.engines import DEEPSPEED_PRESETS, deepspeed_preset_path
+from tunelab.distributed import world_size
 from tunelab.errors import ConfigError, ResourceError
 
 if TYPE_CHECKING:
@@ -62,6 +63,12 @@ def engine_arguments(training: TrainingArgs, *, use_cuda: bool, half_precision: 
             kwargs.update(_deepspeed_on_cpu(training, half_precision=half_precision))
         return kwargs
     if training.fsdp:
+        if world_size() < 2:  # transformers refuses FSDP in one process with a bare ValueError
+            raise ConfigError(
+                "fsdp shards the model across processes, but this run has one process",
+                "launch several: tunelab train CFG --nproc-per-node N (N >= 2, one per GPU; gloo on a CPU), "
+                "or remove fsdp (dist_config in a v1 config) to train in one process",
+            )
         fsdp_config = training.fsdp_config
         if isinstance(fsdp_config, dict):
             fsdp_config = dict(fsdp_config)  # TrainingArguments edits it in place
