@@ -71,8 +71,9 @@ def test_missing_deepspeed_names_the_install_and_the_alternatives(monkeypatch: p
 
 @pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="deepspeed is not installed")
 def test_deepspeed_on_a_cpu_needs_fp32_and_a_launcher(monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(ConfigError, match="fp32 only"):
+    with pytest.raises(ConfigError, match="fp32 only") as caught:
         engine_arguments(training(deepspeed="z2"), use_cuda=False, half_precision=True)
+    assert "bf16=false" in caught.value.hint  # an LF config's bf16: true would contradict compute_type
     monkeypatch.delenv("LOCAL_RANK", raising=False)
     with pytest.raises(ConfigError) as caught:
         engine_arguments(training(deepspeed="z2"), use_cuda=False, half_precision=False)

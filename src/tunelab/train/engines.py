@@ -88,7 +88,8 @@ def _deepspeed_on_cpu(training: TrainingArgs, *, half_precision: bool) -> dict[s
     if half_precision:
         raise ConfigError(
             "DeepSpeed on a CPU trains in fp32 only (transformers refuses bf16/fp16 without a GPU there)",
-            "set compute_type: fp32 for a DeepSpeed run on this machine, or train on a GPU",
+            "for a DeepSpeed run on this machine set bf16=false / fp16=false (the keys LLaMA-Factory and HF "
+            "configs carry; compute_type: fp32 where neither is set), or train on a GPU",
         )
     if int(os.environ.get("LOCAL_RANK", -1)) == -1:
         raise ConfigError(
