@@ -14,7 +14,7 @@ import torch
 from tunelab.config import config_from_dict
 from tunelab.config.engines import deepspeed_preset_path
 from tunelab.errors import ConfigError, ResourceError
-from tunelab.train.engines import engine_arguments
+from tunelab.train.engines import engine_arguments, engine_compute_type
 
 BASE = {
     "model_name_or_path": "tiny:llama",
@@ -78,6 +78,14 @@ def test_deepspeed_on_a_cpu_needs_fp32_and_a_launcher(monkeypatch: pytest.Monkey
     with pytest.raises(ConfigError) as caught:
         engine_arguments(training(deepspeed="z2"), use_cuda=False, half_precision=False)
     assert "--nproc-per-node 2" in caught.value.hint
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the choice on a machine without a GPU")
+def test_auto_precision_is_fp32_for_deepspeed_on_a_cpu() -> None:
+    """An LF DeepSpeed config with bf16=false leaves compute_type auto, which may pick bf16 on this CPU."""
+    assert engine_compute_type("auto", deepspeed="z2") == "fp32"
+    assert engine_compute_type("auto", deepspeed=None) == "auto"
+    assert engine_compute_type("bf16", deepspeed="z2") == "bf16"  # asked for: refused later, clearly
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without a GPU")

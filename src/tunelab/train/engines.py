@@ -20,7 +20,7 @@ from tunelab.errors import ConfigError, ResourceError
 if TYPE_CHECKING:
     from tunelab.config.schema_train import TrainingArgs
 
-__all__ = ["check_deepspeed_installed", "deepspeed_json_path", "engine_arguments"]
+__all__ = ["check_deepspeed_installed", "deepspeed_json_path", "engine_arguments", "engine_compute_type"]
 
 _DEEPSPEED_HINT = (
     "`pip install deepspeed` (or `pip install 'tunelab[deepspeed]'`), or shard with PyTorch FSDP instead "
@@ -48,6 +48,18 @@ def check_deepspeed_installed() -> None:
             f"DeepSpeed picked the {accelerator.device_name()!r} accelerator, which tunelab does not train on",
             "set DS_ACCELERATOR=cuda (NVIDIA GPU) or DS_ACCELERATOR=cpu",
         )
+
+
+def engine_compute_type(compute_type: str, *, deepspeed: str | None) -> str:
+    """``compute_type`` with ``auto`` settled to fp32 for DeepSpeed without CUDA (the only precision it runs in).
+
+    Otherwise ``auto`` may measure bf16 as the faster CPU precision and the run would then be refused.
+    """
+    if compute_type != "auto" or not deepspeed:
+        return compute_type
+    import torch
+
+    return compute_type if torch.cuda.is_available() else "fp32"
 
 
 def engine_arguments(training: TrainingArgs, *, use_cuda: bool, half_precision: bool) -> dict[str, Any]:
