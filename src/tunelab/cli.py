@@ -136,6 +136,8 @@ def check(
         raise typer.Exit(1) from None
     if command == "auto":  # LLaMA-Factory's eval layout names a task and no dataset
         command = "eval" if values.get("task") and not values.get("dataset") else "train"
+        if command == "train" and not values.get("dataset") and _names_serving_or_export(values):
+            command = "any"  # LLaMA-Factory's inference/ and merge_lora/ configs carry no dataset
     report = check_config(values, **where, command=command if command in ("train", "eval") else None)
     if not report.ok:
         _console().print(report.error().message, markup=False, highlight=False)
@@ -144,6 +146,11 @@ def check(
     print(
         f"{where['source']}: valid for {command} (stage {cfg.finetuning.stage}, {cfg.finetuning.finetuning_type})"
     )
+
+
+def _names_serving_or_export(values: dict[str, Any]) -> bool:
+    """Whether a config is one for chat/api (infer_backend) or export (export_dir), not training."""
+    return any(key in values for key in ("infer_backend", "export_dir"))
 
 
 def _report_run(result: Any) -> None:

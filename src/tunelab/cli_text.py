@@ -28,8 +28,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "否则列出每个问题（文件行号，覆盖项标为 'command line'）并以 1 退出。",
     },
     "check.for": {
-        "en": "What the config is for: train, eval, or any (chat/api/export); auto: eval for a task config.",
-        "zh": "配置的用途：train、eval，或 any（chat/api/export）；auto：含 task 的配置按 eval 校验。",
+        "en": "What the config is for: train, eval, or any (chat/api/export); auto: eval for a task config, any for one with infer_backend or export_dir and no dataset.",
+        "zh": "配置的用途：train、eval，或 any（chat/api/export）；auto：含 task 的配置按 eval 校验，含 infer_backend 或 export_dir 且无数据集的按 any 校验。",
     },
     "train.config": {"en": "YAML config file.", "zh": "YAML 配置文件。"},
     "train.overrides": {"en": "key=value overrides.", "zh": "key=value 覆盖项。"},

@@ -275,3 +275,26 @@ def test_v1_layout_trains(tiny_model_dir: Path, tmp_path: Path) -> None:
 
     result = train(load_config(lf_config("v1_lora_sft", tmp_path, str(tiny_model_dir))))
     assert result.status == "finished" and result.metrics["global_step"] == 2
+
+
+def test_v1_config_without_peft_config_trains_the_whole_model(tmp_path: Path) -> None:
+    """v1's peft_config defaults to None (full training); our flat default (lora) must not leak in."""
+    path = lf_config("v1_lora_sft", tmp_path)
+    values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    del values["peft_config"]
+    path.write_text(yaml.safe_dump(values), encoding="utf-8")
+    assert load_config(path).finetuning.finetuning_type == "full"
+    assert load_config(path, ["finetuning_type=freeze"]).finetuning.finetuning_type == "freeze"
+
+
+def test_check_reads_inference_and_merge_configs_as_such(tmp_path: Path) -> None:
+    """LLaMA-Factory's inference/ and merge_lora/ configs have no dataset: not a training config."""
+    chat = tmp_path / "chat.yaml"
+    chat.write_text("model_name_or_path: tiny:llama\ntemplate: chatml\ninfer_backend: huggingface\n")
+    merge = tmp_path / "merge.yaml"
+    merge.write_text(f"model_name_or_path: tiny:llama\nexport_dir: {tmp_path / 'm'}\nexport_size: 5\n")
+    for path in (chat, merge):
+        result = runner.invoke(app, ["check", str(path)])
+        assert result.exit_code == 0 and "valid for any" in result.output, result.output
+    trained = runner.invoke(app, ["check", str(chat), "--for", "train"])  # asked for: still refused
+    assert trained.exit_code == 1 and "training needs a dataset" in trained.output

@@ -63,6 +63,15 @@ def test_mmlu_and_ceval_layouts(tmp_path: Path) -> None:
         load_benchmark(str(jsonl))
 
 
+def test_lf_eval_task_without_its_data_names_the_folder_to_provide(tmp_path: Path) -> None:
+    """LLaMA-Factory's eval configs say task: mmlu_test; the data is not shipped, so say where it goes."""
+    with pytest.raises(DataError) as caught:
+        load_benchmark("mmlu_test", str(tmp_path))
+    assert str(tmp_path / "mmlu") in caught.value.message and "set task_dir" in caught.value.hint
+    with pytest.raises(ConfigError, match="neither a file/folder"):  # other unknown names: as before
+        load_benchmark("mmlu_typo", str(tmp_path))
+
+
 def test_pick_choices_takes_each_letters_best_spelling() -> None:
     # letters A, B, C with two spellings each ("A", " A"): B's second spelling is the most likely token
     logprobs = [-3.0, -5.0, -9.0, -0.5, -2.0, -2.5]

@@ -127,6 +127,9 @@ def translate(values: dict[str, Any], *, base_dir: Path | None = None) -> Transl
             out.values["early_stopping"] = {**out.values["early_stopping"], **_mapping(value)}
         else:
             out.put(key, value, key)
+    if v1 and "peft_config" not in values and "finetuning_type" not in values:
+        # v1 trains the whole model unless a peft_config names an adapter (its default is None)
+        out.put("finetuning_type", "full", "model")
     return out
 
 

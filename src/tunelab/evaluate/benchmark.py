@@ -87,6 +87,13 @@ def resolve_task(task: str, task_dir: str = "builtin") -> Path:
         return lf_folder
     if task not in entries:
         known = ", ".join(entries) or "none"
+        bench, _, split = task.rpartition("_")
+        if bench in _LF_BENCHMARKS and split in ("test", "validation"):  # an LF eval config, data not here
+            raise DataError(
+                f"task={task!r} reads {folder / bench}, which does not exist (tunelab downloads no data)",
+                f"set task_dir to a folder holding LLaMA-Factory's evaluation data ({bench}/ with its "
+                f"dev/val/test CSVs), or use a registered benchmark: {known}",
+            )
         raise ConfigError(
             f"task={task!r} is neither a file/folder nor a benchmark registered in {registry}",
             f"registered benchmarks: {known}; or give a path to a .csv/.json/.jsonl file or a folder",
@@ -95,6 +102,9 @@ def resolve_task(task: str, task_dir: str = "builtin") -> Path:
     if not target.exists():
         raise DataError(f"benchmark {task!r}: {target} does not exist", f"fix file_name in {registry}")
     return target
+
+
+_LF_BENCHMARKS = ("mmlu", "ceval", "cmmlu")  # the benchmarks LLaMA-Factory's eval configs name
 
 
 def _lf_task_folder(folder: Path, task: str) -> Path | None:

@@ -14,12 +14,13 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from tunelab.config.engines import DEEPSPEED_PRESETS, deepspeed_preset_path
+from tunelab.distributed import world_size
 from tunelab.errors import ConfigError, ResourceError
 
 if TYPE_CHECKING:
     from tunelab.config.schema_train import TrainingArgs
 
-__all__ = ["check_deepspeed_installed", "deepspeed_json_path", "engine_arguments"]
+__all__ = ["check_deepspeed_installed", "deepspeed_json_path", "engine_arguments", "engine_compute_type"]
 
 _DEEPSPEED_HINT = (
     "`pip install deepspeed` (or `pip install 'tunelab[deepspeed]'`), or shard with PyTorch FSDP instead "
@@ -49,6 +50,18 @@ def check_deepspeed_installed() -> None:
         )
 
 
+def engine_compute_type(compute_type: str, *, deepspeed: str | None) -> str:
+    """``compute_type`` with ``auto`` settled to fp32 for DeepSpeed without CUDA (the only precision it runs in).
+
+    Otherwise ``auto`` may measure bf16 as the faster CPU precision and the run would then be refused.
+    """
+    if compute_type != "auto" or not deepspeed:
+        return compute_type
+    import torch
+
+    return compute_type if torch.cuda.is_available() else "fp32"
+
+
 def engine_arguments(training: TrainingArgs, *, use_cuda: bool, half_precision: bool) -> dict[str, Any]:
     """TrainingArguments keywords of the configured engine (empty for plain DDP / one process).
 
@@ -62,6 +75,12 @@ def engine_arguments(training: TrainingArgs, *, use_cuda: bool, half_precision: 
             kwargs.update(_deepspeed_on_cpu(training, half_precision=half_precision))
         return kwargs
     if training.fsdp:
+        if world_size() < 2:  # transformers refuses FSDP in one process with a bare ValueError
+            raise ConfigError(
+                "fsdp shards the model across processes, but this run has one process",
+                "launch several: tunelab train CFG --nproc-per-node N (N >= 2, one per GPU; gloo on a CPU), "
+                "or remove fsdp (dist_config in a v1 config) to train in one process",
+            )
         fsdp_config = training.fsdp_config
         if isinstance(fsdp_config, dict):
             fsdp_config = dict(fsdp_config)  # TrainingArguments edits it in place
@@ -81,7 +100,8 @@ def _deepspeed_on_cpu(training: TrainingArgs, *, half_precision: bool) -> dict[s
     if half_precision:
         raise ConfigError(
             "DeepSpeed on a CPU trains in fp32 only (transformers refuses bf16/fp16 without a GPU there)",
-            "set compute_type: fp32 for a DeepSpeed run on this machine, or train on a GPU",
+            "for a DeepSpeed run on this machine set bf16=false / fp16=false (the keys LLaMA-Factory and HF "
+            "configs carry; compute_type: fp32 where neither is set), or train on a GPU",
         )
     if int(os.environ.get("LOCAL_RANK", -1)) == -1:
         raise ConfigError(

@@ -101,6 +101,7 @@ def train(config: RunConfig, *, console: Any = None, callbacks: Sequence[Any] = 
     from tunelab.model.precision import describe_compute_choice, resolve_compute_dtype
     from tunelab.model.resolve import resolve_model_path
     from tunelab.train.boosters import check_boosters
+    from tunelab.train.engines import engine_compute_type
     from tunelab.train.workflow import evaluate_after_training, evaluate_without_training
 
     require_for(config, "train")  # e.g. no dataset: refused before any directory or model
@@ -121,7 +122,8 @@ def train(config: RunConfig, *, console: Any = None, callbacks: Sequence[Any] = 
             f"available stages: {', '.join(STAGES)}",
         )
     # decided before anything is written: fp16 without a GPU fails here, leaving no run directory
-    dtype = resolve_compute_dtype(config.compute_type)
+    compute_type = engine_compute_type(config.compute_type, deepspeed=config.training.deepspeed)
+    dtype = resolve_compute_dtype(compute_type)
     check_boosters(config.model)  # liger/unsloth without a GPU or package fail here too
     with distributed.main_process_first():  # rank 0 builds a tiny:<preset> model, the others reuse it
         resolve_model_path(config.model.model_name_or_path, config.model.cache_dir)
@@ -136,7 +138,7 @@ def train(config: RunConfig, *, console: Any = None, callbacks: Sequence[Any] = 
     t = config.training
     ctx = RunContext(
         dtype,
-        describe_compute_choice(config.compute_type),
+        describe_compute_choice(compute_type),
         console,
         list(callbacks),
         global_batch_size=global_batch(t.per_device_train_batch_size, t.gradient_accumulation_steps),
