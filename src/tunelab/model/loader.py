@@ -144,6 +144,10 @@ def load_model(
             weights_hint,
         )
 
+    if model_args.mixture_of_depths is not None:  # before checkpointing, which then sees the inner layers
+        from tunelab.model.mod import convert_to_mod, load_mod
+
+        model = convert_to_mod(model) if model_args.mixture_of_depths == "convert" else load_mod(model, path)
     if "quantization_config" in kwargs:
         from peft import prepare_model_for_kbit_training
 
