@@ -123,3 +123,20 @@ def test_load_of_an_unconverted_model_says_so(tmp_path: Path) -> None:
     model.save_pretrained(tmp_path)
     with pytest.raises(ModelError, match="mixture_of_depths: convert"):
         load_mod(AutoModelForCausalLM.from_pretrained(tmp_path), tmp_path)
+
+
+def test_packed_samples_stay_isolated_inside_routed_blocks() -> None:
+    model = _model()
+    ids = _ids(batch=1, length=16)
+    positions = torch.tensor([list(range(6)) + list(range(10))])  # two packed samples, no attention mask
+    with torch.no_grad():
+        plain = model(ids, position_ids=positions, use_cache=False).logits
+        alone = model(ids[:, 6:], position_ids=positions[:, 6:], use_cache=False).logits
+    assert torch.allclose(plain[:, 6:], alone, atol=1e-5)
+    convert_to_mod(model, capacity=1.0)
+    for layer in model.model.layers:
+        if isinstance(layer, MoDLayer):
+            torch.nn.init.zeros_(layer.router.weight)
+    model.train()
+    with torch.no_grad():
+        assert torch.allclose(model(ids, position_ids=positions, use_cache=False).logits, plain, atol=1e-5)
