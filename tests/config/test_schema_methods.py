@@ -49,7 +49,7 @@ def test_keys_take_llama_factory_defaults_and_are_documented_twice() -> None:
     ("values", "message"),
     [
         ({"shift_attn": True, "packing": True}, "shift_attn groups positions of one sequence"),
-        ({"mixture_of_depths": "convert"}, "mixture-of-depth package"),
+        ({"mixture_of_depths": "convert", "finetuning_type": "lora"}, "use finetuning_type: full"),
         ({"pure_bf16": True, "fp16": True}, "pure_bf16: true trains in bf16, but fp16: true"),
     ],
 )

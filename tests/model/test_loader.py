@@ -161,3 +161,22 @@ def test_broken_config_names_the_path(tiny_model_dir: Path, tmp_path: Path) -> N
     with pytest.raises(ModelError) as err:
         load_model(_args(broken), compute_dtype=torch.float32)
     assert str(broken) in err.value.message
+
+
+def test_mixture_of_depths_key_must_match_the_checkpoint(tmp_path: Path, tiny_model_dir: Path) -> None:
+    with pytest.raises(ConfigError, match="use mixture_of_depths: convert"):
+        load_model(
+            ModelArgs(model_name_or_path=str(tiny_model_dir), mixture_of_depths="load"),
+            compute_dtype=torch.float32,
+        )
+    model = load_model(
+        ModelArgs(model_name_or_path=str(tiny_model_dir), mixture_of_depths="convert"),
+        compute_dtype=torch.float32,
+    )
+    model.save_pretrained(tmp_path)
+    with pytest.raises(ConfigError, match="set mixture_of_depths: load"):
+        load_model(ModelArgs(model_name_or_path=str(tmp_path)), compute_dtype=torch.float32)
+    loaded = load_model(
+        ModelArgs(model_name_or_path=str(tmp_path), mixture_of_depths="load"), compute_dtype=torch.float32
+    )
+    assert type(loaded.model.layers[1]).__name__ == "MoDLayer"

@@ -101,6 +101,11 @@ class RunConfig(BaseModel):
             )
         if m.shift_attn and f.stage not in ("pt", "sft"):
             problems.append(f"shift_attn trains long contexts in stages pt and sft, not {f.stage}")
+        if m.mixture_of_depths == "convert" and f.finetuning_type != "full":
+            problems.append(
+                f"mixture_of_depths: convert adds routers that start untrained and must train with the blocks; "
+                f"finetuning_type {f.finetuning_type} would freeze them, so use finetuning_type: full"
+            )
         if f.pissa_init and f.use_dora:
             problems.append("pissa_init and use_dora cannot be combined; choose one")
         problems += streaming_problems(self.data, t, f.stage)

@@ -138,22 +138,14 @@ class ModelArgs(Group):
     )
     mixture_of_depths: Literal["convert", "load"] | None = field(
         None,
-        en="Mixture-of-depths (package mixture-of-depth); not supported: that package targets transformers 4.",
-        zh="深度混合（mixture-of-depth 包）；不支持：该包只适配 transformers 4。",
+        en="Mixture-of-Depths (full fine-tuning): convert adds a router to every other decoder layer and "
+        "trains with 12.5% of each sequence's tokens through it; load reloads a model saved after convert. "
+        "Every token goes through every layer at eval/inference.",
+        zh="深度混合（仅全参数微调）：convert 为每隔一层解码层加路由器，训练时每条序列只有 12.5% 的 token "
+        "经过该层；load 加载 convert 后保存的模型。评估/推理时所有 token 经过所有层。",
     )
 
     _split_adapters = field_validator("adapter_name_or_path", mode="before")(lambda cls, v: split_csv(v))
-
-    @field_validator("mixture_of_depths")
-    @classmethod
-    def _refuse_mixture_of_depths(cls, value: str | None) -> str | None:
-        if value is not None:
-            raise ValueError(
-                f"mixture_of_depths={value}: the mixture-of-depth package (1.2) wraps decoder layers the "
-                "transformers 4 way (tuple outputs, past_key_value) and ships copies of transformers 4 "
-                "models, so it cannot run on the transformers 5 tunelab uses; remove mixture_of_depths"
-            )
-        return value
 
 
 class DataArgs(Group):

@@ -111,6 +111,13 @@ def load_model(
             f"cannot read the model config in {path}: {err}", "check config.json in that directory"
         ) from err
 
+    routed = getattr(config, "mixture_of_depths", None) is not None  # saved after mixture_of_depths: convert
+    if routed != (model_args.mixture_of_depths == "load"):
+        raise ConfigError(
+            f"{path} {'has' if routed else 'has no'} Mixture-of-Depths routers, but mixture_of_depths is "
+            f"{model_args.mixture_of_depths or 'unset'}",
+            "set mixture_of_depths: load" if routed else "use mixture_of_depths: convert (or none)",
+        )
     if model_args.rope_scaling is not None:
         target = model_args.model_max_length or model_max_length
         if target is None:
@@ -144,6 +151,10 @@ def load_model(
             weights_hint,
         )
 
+    if model_args.mixture_of_depths is not None:  # before checkpointing, which then sees the inner layers
+        from tunelab.model.mod import convert_to_mod, load_mod
+
+        model = convert_to_mod(model) if model_args.mixture_of_depths == "convert" else load_mod(model, path)
     if "quantization_config" in kwargs:
         from peft import prepare_model_for_kbit_training
 
