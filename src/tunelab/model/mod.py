@@ -52,8 +52,8 @@ class MoDLayer(nn.Module):
         self.router = nn.Linear(hidden_size, 1, device=weight.device, dtype=weight.dtype)
         nn.init.normal_(self.router.weight, std=1e-3)
         nn.init.zeros_(self.router.bias)
-        self._register_state_dict_hook(_flatten_keys)
-        self._register_load_state_dict_pre_hook(_nest_keys)
+        self.register_state_dict_post_hook(_flatten_keys)
+        self.register_load_state_dict_pre_hook(_nest_keys)
 
     def forward(
         self,
@@ -93,7 +93,7 @@ class MoDLayer(nn.Module):
         try:
             return super().__getattr__(name)
         except AttributeError:
-            return getattr(self._modules["layer"], name)
+            return getattr(super().__getattr__("layer"), name)
 
 
 def _take(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -119,15 +119,14 @@ def _slice_mask(mask: Any, index: torch.Tensor) -> Any:
     return mask.gather(3, cols)
 
 
-def _flatten_keys(module: nn.Module, state: dict[str, Any], prefix: str, _meta: Any) -> dict[str, Any]:
+def _flatten_keys(module: nn.Module, state: dict[str, Any], prefix: str, _meta: Any) -> None:
     """Save the wrapped layer's weights under their original names, so the checkpoint loads as plain."""
     inner = prefix + "layer."
     for key in [k for k in state if k.startswith(inner)]:
         state[prefix + key[len(inner) :]] = state.pop(key)
-    return state
 
 
-def _nest_keys(state: dict[str, Any], prefix: str, *_args: Any) -> None:
+def _nest_keys(module: nn.Module, state: dict[str, Any], prefix: str, *_args: Any) -> None:
     """The reverse of :func:`_flatten_keys` when a wrapped model loads its own state dict."""
     for key in [
         k for k in state if k.startswith(prefix) and not k.startswith((prefix + "layer.", prefix + "router."))
