@@ -179,9 +179,17 @@ def test_queue_limit_timeout_any_model_and_logs(strict_url: str, caplog: pytest.
     with pytest.raises(openai.APIError, match="request timeout"):  # the hog runs into --request-timeout 1
         list(hog)
     second.join()
+    # the only row is busy with another long stream, so this request waits past its own 1 s timeout
+    # whatever the machine's speed (a lone request could finish its clamped max_tokens within 1 s)
+    blocker = api.chat.completions.create(
+        model="anything", messages=ask("another long one"), max_tokens=5000, stream=True
+    )  # type: ignore[arg-type]
+    next(iter(blocker))
     with pytest.raises(openai.InternalServerError) as late:
         api.chat.completions.create(model="m", messages=ask("Hi"), max_tokens=5000)  # type: ignore[arg-type]
     assert late.value.status_code == 504
+    with pytest.raises(openai.APIError, match="request timeout"):
+        list(blocker)
     lines = [r.getMessage() for r in caplog.records if r.name == "tunelab.api"]
     assert any("POST /v1/completions 429" in line for line in lines)
     assert any("POST /v1/chat/completions 504" in line and "tokens_in=" in line for line in lines)
