@@ -51,7 +51,8 @@ browser:
 # What the slow CI tests need besides the venv: a PostgreSQL server (shared Optuna study) and its client
 # library, iproute2 for the two-node test's network namespaces.
 ci-deps: install
-	@if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	@if { ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } \
+		|| ! command -v ip >/dev/null 2>&1; then \
 		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q postgresql iproute2; \
 	fi
 	$(BIN)/pip install --quiet "psycopg[binary]>=3.1,<4"
