@@ -86,9 +86,6 @@ def prepare_data(config: RunConfig, tokenizer: Any, *, packing: bool | None = No
 
     data, stage = config.data, config.finetuning.stage
     template = template_for(data, tokenizer)
-    if data.streaming:
-        return _prepare_streaming(config, tokenizer, template)
-    splits = load_records(data, stage, seed=config.training.seed)
     options: dict[str, Any] = {
         "stage": stage,
         "cutoff_len": data.cutoff_len,
@@ -97,6 +94,10 @@ def prepare_data(config: RunConfig, tokenizer: Any, *, packing: bool | None = No
         "packing": data.packing if packing is None else packing,
         "num_proc": data.preprocessing_num_workers,
     }
+    if data.streaming:
+        # the eval split of a stream is held in memory and tokenized like any eval split, unpacked
+        return _prepare_streaming(config, tokenizer, template, {**options, "packing": False})
+    splits = load_records(data, stage, seed=config.training.seed)
     train, train_report = tokenize_dataset_with_report(splits.train, tokenizer, template, **options)
     eval_set, eval_report = None, TokenizeReport()
     if splits.eval is not None:
@@ -107,7 +108,9 @@ def prepare_data(config: RunConfig, tokenizer: Any, *, packing: bool | None = No
     )
 
 
-def _prepare_streaming(config: RunConfig, tokenizer: Any, template: Template) -> PreparedData:
+def _prepare_streaming(
+    config: RunConfig, tokenizer: Any, template: Template, options: dict[str, Any]
+) -> PreparedData:
     """The lazy training stream and the in-memory eval split; stats cover the eval split only."""
     from tunelab.data.loader import records_to_dataset
     from tunelab.data.streaming import stream_datasets
@@ -117,13 +120,7 @@ def _prepare_streaming(config: RunConfig, tokenizer: Any, template: Template) ->
     eval_set, eval_report = None, TokenizeReport()
     if eval_records:
         eval_set, eval_report = tokenize_dataset_with_report(
-            records_to_dataset(eval_records),
-            tokenizer,
-            template,
-            stage=config.finetuning.stage,
-            cutoff_len=data.cutoff_len,
-            train_on_prompt=data.train_on_prompt,
-            mask_history=data.mask_history,
+            records_to_dataset(eval_records), tokenizer, template, **options
         )
     # the training stream is not read ahead: its counts and lengths are unknown (0) until trained on
     stats = replace(_stats(TokenizeReport(), eval_report, data.cutoff_len), streamed=True)
