@@ -25,7 +25,7 @@ def print_table(title: str, columns: Sequence[str], rows: list[list[str]]) -> No
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
 
 
-def machine_lines() -> list[str]:
+def machine_lines(libs: Sequence[str] = ("torch", "transformers", "peft"), *, date: bool = True) -> list[str]:
     """Date, CPU, cores, load and library versions: what a reader needs to compare figures."""
     from importlib.metadata import version
 
@@ -35,13 +35,12 @@ def machine_lines() -> list[str]:
     cpu = next(
         (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "unknown CPU"
     )
-    libs = ", ".join(f"{name} {version(name)}" for name in ("torch", "transformers", "peft"))
+    versions = ", ".join(f"{name} {version(name)}" for name in libs)
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    return [
-        f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+    return [f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"] * date + [
         f"- machine: {cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}; "
         f"load average (1/5/15 min) at the end {load}",
-        f"- software: Python {platform.python_version()}, {libs}",
+        f"- software: Python {platform.python_version()}, {versions}",
     ]
 
 

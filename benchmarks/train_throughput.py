@@ -50,9 +50,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _speed import PeakRSS, measured_peak, mfu  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-DOCS = ROOT / "docs" / "benchmarks.md"
+from _tune_docs import DOCS, ROOT, machine_lines, markdown_table, update_docs  # noqa: E402
 
 # The tiny model takes ~30 ms a step: 100 steps with logging_steps 10 hold 10 log rows and 2 plot
 # redraws (tunelab redraws every 5th row), the steady-state rate. SmolLM2 in fp32 takes seconds a step.
@@ -477,48 +475,6 @@ def print_table(title: str, columns: Sequence[str], rows: list[list[str]]) -> No
     Console(emoji=False, highlight=False, width=150).print(table)
 
 
-def markdown_table(columns: Sequence[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(columns) + " |", "| --- " + "| ---: " * (len(columns) - 1) + "|"]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
-
-
-def machine_lines() -> list[str]:
-    """CPU model, cores, load and library versions: what a reader needs to compare figures."""
-    import os
-    import platform
-    from importlib.metadata import version
-
-    import torch
-
-    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
-        platform.processor() or "unknown CPU",
-    )
-    libs = ", ".join(
-        f"{name} {version(name)}" for name in ("torch", "transformers", "peft", "trl", "accelerate")
-    )
-    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    return [
-        f"machine: {cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}; "
-        f"load average (1/5/15 min) at the end {load}",
-        f"software: Python {platform.python_version()}, {libs}",
-    ]
-
-
-def update_docs(path: Path, model: str, section: str) -> None:
-    """Replace this model's generated section of docs/benchmarks.md (or append it); keep the rest."""
-    begin, end = f"<!-- train_throughput {model}: generated -->", f"<!-- /train_throughput {model} -->"
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        text = f"{head}{begin}\n{section}{end}{rest.split(end, 1)[1]}"
-    else:
-        text = f"{text.rstrip()}\n\n{begin}\n{section}{end}\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--model", default="tiny:llama", choices=sorted(PRESETS))
@@ -532,7 +488,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--variants", default="baseline,tunelab,trl", help=f"from {','.join(ALL_VARIANTS)}")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
     parser.add_argument("--profile", action="store_true", help="add a cProfile pass of baseline and tunelab")
-    parser.add_argument("--no-docs", action="store_true", help="leave docs/benchmarks.md alone")
+    parser.add_argument(
+        "--no-docs",
+        action="store_true",
+        help="print the markdown section instead of writing it into docs/benchmarks.md",
+    )
     parser.add_argument("--lf-python", help="python of a venv with LLaMA-Factory installed: adds variant lf")
     args = parser.parse_args(argv)
     for key, value in zip(PRESET_KEYS, PRESETS[args.model]):
@@ -587,15 +547,17 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"- date: {started}",
         f"- command: `{command}`",
-        *(f"- {line}" for line in machine_lines()),
+        *machine_lines(("torch", "transformers", "peft", "trl", "accelerate"), date=False),
         f"- schedule: {args.warmup} warm-up + {args.steps} measured steps per run, logging_steps "
         f"{args.logging_steps}, no checkpoint in the window; {args.repeats} repeats, order alternating",
         *(f"- {note}" for note in setup.notes),
         "",
         *markdown_table(RESULT_COLUMNS, rows),
     ]
-    if not args.no_docs:
-        update_docs(DOCS, args.model, "\n".join(lines) + "\n")
+    if args.no_docs:
+        print("\n".join(lines))
+    else:
+        update_docs(f"train_throughput {args.model}", "\n".join(lines) + "\n")
         print(f"updated {DOCS.relative_to(ROOT)}")
     return 0
 
