@@ -3,9 +3,10 @@
 LLaMA-Factory pins its own transformers/peft, so it runs in the venv given by ``--lf-python`` with the
 same model, builtin data (tunelab's dataset_info.json follows LLaMA-Factory's format), LoRA and
 schedule keys. A small driver inside that interpreter stamps every optimizer step with torch's global
-hook (as the in-process variants are timed) and counts the non-padding tokens of every batch the
-trainer's model receives (attention_mask != 0, which covers neat_packing's segment ids); it writes
-both to a JSON file that this side reads back.
+hook (as the in-process variants are timed) and, through a forward pre-hook on the model the Trainer
+receives (added by a TrainerCallback), counts the non-padding tokens of every batch it sees
+(attention_mask != 0, which covers neat_packing's segment ids, or the diagonal of its 4D
+block-diagonal mask); it writes both to a JSON file that this side reads back.
 """
 
 from __future__ import annotations
@@ -20,13 +21,19 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = ROOT / "src" / "tunelab" / "resources" / "data"
 
 DRIVER = r"""
-import json, sys, time
-import torch
+import importlib.machinery, json, sys, time, types
+try:
+    import torchaudio  # noqa: F401
+except (ImportError, OSError):
+    # LLaMA-Factory imports torchaudio unconditionally (for audio inputs) and no torchaudio build
+    # exists for every CPU torch; this text-only run never loads audio, so an empty module will do
+    sys.modules["torchaudio"] = types.ModuleType("torchaudio")
+    sys.modules["torchaudio"].__spec__ = importlib.machinery.ModuleSpec("torchaudio", None)
 from torch.optim.optimizer import register_optimizer_step_post_hook
-from torch.nn.modules.module import register_module_forward_pre_hook
+from transformers import TrainerCallback
 
 args, out = json.loads(sys.argv[1]), sys.argv[2]
-stamps, tokens, state = [], [], {"top": None, "pending": 0}
+stamps, tokens, state = [], [], {"pending": 0}
 
 def on_step(*_):
     stamps.append(time.perf_counter())
@@ -34,20 +41,26 @@ def on_step(*_):
     state["pending"] = 0
 
 def on_forward(module, a, kw):
-    if not module.training or "input_ids" not in kw:
-        return None
-    if state["top"] is None:
-        state["top"] = id(module)
-    if id(module) == state["top"]:
-        mask = kw.get("attention_mask")
-        ids = kw["input_ids"]
-        state["pending"] += int((mask != 0).sum()) if mask is not None else int(ids.numel())
+    if module.training and "input_ids" in kw:
+        mask, ids = kw.get("attention_mask"), kw["input_ids"]
+        if mask is None:
+            state["pending"] += int(ids.numel())
+        elif mask.dim() == 4:
+            # neat_packing's 4D block-diagonal mask: a real token attends to itself, padding does not
+            diag = mask[:, 0].diagonal(dim1=-2, dim2=-1)
+            state["pending"] += int((diag == 0).sum()) if diag.is_floating_point() else int(diag.sum())
+        else:
+            state["pending"] += int((mask != 0).sum())
     return None
 
+class CountTokens(TrainerCallback):
+    # torch's global forward hook takes no kwargs: hook the model the trainer was given instead
+    def on_train_begin(self, args_, state_, control, model=None, **kwargs):
+        model.register_forward_pre_hook(on_forward, with_kwargs=True)
+
 register_optimizer_step_post_hook(on_step)
-register_module_forward_pre_hook(on_forward, with_kwargs=True)
 from llamafactory.train.tuner import run_exp
-run_exp(args)
+run_exp(args, callbacks=[CountTokens()])
 json.dump({"stamps": stamps, "tokens": tokens}, open(out, "w"))
 """
 
