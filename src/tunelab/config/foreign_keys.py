@@ -120,7 +120,10 @@ LF_UNSUPPORTED: dict[str, tuple[str, str]] = {
     "offload_folder": ("where offloaded weights are written", "load a model that fits in memory"),
     "use_cache": ("the KV cache during generation", "tunelab uses it for generation and not for training"),
     "infer_dtype": ("the dtype at inference", "compute_type"),
-    "hf_hub_token": ("a Hugging Face Hub token", _HUB),
+    "hf_hub_token": (
+        "a Hugging Face Hub token",
+        "set HF_TOKEN in the environment (export_hub_model_id pushes with it)",
+    ),
     "ms_hub_token": ("a ModelScope token", _HUB),
     "om_hub_token": ("a Modelers token", _HUB),
     "print_param_status": (
@@ -262,7 +265,7 @@ HF_UNSUPPORTED: dict[str, tuple[str, str]] = {
         "a checkpoint when the job is killed",
         "Ctrl-C / SIGTERM saves a resumable checkpoint",
     ),
-    "push_to_hub": ("uploading to the Hub", "export_hub_model_id (recorded; upload it yourself)"),
+    "push_to_hub": ("uploading to the Hub", "export_hub_model_id (tunelab export pushes the export there)"),
     "hub_token": ("the Hub token for uploads", "export_hub_model_id"),
     "hub_private_repo": ("a private Hub repo", "export_hub_model_id"),
     "hub_model_id": ("the Hub repo to upload to", "export_hub_model_id"),
