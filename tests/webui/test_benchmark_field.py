@@ -9,19 +9,14 @@ import pytest
 from tunelab.webui.benchmark_field import LF_TASKS, benchmark_choices, check_benchmark, describe_benchmark
 from tunelab.webui.context import UIContext
 from tunelab.webui.forms import flat_to_form
-from tunelab.webui.jobs import JobManager
-from tunelab.webui.paths import PathGuard
 from tunelab.webui.tabs.evaluate import EVAL_KEYS, start_eval
 
 KEYS = [key for row in EVAL_KEYS for key in row]
 
 
 @pytest.fixture
-def ctx(tmp_path: Path) -> UIContext:
-    state = tmp_path / "state"
-    return UIContext(
-        runs_dir=tmp_path / "runs", state_dir=state, jobs=JobManager(state), guard=PathGuard([tmp_path])
-    )
+def ctx(ui_context: UIContext) -> UIContext:
+    return ui_context
 
 
 def _mmlu_folder(root: Path) -> Path:

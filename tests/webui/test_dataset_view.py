@@ -18,8 +18,6 @@ from tunelab.webui.dataset_view import (
     upload_checked,
     upload_saved,
 )
-from tunelab.webui.jobs import JobManager
-from tunelab.webui.paths import PathGuard
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"  # LLaMA-Factory's demo data
 
@@ -37,11 +35,8 @@ def _alpaca(n: int) -> list[dict]:
 
 
 @pytest.fixture
-def ctx(tmp_path: Path) -> UIContext:
-    state = tmp_path / "state"
-    return UIContext(
-        runs_dir=tmp_path / "runs", state_dir=state, jobs=JobManager(state), guard=PathGuard([tmp_path])
-    )
+def ctx(ui_context: UIContext) -> UIContext:
+    return ui_context
 
 
 def test_alpaca_upload_is_saved_registered_and_trainable(tmp_path: Path) -> None:

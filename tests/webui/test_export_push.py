@@ -12,8 +12,6 @@ import pytest
 
 from tunelab.webui.context import UIContext
 from tunelab.webui.forms import config_keys, flat_to_form
-from tunelab.webui.jobs import JobManager
-from tunelab.webui.paths import PathGuard
 from tunelab.webui.tabs.export import EXPORT_KEYS, TOPBAR_SOURCE, export_report, start_export
 
 KEYS = [key for row in EXPORT_KEYS for key in row if key in set(config_keys())]
@@ -26,14 +24,12 @@ class _Job:
 
 
 @pytest.fixture
-def ctx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> UIContext:
+def ctx(ui_context: UIContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> UIContext:
+    """No HF token anywhere; jobs are recorded (args, keywords) instead of started."""
     for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_TOKEN_PATH", str(tmp_path / "no-saved-login"))
-    state = tmp_path / "state"
-    context = UIContext(
-        runs_dir=tmp_path / "runs", state_dir=state, jobs=JobManager(state), guard=PathGuard([tmp_path])
-    )
+    context = ui_context
     context.started = []  # type: ignore[attr-defined]
 
     def start(kind: str, args: list[str], **kw: Any) -> _Job:
