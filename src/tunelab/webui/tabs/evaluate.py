@@ -189,6 +189,10 @@ def build(ctx: UIContext) -> dict[str, Any]:
     ctx.fields["dataset_dir"].change(
         refresh_choices, ctx.fields["dataset_dir"], [dataset_widget, w["compare"]]
     )
+    # datasets added meanwhile (the Train tab's upload) appear when the list is opened
+    dataset_widget.focus(
+        lambda folder: gr.update(choices=dataset_choices(folder)), ctx.fields["dataset_dir"], dataset_widget
+    )
     task_widget, task_dir_widget = settings[keys.index("task")], settings[keys.index("task_dir")]
     task_dir_widget.change(
         lambda task_dir: gr.update(choices=benchmark_choices(task_dir)), task_dir_widget, task_widget
