@@ -16,8 +16,6 @@ from tunelab.errors import ConfigError, ResourceError
 
 __all__ = ["has_hub_token", "push_export", "require_hub_token", "upload_command"]
 
-_NOT_UPLOADED = ["*.partial", "*.partial/**", ".full-precision/**"]
-
 
 def has_hub_token(token: str | None = None) -> bool:
     """Whether a push would have a token: ``token``, HF_TOKEN, or a saved login."""
@@ -64,7 +62,6 @@ def push_export(
             folder_path=str(export_dir),
             repo_type="model",
             commit_message="Upload model exported by tunelab",
-            ignore_patterns=_NOT_UPLOADED,
         )
     except HfHubHTTPError as err:  # the Hub answered, and said no (bad token, no write access, ...)
         raise ResourceError(f"{host} refused the push to {repo_id}: {_reason(err)}", later) from err
