@@ -468,13 +468,25 @@ def export_cmd(
     run: str | None = typer.Option(None, "--run", help=t("src.run")),
     model: str | None = typer.Option(None, "--model", help=t("src.model")),
     adapter: str | None = typer.Option(None, "--adapter", help=t("src.adapter")),
+    push_to_hub: str | None = typer.Option(None, "--push-to-hub", metavar="REPO", help=t("export.push")),
+    private: bool = typer.Option(False, "--private", help=t("export.private")),
 ) -> None:
     path, items = _split_config_args(config, overrides or [])
+    if push_to_hub:
+        items = [*items, f"export_hub_model_id={push_to_hub}"]
 
     def go() -> None:
         from tunelab.export import export_model
 
-        result = export_model(path, items, run=run, model=model, adapter=adapter, console=_console())
+        result = export_model(
+            path,
+            items,
+            run=run,
+            model=model,
+            adapter=adapter,
+            hub_private=private or None,
+            console=_console(),
+        )
         report = result.report
         print(
             f"exported: {result.export_dir}  ({report['n_shards']} {report['format']} shard(s), {report['dtype']})"
@@ -482,6 +494,8 @@ def export_cmd(
         if result.verification is not None:
             print(result.verification.describe())
         print(f"report: {result.export_dir / 'export_report.json'}")
+        if (report.get("hub_push") or {}).get("url"):
+            print(f"pushed: {report['hub_push']['url']}")
 
     _run(go)
 

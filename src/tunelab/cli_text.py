@@ -232,6 +232,16 @@ TEXTS: dict[str, dict[str, str]] = {
         "export_quantization_dataset 校准的 gptq；export_device=auto 使用 GPU），然后与源模型对比 logits 进行校验"
         "（如 tunelab export --run runs/sft-lora-tiny export_size=2）。",
     },
+    "export.push": {
+        "en": "Push the verified export to this Hugging Face Hub repo (owner/name; the same as "
+        "export_hub_model_id=REPO). Needs HF_TOKEN (or `hf auth login`) and network.",
+        "zh": "把校验通过的导出推送到此 Hugging Face Hub 仓库（owner/name；等同于 export_hub_model_id=REPO）。"
+        "需要 HF_TOKEN（或 `hf auth login`）和网络。",
+    },
+    "export.private": {
+        "en": "Create the Hub repo as private when it does not exist yet.",
+        "zh": "Hub 仓库尚不存在时，创建为私有仓库。",
+    },
     "api": {
         "en": "Serve a model over an OpenAI-compatible HTTP API (/v1/models, /v1/chat/completions, "
         "/v1/completions); set TUNELAB_API_KEY to require a Bearer key.",

@@ -135,6 +135,7 @@ def test_full_model_export_in_bf16_with_hub_id(full_run: Path, tmp_path: Path) -
     result = export_model(
         run=full_run,
         overrides=[f"export_dir={out}", "export_dtype=bfloat16", "export_hub_model_id=me/tiny-sft"],
+        push=False,  # the push itself: tests/export/test_hub.py
     )
     assert result.verification is not None and result.verification.passed
     assert result.report["source"]["adapters"] == [] and result.report["dtype"] == "bf16"
@@ -143,7 +144,7 @@ def test_full_model_export_in_bf16_with_hub_id(full_run: Path, tmp_path: Path) -
         assert {handle.get_tensor(k).dtype for k in handle.keys()} == {torch.bfloat16}
     assert result.report["hub_model_id"] == "me/tiny-sft"
     card = (out / "README.md").read_text()
-    assert "# me/tiny-sft" in card and "huggingface-cli upload me/tiny-sft" in card
+    assert "# me/tiny-sft" in card and f"hf upload me/tiny-sft {out} ." in card
     # tokenizer, chat template and generation config travel with the weights
     tokenizer = AutoTokenizer.from_pretrained(out)
     text = tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False)

@@ -54,6 +54,19 @@ def served_app(webui_root: Path, tiny_model_dir: Path) -> Iterator[tuple[Any, st
     app.close()
 
 
+@pytest.fixture
+def ui_context(tmp_path: Path) -> Any:
+    """A UIContext without widgets (handlers that need no form), whose paths may lie under tmp_path."""
+    from tunelab.webui.context import UIContext
+    from tunelab.webui.jobs import JobManager
+    from tunelab.webui.paths import PathGuard
+
+    state = tmp_path / "state"
+    return UIContext(
+        runs_dir=tmp_path / "runs", state_dir=state, jobs=JobManager(state), guard=PathGuard([tmp_path])
+    )
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.is_file():

@@ -87,9 +87,10 @@ class ExportArgs(Group):
     )
     export_hub_model_id: str | None = field(
         None,
-        en="Hugging Face Hub repo id (owner/name) recorded in the model card for a later push; "
-        "nothing is uploaded.",
-        zh="记录在模型卡中的 Hugging Face Hub 仓库名（owner/name），供之后推送；不会上传任何内容。",
+        en="Hugging Face Hub repo id (owner/name): the verified export is pushed there (needs HF_TOKEN "
+        "and network; without them the export is kept and the error says how to push it later).",
+        zh="Hugging Face Hub 仓库名（owner/name）：校验通过的导出会推送到这里（需要 HF_TOKEN 和网络；"
+        "缺少时保留导出，并在错误信息中说明之后如何推送）。",
     )
     export_verify: bool = field(
         True,

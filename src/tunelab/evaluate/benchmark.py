@@ -26,8 +26,10 @@ from typing import Any
 from tunelab.errors import ConfigError, DataError
 
 __all__ = [
+    "LF_BENCHMARKS",
     "BenchmarkResult",
     "Question",
+    "benchmark_dir",
     "build_messages",
     "choice_token_ids",
     "evaluate_benchmark",
@@ -66,16 +68,19 @@ class Question:
 # ---- loading --------------------------------------------------------------------------------------
 
 
+def benchmark_dir(task_dir: str = "builtin") -> Path:
+    """The folder a `task_dir` value names ('builtin': tunelab's bundled benchmarks)."""
+    if task_dir == "builtin":
+        return Path(str(resources.files("tunelab").joinpath("resources", "data", "benchmarks")))
+    return Path(task_dir).expanduser()
+
+
 def resolve_task(task: str, task_dir: str = "builtin") -> Path:
     """The file or folder `task` names: a registered benchmark name or a path."""
     path = Path(task).expanduser()
     if path.exists():
         return path
-    folder = (
-        Path(str(resources.files("tunelab").joinpath("resources", "data", "benchmarks")))
-        if task_dir == "builtin"
-        else Path(task_dir).expanduser()
-    )
+    folder = benchmark_dir(task_dir)
     registry = folder / REGISTRY_FILE
     entries: dict[str, Any] = {}
     if registry.is_file():
@@ -88,7 +93,7 @@ def resolve_task(task: str, task_dir: str = "builtin") -> Path:
     if task not in entries:
         known = ", ".join(entries) or "none"
         bench, _, split = task.rpartition("_")
-        if bench in _LF_BENCHMARKS and split in ("test", "validation"):  # an LF eval config, data not here
+        if bench in LF_BENCHMARKS and split in ("test", "validation"):  # an LF eval config, data not here
             raise DataError(
                 f"task={task!r} reads {folder / bench}, which does not exist (tunelab downloads no data)",
                 f"set task_dir to a folder holding LLaMA-Factory's evaluation data ({bench}/ with its "
@@ -104,7 +109,7 @@ def resolve_task(task: str, task_dir: str = "builtin") -> Path:
     return target
 
 
-_LF_BENCHMARKS = ("mmlu", "ceval", "cmmlu")  # the benchmarks LLaMA-Factory's eval configs name
+LF_BENCHMARKS = ("mmlu", "ceval", "cmmlu")  # the benchmarks LLaMA-Factory's eval configs name
 
 
 def _lf_task_folder(folder: Path, task: str) -> Path | None:

@@ -1,7 +1,7 @@
 """The model card (README.md) of an exported model: where it came from, its files, its verification.
 
-The Hub repo id (export_hub_model_id) is recorded in the card and in export_report.json so that a
-later `huggingface-cli upload` knows where it goes; tunelab itself never uploads.
+The Hub repo id (export_hub_model_id) is recorded in the card and in export_report.json; `tunelab export`
+pushes the folder there (export/hub.py), and the card says how to push it again by hand.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tunelab.export.hub import upload_command
 from tunelab.runs.model_card import render_card
 from tunelab.runs.rundir import atomic_write_text
 
@@ -86,10 +87,11 @@ def write_export_card(export_dir: Path, report: dict[str, Any], training_metrics
         lines += [
             "## Publish",
             "",
-            "Not uploaded by tunelab. To publish:",
+            f"`tunelab export` pushes this folder to the Hub repo `{hub_id}` (export_hub_model_id). "
+            "To push it again by hand:",
             "",
             "```bash",
-            f"huggingface-cli upload {hub_id} {export_dir}",
+            upload_command(hub_id, export_dir),
             "```",
             "",
         ]

@@ -95,9 +95,15 @@ def export_model(
     run: str | Path | None = None,
     model: str | None = None,
     adapter: str | Sequence[str] | None = None,
+    push: bool = True,
+    hub_private: bool | None = None,
+    hub_token: str | None = None,
     console: Any = None,
 ) -> ExportResult:
     """Export the model a config or run directory describes; see the module docstring.
+
+    With export_hub_model_id set (and ``push``), the verified export is then pushed to that Hub repo
+    (``hub_private``: create it private; ``hub_token``: else HF_TOKEN or a saved login).
 
     from tunelab import export
     result = export(run="runs/sft-lora-tiny", overrides=["export_size=1"])
@@ -106,6 +112,11 @@ def export_model(
     cfg, run_dir, base_model = resolve_export_config(config, overrides, run=run, model=model, adapter=adapter)
     settings = cfg.export
     export_dir = _export_dir(cfg, run_dir)
+    repo_id = settings.export_hub_model_id if push else None
+    if repo_id:
+        from tunelab.export.hub import require_hub_token
+
+        require_hub_token(repo_id, hub_token)  # before any heavy work
     if settings.export_quantization_bit is not None:
         from tunelab.export.quantize import check_quantized_export_supported
 
@@ -173,7 +184,36 @@ def export_model(
             "see export_report.json; a wider dtype (export_dtype=fp32) rounds less, and a model whose "
             "logits are huge may need it",
         )
+    if repo_id:
+        _push(export_dir, report, repo_id, hub_private, hub_token, console)
     return ExportResult(export_dir, report, verification)
+
+
+def _push(
+    export_dir: Path,
+    report: dict[str, Any],
+    repo_id: str,
+    private: bool | None,
+    token: str | None,
+    console: Any,
+) -> None:
+    """Push the export and record the outcome (URL or error) in export_report.json."""
+    from tunelab.errors import TunelabError
+    from tunelab.export.hub import push_export
+
+    _say(console, f"pushing {export_dir} to the Hub repo {repo_id}")
+    outcome: dict[str, Any] = {"repo_id": repo_id, "private": bool(private)}
+    try:
+        outcome["url"] = push_export(export_dir, repo_id, private=private, token=token)
+    except TunelabError as err:
+        outcome.update(error=err.message, hint=err.hint)
+        raise
+    finally:
+        report["hub_push"] = outcome
+        (export_dir / _REPORT).write_text(
+            json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+    _say(console, f"pushed: {outcome['url']}")
 
 
 def _export_dir(cfg: RunConfig, run_dir: Path | None) -> Path:

@@ -112,6 +112,11 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {
     "predict_with_generate": ("Predict with generate", "生成式预测"),
     "eval_split": ("Split", "数据划分"),
     "save_dir": ("Save dir", "保存目录"),
+    # eval: the benchmark task (ui-extras)
+    "task": ("Benchmark", "评测基准"),
+    "task_dir": ("Benchmark dir", "基准目录"),
+    "n_shot": ("Few-shot examples", "少样本示例数"),
+    "lang": ("Prompt language", "提示语言"),
     # export
     "export_dir": ("Export dir", "导出目录"),
     "export_size": ("Max shard size (GB)", "最大分片大小（GB）"),
@@ -261,6 +266,66 @@ TEXTS: dict[str, dict[str, str]] = {
     "export.verify_failed": _t(
         "Verification FAILED: max |logit difference| {diff} above tolerance {tol}; same next token at {agree}% of {n} positions.",
         "校验失败：最大 logit 差 {diff} 超过容差 {tol}；{n} 个位置中 {agree}% 预测的下一个 token 相同。",
+    ),
+    # ui-extras: benchmark field (evaluate), data upload and record browser (train), Hub push (export)
+    "bench.summary": _t(
+        "{task}: {n} questions to score in {subjects} subject(s) ({names}); {dev} few-shot examples.",
+        "{task}：{subjects} 个科目（{names}）共 {n} 道待评分题目；{dev} 道少样本示例题。",
+    ),
+    "bench.needs_data": _t(
+        "{task} needs LLaMA-Factory's {bench} evaluation data, which is not on this machine (tunelab "
+        "downloads nothing). Put the unzipped {bench}/ folder in {folder}: one CSV per subject under dev/ "
+        "(few-shot examples) and test/ or val/ (scored questions, with an answer column); or set the "
+        "benchmark dir to the folder that holds {bench}/.",
+        "{task} 需要 LLaMA-Factory 的 {bench} 评测数据，本机上没有（tunelab 不会下载任何数据）。"
+        "请把解压后的 {bench}/ 目录放到 {folder}：dev/ 下每个科目一个 CSV（少样本示例），test/ 或 val/ 下"
+        "每个科目一个 CSV（待评分题目，含 answer 列）；或把基准目录设为包含 {bench}/ 的目录。",
+    ),
+    "bench.invalid": _t("The benchmark {task} cannot be used:", "无法使用评测基准 {task}："),
+    "acc.dataset_view": _t("Upload data / browse raw records", "上传数据 / 浏览原始记录"),
+    "lbl.upload_file": _t(
+        "Data file (.json, .jsonl, .csv, .parquet)", "数据文件（.json、.jsonl、.csv、.parquet）"
+    ),
+    "lbl.upload_name": _t("Dataset name", "数据集名称"),
+    "lbl.upload_overwrite": _t("Replace a dataset of the same name", "覆盖同名数据集"),
+    "btn.upload_save": _t("Add to the data dir", "添加到数据目录"),
+    "upload.checked": _t(
+        "{file}: {n} records, {formatting} format, {kind} data; columns: {columns}.",
+        "{file}：{n} 条记录，{formatting} 格式，{kind} 数据；列：{columns}。",
+    ),
+    "upload.invalid": _t("{file} cannot be used as a dataset:", "{file} 不能用作数据集："),
+    "upload.not_saved": _t("{file} was not added:", "{file} 未添加："),
+    "upload.no_file": _t("Choose a data file first.", "请先选择一个数据文件。"),
+    "upload.saved": _t(
+        "Saved {path} and registered it as '{name}' in {registry}.",
+        "已保存 {path}，并在 {registry} 中登记为“{name}”。",
+    ),
+    "lbl.browse_dataset": _t("Dataset to browse", "要浏览的数据集"),
+    "btn.prev_page": _t("◀ Previous", "◀ 上一页"),
+    "btn.next_page": _t("Next ▶", "下一页 ▶"),
+    "records.position": _t(
+        "Records {first}–{last} of {total} · page {page}/{pages}",
+        "第 {first}–{last} 条，共 {total} 条 · 第 {page}/{pages} 页",
+    ),
+    "records.record": _t("Record {index}", "第 {index} 条"),
+    "records.none": _t("Pick a dataset to see its raw records.", "选择一个数据集以查看其原始记录。"),
+    "records.unreadable": _t("The records of {dataset} cannot be shown:", "无法显示 {dataset} 的记录："),
+    "lbl.hub_private": _t("Private Hub repo", "Hub 私有仓库"),
+    "lbl.hub_token": _t("Hub token", "Hub 访问令牌"),
+    "info.hub_token": _t(
+        "Used only for this push, never saved. Empty: HF_TOKEN or a saved `hf auth login`. "
+        "With a Hub model id, the export is pushed to that repo once it is verified.",
+        "仅用于本次推送，不会保存。留空则使用 HF_TOKEN 或已保存的 `hf auth login` 登录。"
+        "填写 Hub 模型 ID 后，导出校验通过即推送到该仓库。",
+    ),
+    "hub.no_token": _t(
+        "Pushing to {repo} needs a Hugging Face token: set HF_TOKEN or paste a token. Nothing was exported.",
+        "推送到 {repo} 需要 Hugging Face 令牌：请设置 HF_TOKEN 或粘贴令牌。尚未导出任何内容。",
+    ),
+    "hub.pushed": _t("Pushed to the Hub repo {repo}: {url}", "已推送到 Hub 仓库 {repo}：{url}"),
+    "hub.push_failed": _t(
+        "The push to {repo} failed: {error}\nThe export is kept: {hint}",
+        "推送到 {repo} 失败：{error}\n导出结果已保留：{hint}",
     ),
     # runs tab
     "lbl.compare_runs": _t("Runs to compare", "要对比的运行"),

@@ -146,11 +146,13 @@ class JobManager:
         lang: str = "en",
         meta: dict[str, Any] | None = None,
         stdout_path: str | Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> Job:
         """Run ``tunelab <args>`` in the background; its output goes to a log file of its own.
 
         With ``stdout_path``, standard output (a command's machine-readable answer, e.g.
-        ``estimate --json``) goes there and only standard error (progress) to the log.
+        ``estimate --json``) goes there and only standard error (progress) to the log. ``env`` adds
+        variables for this job only (a secret such as HF_TOKEN, never written to jobs.json).
         """
         job_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         log_dir = self.state_dir / "logs"
@@ -160,6 +162,7 @@ class JobManager:
         env = {
             **os.environ,
             **self.extra_env,
+            **(env or {}),
             "PYTHONUNBUFFERED": "1",
             "TUNELAB_LANG": lang,
             "NO_COLOR": "1",

@@ -9,16 +9,19 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.errors import TunelabError
+from tunelab.webui.benchmark_field import benchmark_choices, check_benchmark, describe_benchmark
 from tunelab.webui.context import UIContext, error_html, table_cell
 from tunelab.webui.forms import form_to_flat, to_yaml
 from tunelab.webui.i18n import tr
 from tunelab.webui.jobview import poll_job, start_job_html
 
-__all__ = ["EVAL_KEYS", "build", "eval_results", "start_eval"]
+__all__ = ["BENCHMARK_KEYS", "EVAL_KEYS", "build", "eval_results", "start_eval"]
 
+BENCHMARK_KEYS = ("task", "task_dir", "n_shot", "lang")  # LLaMA-Factory's `tunelab eval` benchmark keys
 EVAL_KEYS = (
     ("eval_dataset", "eval_split", "cutoff_len", "max_samples", "per_device_eval_batch_size"),
     ("predict_with_generate", "max_new_tokens", "temperature", "top_p", "do_sample"),
+    BENCHMARK_KEYS,
     ("save_dir",),
 )
 NO_COMPARE = "none"
@@ -36,10 +39,16 @@ def start_eval(
         if not flat.get("save_dir"):
             flat["save_dir"] = str(ctx.runs_dir / f"eval-{time.strftime('%Y%m%d-%H%M%S')}")
         ctx.guard.check_config(flat)
+        task = str(flat.get("task") or "")
+        if "/" in task or Path(task).suffix:  # a benchmark file or folder, not a registered name
+            ctx.guard.check(task, "task")
         from tunelab.config import config_from_dict
         from tunelab.config.validate import require_for
 
         require_for(config_from_dict(flat, source="web UI evaluate"), "eval", source="web UI evaluate")
+        problem = check_benchmark(flat.get("task"), flat.get("task_dir"), lang)  # data there, before a job
+        if problem is not None:
+            return None, problem
         args = ["eval"]
         path = ctx.state_dir / "configs" / f"eval-{time.strftime('%Y%m%d-%H%M%S')}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,6 +127,8 @@ def build(ctx: UIContext) -> dict[str, Any]:
                 extra: dict[str, Any] = {"elem_id": f"tl-eval-{key}"}
                 if key == "eval_dataset":
                     extra.update(multiselect=True, choices=dataset_choices("builtin"), scale=2)
+                elif key == "task":
+                    extra.update(choices=benchmark_choices("builtin"), scale=2)
                 settings.append(ctx.widget(key, **extra))
                 keys.append(key)
             if row == ("save_dir",):
@@ -134,6 +145,8 @@ def build(ctx: UIContext) -> dict[str, Any]:
                     "lbl.compare_with",
                     "info.compare_with",
                 )
+        if row == BENCHMARK_KEYS:  # what the chosen benchmark holds, or which files it lacks
+            w["bench_info"] = gr.HTML("", elem_id="tl-eval-bench-info")
     with gr.Row():
         w["start"] = t.value(
             gr.Button(tr("btn.evaluate", lang), variant="primary", elem_id="tl-eval-start"), "btn.evaluate"
@@ -176,6 +189,16 @@ def build(ctx: UIContext) -> dict[str, Any]:
     ctx.fields["dataset_dir"].change(
         refresh_choices, ctx.fields["dataset_dir"], [dataset_widget, w["compare"]]
     )
+    # datasets added meanwhile (the Train tab's upload) appear when the list is opened
+    dataset_widget.focus(
+        lambda folder: gr.update(choices=dataset_choices(folder)), ctx.fields["dataset_dir"], dataset_widget
+    )
+    task_widget, task_dir_widget = settings[keys.index("task")], settings[keys.index("task_dir")]
+    task_dir_widget.change(
+        lambda task_dir: gr.update(choices=benchmark_choices(task_dir)), task_dir_widget, task_widget
+    )
+    for widget in (task_widget, task_dir_widget):
+        widget.change(describe_benchmark, [task_widget, task_dir_widget, ctx.lang], w["bench_info"])
 
     def on_start(lang: str, compare: str, *values: Any) -> list[Any]:
         job_id, status = start_eval(

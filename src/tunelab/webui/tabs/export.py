@@ -32,17 +32,42 @@ TOPBAR_SOURCE = "topbar"
 
 
 def start_export(
-    ctx: UIContext, lang: str, source: str, keys: list[str], values: list[Any], form_values: list[Any]
+    ctx: UIContext,
+    lang: str,
+    source: str,
+    keys: list[str],
+    values: list[Any],
+    form_values: list[Any],
+    *,
+    hub_private: bool = False,
+    hub_token: str = "",
 ) -> tuple[str | None, str]:
-    """Start `tunelab export`; (job id or None, status html)."""
+    """Start `tunelab export`; (job id or None, status html).
+
+    With a Hub model id the job pushes the export there (``--private`` when ``hub_private``); the
+    token (or HF_TOKEN / a saved login) reaches only the job's environment, never a file.
+    """
     settings = form_to_flat(keys, values)
+    repo_id, token = settings.get("export_hub_model_id"), (hub_token or "").strip()
+    if repo_id:
+        from tunelab.export.hub import has_hub_token
+
+        if not has_hub_token(token):  # refused before the export, not after minutes of it
+            return None, message_html(tr("hub.no_token", lang, repo=repo_id), "error")
+    push_args = ["--private"] if repo_id and hub_private else []
     try:
         if source and source != TOPBAR_SOURCE:
             run = ctx.guard.check(source, "run")
             if not settings.get("export_dir"):
                 settings["export_dir"] = str(run / "export")
             ctx.guard.check_config(settings)
-            args = ["export", "--run", str(run), *(f"{k}={_scalar(v)}" for k, v in settings.items())]
+            args = [
+                "export",
+                "--run",
+                str(run),
+                *(f"{k}={_scalar(v)}" for k, v in settings.items()),
+                *push_args,
+            ]
         else:
             flat = ctx.form_flat(form_values)
             model_keys = {k: v for k, v in flat.items() if k in _MODEL_KEYS}
@@ -57,10 +82,11 @@ def start_export(
             path = ctx.state_dir / "configs" / f"export-{time.strftime('%Y%m%d-%H%M%S')}.yaml"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(to_yaml(merged), encoding="utf-8")
-            args = ["export", str(path)]
+            args = ["export", str(path), *push_args]
     except TunelabError as exc:
         return None, error_html(exc, lang)
-    job, status = start_job_html(ctx, "export", args, lang, run_dir=settings["export_dir"])
+    env = {"HF_TOKEN": token} if repo_id and token else None
+    job, status = start_job_html(ctx, "export", args, lang, run_dir=settings["export_dir"], env=env)
     return job.id, status
 
 
@@ -107,9 +133,10 @@ def export_report(ctx: UIContext, lang: str, export_dir: str | None) -> tuple[An
         "base_model": (report.get("source") or {}).get("base_model"),
     }
     table = pd.DataFrame([{"key": k, "value": "" if v is None else str(v)} for k, v in facts.items()])
+    pushed = _push_html(report.get("hub_push"), lang)
     check = report.get("verification")
     if not check:
-        return table, message_html(tr("export.not_verified", lang), "warn")
+        return table, message_html(tr("export.not_verified", lang), "warn") + pushed
     verdict = tr(
         "export.verified" if check.get("passed") else "export.verify_failed",
         lang,
@@ -118,7 +145,23 @@ def export_report(ctx: UIContext, lang: str, export_dir: str | None) -> tuple[An
         agree=f"{100 * check.get('argmax_agreement', 0):.1f}",
         n=check.get("n_positions", 0),
     )
-    return table, message_html(verdict, "ok" if check.get("passed") else "error")
+    return table, message_html(verdict, "ok" if check.get("passed") else "error") + pushed
+
+
+def _push_html(outcome: dict[str, Any] | None, lang: str) -> str:
+    """The Hub push's outcome (export_report.json "hub_push"): its URL, or the error with the way out."""
+    if not outcome:
+        return ""
+    if outcome.get("url"):
+        return message_html(tr("hub.pushed", lang, repo=outcome.get("repo_id"), url=outcome["url"]), "ok")
+    text = tr(
+        "hub.push_failed",
+        lang,
+        repo=outcome.get("repo_id"),
+        error=outcome.get("error"),
+        hint=outcome.get("hint"),
+    )
+    return message_html(text, "error")
 
 
 def _calibration_fact(calibration: dict[str, Any] | None) -> str | None:
@@ -159,6 +202,21 @@ def build(ctx: UIContext) -> dict[str, Any]:
             for key in present:
                 settings.append(ctx.widget(key, elem_id=f"tl-export-{key}"))
                 keys.append(key)
+    with gr.Row():  # push to the Hub: the repo id is export_hub_model_id above
+        w["hub_private"] = t.label(
+            gr.Checkbox(label=tr("lbl.hub_private", lang), elem_id="tl-export-hub-private"), "lbl.hub_private"
+        )
+        w["hub_token"] = t.label(
+            gr.Textbox(
+                label=tr("lbl.hub_token", lang),
+                info=tr("info.hub_token", lang),
+                type="password",
+                elem_id="tl-export-hub-token",
+                scale=3,
+            ),
+            "lbl.hub_token",
+            "info.hub_token",
+        )
     w["start"] = t.value(
         gr.Button(tr("btn.export", lang), variant="primary", elem_id="tl-export-start"), "btn.export"
     )
@@ -183,15 +241,22 @@ def build(ctx: UIContext) -> dict[str, Any]:
 
     w["refresh"].click(sources, ctx.lang, w["source"])
 
-    def on_start(lang: str, source: str, *values: Any) -> list[Any]:
+    def on_start(lang: str, source: str, private: bool, token: str, *values: Any) -> list[Any]:
         job_id, status = start_export(
-            ctx, lang, source, keys, list(values[: len(keys)]), list(values[len(keys) :])
+            ctx,
+            lang,
+            source,
+            keys,
+            list(values[: len(keys)]),
+            list(values[len(keys) :]),
+            hub_private=private,
+            hub_token=token,
         )
         return [job_id, status, "", None, gr.Timer(active=job_id is not None)]
 
     w["start"].click(
         on_start,
-        [ctx.lang, w["source"], *settings, *ctx.form_inputs],
+        [ctx.lang, w["source"], w["hub_private"], w["hub_token"], *settings, *ctx.form_inputs],
         [w["job_id"], w["status"], w["verdict"], w["report"], w["timer"]],
     )
 

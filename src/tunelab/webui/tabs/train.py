@@ -324,6 +324,9 @@ def build_train_tab(ctx: UIContext) -> dict[str, Any]:
             for key in row:
                 ctx.field(key)
     w["data_preview"] = gr.HTML("", elem_id="tl-data-preview")
+    from tunelab.webui.dataset_view import build_dataset_view
+
+    w["dataset_view"] = build_dataset_view(ctx)  # upload a data file, page through raw records
     sections = (
         ("acc.extra", EXTRA_KEYS),
         ("acc.freeze", (FREEZE_KEYS,)),
