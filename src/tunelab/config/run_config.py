@@ -167,15 +167,39 @@ class RunConfig(BaseModel):
 
 
 def _kd_problems(config: RunConfig) -> list[str]:
-    """What stage kd needs from the other groups (a teacher, unpacked data)."""
+    """What stage kd (and cls distillation) needs from the other groups, checked before anything loads."""
     kd, stage = config.kd, config.finetuning.stage
-    if stage != "kd":
-        return []
     problems = []
+    if kd.kd_on_policy_ratio > 0 and stage != "kd":
+        problems.append(
+            f"kd_on_policy_ratio={kd.kd_on_policy_ratio} lets the student generate during stage kd, "
+            f"but stage is {stage}; remove it or set stage: kd"
+        )
+    if stage == "cls" and (kd.teacher_model_name_or_path or kd.kd_teacher_cache):
+        for key in ("teacher_adapter_name_or_path", "teacher_compute_type", "kd_topk", "kd_teacher_cache"):
+            if getattr(kd, key) is not None:
+                problems.append(
+                    f"{key} is for stage kd; stage cls distils every class of the teacher cls run in "
+                    f"teacher_model_name_or_path (its own adapter and labels, fp32); remove {key}"
+                )
+    if stage != "kd":
+        return problems
     if not kd.teacher_model_name_or_path and not kd.kd_teacher_cache:
         problems.append(
             "stage: kd needs a teacher: teacher_model_name_or_path (a model, or a run directory), "
             "or kd_teacher_cache (written by `tunelab data teacher-logits`)"
+        )
+    if kd.kd_teacher_cache and kd.kd_on_policy_ratio > 0:
+        problems.append(
+            f"kd_on_policy_ratio={kd.kd_on_policy_ratio} needs a live teacher to score the tokens the student "
+            "generates during training, but kd_teacher_cache only holds the teacher's log-probs of the "
+            "dataset's own responses; set teacher_model_name_or_path instead of kd_teacher_cache, "
+            "or kd_on_policy_ratio: 0"
+        )
+    if kd.kd_on_policy_ratio > 0 and config.data.train_on_prompt:
+        problems.append(
+            "kd_on_policy_ratio finds each prompt as the tokens before the supervised response, but "
+            "train_on_prompt: true supervises the prompt too; set train_on_prompt: false"
         )
     if config.data.packing:
         problems.append(

@@ -45,9 +45,11 @@ class KDArgs(Group):
     teacher_model_name_or_path: str | None = field(
         None,
         en="kd: the teacher: a model directory, a .gguf file, 'smollm2', 'tiny:<preset>', or a tunelab "
-        "run directory (its LoRA adapter is applied). It must share the student's vocabulary.",
+        "run directory (its LoRA adapter is applied). It must share the student's vocabulary. "
+        "Stage cls: a cls run directory or classification model directory whose soft labels are distilled.",
         zh="kd：教师模型：模型目录、.gguf 文件、'smollm2'、'tiny:<预设>'，或 tunelab 运行目录"
-        "（会加载其 LoRA 适配器）。必须与学生模型使用同一词表。",
+        "（会加载其 LoRA 适配器）。必须与学生模型使用同一词表。"
+        "cls 阶段：cls 运行目录或分类模型目录，蒸馏其软标签。",
     )
     teacher_adapter_name_or_path: list[str] | None = field(
         None,
@@ -85,8 +87,9 @@ class KDArgs(Group):
     kd_alpha: float = field(
         0.5,
         en="kd: weight of the KD loss: loss = alpha x KD + (1 - alpha) x cross-entropy on the labels "
-        "(0 = plain sft, 1 = KD only).",
-        zh="kd：KD 损失的权重：loss = alpha × KD + (1 - alpha) × 标签交叉熵（0 即普通 sft，1 只用 KD）。",
+        "(0 = plain sft, 1 = KD only); stage cls with a teacher mixes the same way with the hard-label CE.",
+        zh="kd：KD 损失的权重：loss = alpha × KD + (1 - alpha) × 标签交叉熵（0 即普通 sft，1 只用 KD）；"
+        "带教师的 cls 阶段同样与硬标签交叉熵混合。",
         ge=0,
         le=1,
     )
@@ -110,6 +113,24 @@ class KDArgs(Group):
         en="kd: directory written by `tunelab data teacher-logits`: train from the stored teacher top-k "
         "log-probs without loading the teacher.",
         zh="kd：`tunelab data teacher-logits` 写出的目录：用保存的教师 top-k 对数概率训练，无需加载教师。",
+    )
+    kd_on_policy_ratio: float = field(
+        0.0,
+        en="kd: share of optimizer steps that are on-policy (GKD's lmbda): the student samples its own "
+        "responses to the batch's prompts (with the generation settings temperature, top_p, top_k) and "
+        "the teacher scores them; the loss is the KD loss over the generated tokens. Needs a live teacher.",
+        zh="kd：在线策略（on-policy）优化步的比例（GKD 的 lmbda）：学生按生成设置（temperature、top_p、"
+        "top_k）自己回答该批的提示，教师为这些 token 打分，损失为生成 token 上的 KD 损失。需要加载教师模型。",
+        ge=0,
+        le=1,
+    )
+    kd_max_new_tokens: int = field(
+        128,
+        en="kd on-policy: most tokens the student generates per response (GKD's max_new_tokens), also "
+        "capped so that prompt + response fit in cutoff_len.",
+        zh="kd 在线策略：学生每个回答最多生成的 token 数（GKD 的 max_new_tokens），"
+        "并且提示加回答不超过 cutoff_len。",
+        gt=0,
     )
     kd_student_init: str | None = field(
         None,

@@ -35,11 +35,11 @@ class ClassifierRun:
     label_map: LabelMap
     cutoff_len: int
 
-    def predict_proba(self, texts: Sequence[str], *, batch_size: int = 32) -> list[list[float]]:
-        """Class probabilities per text, in the order of ``label_map.labels``."""
+    def logits(self, texts: Sequence[str], *, batch_size: int = 32) -> Any:
+        """fp32 class logits (N, classes) on the CPU, in the order of ``label_map.labels``."""
         import torch
 
-        rows: list[list[float]] = []
+        parts = []
         device = next(self.model.parameters()).device
         with torch.inference_mode():
             for start in range(0, len(texts), batch_size):
@@ -50,9 +50,12 @@ class ClassifierRun:
                     max_length=self.cutoff_len,
                     return_tensors="pt",
                 ).to(device)
-                logits = self.model(**batch).logits.float()
-                rows.extend(torch.softmax(logits, dim=-1).tolist())
-        return rows
+                parts.append(self.model(**batch).logits.float().cpu())
+        return torch.cat(parts) if parts else torch.zeros(0, len(self.label_map))
+
+    def predict_proba(self, texts: Sequence[str], *, batch_size: int = 32) -> list[list[float]]:
+        """Class probabilities per text, in the order of ``label_map.labels``."""
+        return self.logits(texts, batch_size=batch_size).softmax(dim=-1).tolist()
 
     def predict(self, texts: Sequence[str], *, batch_size: int = 32) -> list[str]:
         """The most probable class name per text."""

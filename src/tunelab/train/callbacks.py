@@ -30,7 +30,7 @@ _STAGE_METRIC_PREFIXES = ("rewards/", "logps/")
 _STAGE_METRICS = frozenset(
     "accuracy margin kl kl_coef reward reward_std policy_loss value_loss entropy clip_fraction "
     "approx_kl response_length kd_loss ce_loss top1_agreement perplexity teacher_ce_loss "
-    "teacher_perplexity".split()
+    "teacher_perplexity on_policy_share".split()
 )
 
 

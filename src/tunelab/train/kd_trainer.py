@@ -6,6 +6,10 @@ batch), so kd_alpha = 0 trains exactly what stage sft trains. The teacher is a l
 :class:`~tunelab.train.teacher_cache.TeacherCache`; the student's logits are never materialised for
 the whole batch (see :func:`tunelab.train.kd_loss.chunked_kd_and_ce`).
 
+With an ``on_policy`` sampler (kd_on_policy_ratio > 0), that share of steps trains on responses the
+student samples itself, with the KD loss alone over the generated tokens (see
+:mod:`tunelab.train.kd_on_policy`); their steps are left out of ce_loss, and on_policy_share is logged.
+
 Logged per step: kd_loss, ce_loss, top1_agreement (share of response tokens where student and teacher
 agree on the most likely token). Evaluation adds eval_kd_loss, eval_ce_loss, eval_perplexity (the
 student's, from its cross-entropy), eval_teacher_perplexity and eval_top1_agreement.
@@ -20,6 +24,7 @@ import torch
 
 from tunelab.config.schema_kd import KDArgs
 from tunelab.train.kd_loss import TeacherChunk, chunked_kd_and_ce, head_logits, teacher_targets
+from tunelab.train.kd_on_policy import OnPolicySampler
 from tunelab.train.trainer import TunelabTrainer
 
 __all__ = ["KDTrainer", "decoder_states"]
@@ -48,11 +53,34 @@ class KDTrainer(TunelabTrainer):
         n_shared_vocab: int,
         teacher: Any = None,
         cache: Any = None,
+        on_policy: OnPolicySampler | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.kd, self.teacher, self.cache, self.n_shared_vocab = kd, teacher, cache, n_shared_vocab
+        self.on_policy = on_policy
+        self._on_policy_now = False  # the current training step is on-policy
+        self._micro = (-1, 0)  # (step, micro-batches seen in it): seeds each micro-batch's sampling
         self._sums: dict[str, dict[str, float]] = {}
+
+    # ---- on-policy steps --------------------------------------------------------------------------
+
+    def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
+        step = self.state.global_step
+        self._on_policy_now = self.on_policy is not None and self.on_policy.is_on(step)
+        if self._on_policy_now:
+            assert self.on_policy is not None
+            micro = self._micro[1] if self._micro[0] == step else 0
+            self._micro = (step, micro + 1)
+            inputs = self.on_policy.rollout(
+                self.accelerator.unwrap_model(model),  # generate needs no gradient sync (DDP)
+                inputs,
+                self.data_collator,
+                step=step,
+                micro=micro,
+                rank=self.args.process_index,
+            )
+        return super().training_step(model, inputs, num_items_in_batch)
 
     # ---- the loss ---------------------------------------------------------------------------------
 
@@ -79,12 +107,20 @@ class KDTrainer(TunelabTrainer):
             beta=self.kd.kd_jsd_beta,
             chunk_tokens=self.kd.kd_chunk_tokens,
         )
+        mode = "train" if model.training else "eval"
+        if mode == "train" and self._on_policy_now:
+            # the KD loss alone, a mean over this micro-batch's generated tokens and its share of the
+            # accumulated step (num_items_in_batch counted the replaced reference responses)
+            scale = self.current_gradient_accumulation_steps if num_items_in_batch is not None else 1
+            denominator = max(sums.n_tokens, 1) * scale
+            loss = sums.kd / denominator
+            self._record(mode, kd=loss, agree=sums.agree, n=sums.n_tokens, batches=1, on_policy=1)
+            return (loss, {"loss": loss}) if return_outputs else loss
         denominator = num_items_in_batch if num_items_in_batch is not None else max(sums.n_tokens, 1)
         alpha = self.kd.kd_alpha
         loss = alpha * sums.kd / denominator + (1 - alpha) * sums.ce / denominator
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * self.accelerator.num_processes  # as the Trainer does: DDP averages the gradients
-        mode = "train" if model.training else "eval"
         if mode == "train":  # as the logged loss: the step's value (normalised as above), averaged over steps
             self._record(
                 mode,
@@ -93,6 +129,7 @@ class KDTrainer(TunelabTrainer):
                 agree=sums.agree,
                 n=sums.n_tokens,
                 batches=1,
+                ce_batches=1,
             )
         else:  # per response token over the whole evaluation set
             self._record(
@@ -135,9 +172,13 @@ class KDTrainer(TunelabTrainer):
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and "train_loss" not in logs and (sums := self._sums.pop("train", None)):
-            steps = max(sums["batches"] / self.args.gradient_accumulation_steps, 1.0)
-            logs["kd_loss"], logs["ce_loss"] = sums["kd"] / steps, sums["ce"] / steps
+            gas = self.args.gradient_accumulation_steps
+            logs["kd_loss"] = sums["kd"] / max(sums["batches"] / gas, 1.0)
+            if sums.get("ce_batches"):  # off-policy steps only: on-policy ones have no reference labels
+                logs["ce_loss"] = sums["ce"] / max(sums["ce_batches"] / gas, 1.0)
             logs["top1_agreement"] = sums["agree"] / max(sums["n"], 1.0)
+            if self.on_policy is not None:
+                logs["on_policy_share"] = sums.get("on_policy", 0.0) / sums["batches"]
         super().log(logs, start_time)
 
     def evaluation_loop(self, *args: Any, **kwargs: Any) -> Any:

@@ -83,6 +83,8 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {
     "kd_topk": ("Teacher top-k", "教师 top-k"),
     "kd_chunk_tokens": ("Tokens per logit chunk", "每块 logits 的 token 数"),
     "kd_teacher_cache": ("Teacher cache directory", "教师缓存目录"),
+    "kd_on_policy_ratio": ("On-policy share (GKD)", "在线策略比例（GKD）"),
+    "kd_max_new_tokens": ("On-policy max new tokens", "在线策略最多生成 token 数"),
     # health monitor and early stopping
     "health.enabled": ("Health monitor", "健康监控"),
     "health.nonfinite_action": ("NaN/Inf action", "NaN/Inf 处理"),

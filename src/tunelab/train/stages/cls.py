@@ -4,6 +4,8 @@ The story: records (text + label) -> label map -> tokenizer and tokenized train/
 classifier with LoRA/freeze/full -> TunelabTrainer (weighted cross-entropy when class_weights is
 balanced; accuracy and macro precision/recall/F1 at every evaluation) -> run directory, then one
 scoring of the held-out test split: metrics.json, confusion_matrix.json and plots/confusion_matrix.png.
+With ``teacher_model_name_or_path`` the training loss also distils a teacher classifier's soft labels
+(kd_alpha, kd_temperature, kd_loss; see :mod:`tunelab.train.cls_distill`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from transformers import DataCollatorWithPadding
 
 from tunelab.config import RunConfig
 from tunelab.config.rules import STAGE_EVAL_METRICS
+from tunelab.config.schema_kd import KDArgs
 from tunelab.data.classification import (
     ClassificationData,
     LabelMap,
@@ -34,6 +37,14 @@ from tunelab.model import count_parameters, load_adapters, load_tokenizer
 from tunelab.model.classifier import apply_classifier_finetuning, load_classifier
 from tunelab.runs.rundir import RunDir
 from tunelab.train.builders import build_callbacks, build_training_arguments, drop_default_printers
+from tunelab.train.cls_distill import (
+    TEACHER_LOGITS,
+    SoftLabelCollator,
+    attach_teacher_logits,
+    check_teacher_labels,
+    load_teacher_classifier,
+    soft_label_loss,
+)
 from tunelab.train.context import RunContext
 from tunelab.train.runner import RunResult, run_trainer
 from tunelab.train.trainer import TunelabTrainer
@@ -47,13 +58,17 @@ class ClassificationTrainer(TunelabTrainer):
     The loss is computed here for every model (not by the model's own forward), so encoders and
     causal-LM heads get the same loss, and ``class_weights`` weights it per class. It is a per-batch
     mean, which the Trainer divides by the gradient-accumulation steps (``loss_is_scaled_for_ga``).
+    Batches with teacher logits (``kd``: cls distillation) mix in the soft-label loss by kd_alpha.
     """
 
     loss_is_scaled_for_ga = False
 
-    def __init__(self, *args: Any, class_weights: torch.Tensor | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, class_weights: torch.Tensor | None = None, kd: KDArgs | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.class_weights = class_weights
+        self.kd = kd
 
     def compute_loss(
         self,
@@ -62,11 +77,16 @@ class ClassificationTrainer(TunelabTrainer):
         return_outputs: bool = False,
         num_items_in_batch: Any = None,
     ) -> Any:
+        teacher_logits = inputs.pop(TEACHER_LOGITS, None)
         labels = inputs["labels"]
         outputs = model(**{key: value for key, value in inputs.items() if key != "labels"})
         logits = outputs.logits.float()
         weight = self.class_weights.to(logits.device) if self.class_weights is not None else None
         loss = torch.nn.functional.cross_entropy(logits, labels, weight=weight)
+        if teacher_logits is not None and self.kd is not None:
+            alpha = self.kd.kd_alpha
+            soft = soft_label_loss(logits, teacher_logits.to(logits.device), self.kd)
+            loss = alpha * soft + (1 - alpha) * loss
         return (loss, outputs) if return_outputs else loss
 
 
@@ -80,6 +100,9 @@ def run_cls(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path |
     )
     ctx.say(f"{data.stats.describe()}; {data.n_test} test samples")
     ctx.say(f"classes ({len(label_map)}): {', '.join(label_map.labels)}")
+    teacher = config.kd.teacher_model_name_or_path
+    if teacher:  # its classes are checked before any model loads
+        check_teacher_labels(teacher, label_map, ",".join(config.data.dataset or []))
 
     model, created = load_classifier(
         config.model,
@@ -93,6 +116,16 @@ def run_cls(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path |
     model = apply_classifier_finetuning(model, config.finetuning, created)
     trainable, total = count_parameters(model)
     ctx.say(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.3f}%)")
+    collator: Any = DataCollatorWithPadding(tokenizer)
+    if teacher:  # after the student: the teacher's loading must not shift the student's random head
+        teacher_run = load_teacher_classifier(teacher, cutoff_len=config.data.cutoff_len)
+        data.train = attach_teacher_logits(
+            data.train, list(splits.train["text"]), tokenizer, teacher_run, label_map
+        )
+        collator = SoftLabelCollator(collator)
+        del teacher_run
+        kd = config.kd
+        ctx.say(f"teacher: {teacher} ({kd.kd_loss}, T={kd.kd_temperature}, alpha={kd.kd_alpha})")
 
     counts = class_counts(data.train["labels"], len(label_map))
     weights = balanced_class_weights(counts) if config.finetuning.class_weights == "balanced" else None
@@ -112,7 +145,7 @@ def run_cls(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path |
         args=args,
         train_dataset=data.train,
         eval_dataset=data.eval,
-        data_collator=DataCollatorWithPadding(tokenizer),
+        data_collator=collator,
         processing_class=tokenizer,
         callbacks=callbacks,
         compute_metrics=lambda pred: compute_classification_metrics(
@@ -123,6 +156,7 @@ def run_cls(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path |
         finetuning=config.finetuning,
         run=run,
         class_weights=torch.tensor(weights, dtype=torch.float32) if weights is not None else None,
+        kd=config.kd if teacher else None,
     )
     drop_default_printers(trainer)
     if run.writer:
@@ -136,6 +170,7 @@ def run_cls(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path |
         train_class_counts=dict(zip(label_map.labels, counts)),
         **({"class_weights": dict(zip(label_map.labels, weights))} if weights is not None else {}),
         data_n_test=data.n_test,
+        **({"teacher": teacher, "kd_loss_type": config.kd.kd_loss} if teacher else {}),
     )
     card = {
         "base_model": config.model.model_name_or_path,
@@ -149,6 +184,10 @@ def run_cls(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path |
         "effective_batch": ctx.global_batch_size,
         "trainable_params": f"{trainable:,} / {total:,}",
     }
+    if teacher:
+        card["teacher"] = (
+            f"{teacher} ({config.kd.kd_loss}, T={config.kd.kd_temperature}, alpha={config.kd.kd_alpha})"
+        )
     result = run_trainer(
         trainer, run, stop, resume_from=resume_from, extra_metrics=extra, card_info=card, perplexity=False
     )

@@ -5,6 +5,8 @@ response token its softened distribution is pulled towards the teacher's (kd_los
 kd_topk), mixed with the ordinary cross-entropy by kd_alpha; see :mod:`tunelab.train.kd_loss` and
 :mod:`tunelab.train.kd_trainer`. The teacher is loaded frozen (``teacher_model_name_or_path``) or
 replaced by its stored top-k log-probs (``kd_teacher_cache``, from `tunelab data teacher-logits`).
+``kd_on_policy_ratio`` makes that share of steps on-policy (GKD): the student answers the prompts and
+the teacher scores its tokens (:mod:`tunelab.train.kd_on_policy`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from tunelab.runs.rundir import RunDir
 from tunelab.train.builders import build_callbacks, build_training_arguments, drop_default_printers
 from tunelab.train.context import RunContext
 from tunelab.train.kd_health import KDFlatLossCallback
+from tunelab.train.kd_on_policy import OnPolicySampler
 from tunelab.train.kd_trainer import KDTrainer
 from tunelab.train.runner import RunResult, run_trainer
 
@@ -67,6 +70,7 @@ def run_kd(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path | 
         n_shared_vocab=n_vocab,
         teacher=teacher,
         cache=cache,
+        on_policy=_on_policy(config, tokenizer, ctx),
     )
     drop_default_printers(trainer)
     kd = config.kd
@@ -75,7 +79,8 @@ def run_kd(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path | 
         "base_model": config.model.model_name_or_path,
         "stage": "kd",
         "teacher": teacher_name(config),
-        "kd_loss": f"{kd.kd_loss} (T={kd.kd_temperature}, alpha={kd.kd_alpha}, top-k={kd.kd_topk or 'all'})",
+        "kd_loss": f"{kd.kd_loss} (T={kd.kd_temperature}, alpha={kd.kd_alpha}, top-k={kd.kd_topk or 'all'}, "
+        f"on-policy share={kd.kd_on_policy_ratio})",
         "finetuning_type": config.finetuning.finetuning_type,
         "datasets": ",".join(config.data.dataset or []),
         "template": config.data.template or "(tokenizer's own)",
@@ -111,6 +116,30 @@ def _teacher(config: RunConfig, tokenizer: Any, student: Any, ctx: RunContext) -
     t_params = sum(p.numel() for p in teacher.parameters())
     ctx.say(f"teacher: {teacher_name(config)} ({t_params:,} parameters, frozen)")
     return teacher, None, n_vocab
+
+
+def _on_policy(config: RunConfig, tokenizer: Any, ctx: RunContext) -> OnPolicySampler | None:
+    """The sampler of on-policy steps, or None when kd_on_policy_ratio is 0 (every step off-policy)."""
+    kd, g = config.kd, config.generation
+    if kd.kd_on_policy_ratio == 0:
+        return None
+    from tunelab.data.template import template_for
+    from tunelab.train.preference import pad_token_id
+
+    sampling = f"temperature={g.temperature}, top_p={g.top_p}, top_k={g.top_k}" if g.do_sample else "greedy"
+    ctx.say(
+        f"kd: {kd.kd_on_policy_ratio:.0%} of steps on-policy: the student answers the prompts "
+        f"(at most {kd.kd_max_new_tokens} new tokens, {sampling}) and the teacher scores its tokens"
+    )
+    return OnPolicySampler(
+        ratio=kd.kd_on_policy_ratio,
+        seed=config.training.seed,
+        generation=g,
+        max_new_tokens=kd.kd_max_new_tokens,
+        cutoff_len=config.data.cutoff_len,
+        stop_ids=tuple(template_for(config.data, tokenizer).stop_token_ids(tokenizer)),
+        pad_token_id=pad_token_id(tokenizer),
+    )
 
 
 class _KDCollator:

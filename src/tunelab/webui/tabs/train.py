@@ -64,11 +64,12 @@ LORA_KEYS = (
 )
 # keys of the preference stages (rm/dpo/kto/ppo); those the schema does not define are left out
 PREFERENCE_KEYS = ("pref_beta", "pref_ftx", "pref_loss", "reward_model")
-# keys of stage kd (knowledge distillation)
+# keys of stage kd (knowledge distillation; the teacher, kd_loss, kd_temperature, kd_alpha also for cls)
 KD_KEYS = (
     ("teacher_model_name_or_path", "teacher_adapter_name_or_path", "teacher_compute_type"),
     ("kd_loss", "kd_temperature", "kd_alpha", "kd_jsd_beta"),
     ("kd_topk", "kd_chunk_tokens", "kd_teacher_cache"),
+    ("kd_on_policy_ratio", "kd_max_new_tokens"),
 )
 HEALTH_KEYS = (
     ("health.enabled", "health.grad_norm_alarm", "health.grad_norm_action", "health.max_interventions"),
