@@ -150,6 +150,8 @@ def test_kd_alpha_zero_trains_exactly_what_plain_cls_trains(
     assert kd.metrics["test_accuracy"] == plain.metrics["test_accuracy"]
 
 
+@pytest.mark.slow
+@pytest.mark.ci
 def test_the_example_distils_a_teacher_run_into_an_encoder_with_its_own_tokenizer(
     teacher_run: RunResult, tiny_cache_dir: Path, tmp_path: Path
 ) -> None:

@@ -151,6 +151,8 @@ def test_on_policy_needs_a_live_teacher_and_stage_kd(tiny_model_dir: Path) -> No
         config_from_dict({**base, "teacher_model_name_or_path": "x", "kd_on_policy_ratio": 1.5})
 
 
+@pytest.mark.slow
+@pytest.mark.ci
 def test_a_resumed_run_replays_the_same_on_policy_steps_and_samples(
     tiny_model_dir: Path, tiny_qwen2_dir: Path, tmp_path: Path
 ) -> None:
