@@ -177,6 +177,11 @@ def _kd_problems(config: RunConfig) -> list[str]:
             "stage: kd needs a teacher: teacher_model_name_or_path (a model, or a run directory), "
             "or kd_teacher_cache (written by `tunelab data teacher-logits`)"
         )
+    if kd.kd_student_init and not kd.teacher_model_name_or_path:
+        problems.append(
+            f"kd_student_init={kd.kd_student_init} builds the student from the teacher's layers: "
+            "set teacher_model_name_or_path (a teacher cache alone has no weights to copy)"
+        )
     if config.data.packing:
         problems.append(
             "stage: kd does not pack samples (teacher logits are stored per sample); set packing: false"
