@@ -75,9 +75,8 @@ class KDTrainer(TunelabTrainer):
         mask = targets != IGNORE_INDEX
         hidden = decoder_states(model, inputs)[:, :-1][mask]
         teacher, teacher_label_lp = self._teacher_chunks(inputs, mask, rows)
-        head = self.accelerator.unwrap_model(
-            model
-        ).get_output_embeddings()  # the head DDP's forward also used
+        # the head DDP's forward also used
+        head = self.accelerator.unwrap_model(model).get_output_embeddings()
         flat_targets = targets[mask]
 
         def kd_sums(start: int, end: int) -> KDSums:
