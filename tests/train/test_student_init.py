@@ -109,6 +109,8 @@ def test_train_builds_the_student_from_the_teacher_and_a_resume_reuses_it(
     from transformers import AutoConfig
 
     from tunelab.config import load_config
+    from tunelab.infer.engine import load_engine
+    from tunelab.infer.source import resolve_config
     from tunelab.runs import RunDir
     from tunelab.train import train
 
@@ -130,9 +132,6 @@ def test_train_builds_the_student_from_the_teacher_and_a_resume_reuses_it(
         1,
     }  # the student's 2 layers
     built = (student / "model.safetensors").stat().st_mtime_ns
-    from tunelab.infer.engine import load_engine
-    from tunelab.infer.source import resolve_config
-
     assert load_engine(resolve_config(run=out)).model.config.num_hidden_layers == 2  # chat/eval/export
 
     resumed = train(load_config(out / "config.yaml", ["resume_from_checkpoint=auto", "max_steps=3"]))
