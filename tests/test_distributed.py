@@ -12,6 +12,8 @@ def test_without_a_launcher_this_process_is_rank_0_of_1(monkeypatch) -> None:
     assert distributed.is_writer() and not distributed.is_distributed() and not distributed.is_launched()
     distributed.init_process_group(60)  # nothing to join
     assert distributed.all_reduce_mean(2.5) == 2.5
+    assert distributed.all_reduce_sum([1, 2.5]) == [1.0, 2.5]
+    assert distributed.all_gather_objects({0: (1.0, 2)}) == [{0: (1.0, 2)}]
     assert distributed.any_rank(True) and not distributed.all_agree(False)
     assert distributed.broadcast_decision({"stop": 3}) == {"stop": 3}
     assert distributed.prepare_once(lambda a, b: a + b, 1, b=2) == 3

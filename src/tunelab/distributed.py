@@ -15,7 +15,7 @@ the collectives: ``runs/`` and ``config/`` may ask :func:`is_writer` without imp
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -24,7 +24,9 @@ from tunelab.errors import TunelabError
 
 __all__ = [
     "all_agree",
+    "all_gather_objects",
     "all_reduce_mean",
+    "all_reduce_sum",
     "any_rank",
     "backend",
     "barrier",
@@ -203,6 +205,33 @@ def all_reduce_mean(value: float) -> float:
     if not _joined():
         return float(value)
     return _all_reduce(value, "SUM") / world_size()
+
+
+def all_reduce_sum(values: Sequence[float]) -> list[float]:
+    """Element-wise sums of ``values`` over all ranks (``values`` itself in one process).
+
+    For metrics that are ratios of sums (loss per token, agreement per token): each rank sends its
+    sums, every rank divides the totals, so no rank averages per-rank averages.
+    """
+    if not _joined():
+        return [float(v) for v in values]
+    import torch
+    import torch.distributed as dist
+
+    tensor = torch.tensor([float(v) for v in values], dtype=torch.float64)
+    dist.all_reduce(tensor, op=dist.ReduceOp.SUM, group=_decision_group)
+    return [float(v) for v in tensor.tolist()]
+
+
+def all_gather_objects(value: T) -> list[T]:
+    """Every rank's ``value`` (any picklable object), in rank order, on every rank ([value] in one process)."""
+    if not _joined():
+        return [value]
+    import torch.distributed as dist
+
+    gathered: list[Any] = [None] * world_size()
+    dist.all_gather_object(gathered, value, group=_decision_group)
+    return gathered
 
 
 def any_rank(flag: bool) -> bool:

@@ -201,6 +201,11 @@ def _kd_problems(config: RunConfig) -> list[str]:
             "kd_on_policy_ratio finds each prompt as the tokens before the supervised response, but "
             "train_on_prompt: true supervises the prompt too; set train_on_prompt: false"
         )
+    if kd.kd_student_init and not kd.teacher_model_name_or_path:
+        problems.append(
+            f"kd_student_init={kd.kd_student_init} builds the student from the teacher's layers: "
+            "set teacher_model_name_or_path (a teacher cache alone has no weights to copy)"
+        )
     if config.data.packing:
         problems.append(
             "stage: kd does not pack samples (teacher logits are stored per sample); set packing: false"

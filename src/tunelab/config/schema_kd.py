@@ -134,10 +134,12 @@ class KDArgs(Group):
     )
     kd_student_init: str | None = field(
         None,
-        en="`tunelab data init-student`: build a shallower student from model_name_or_path's own layers: "
-        "every_other_layer, or first_n:K (as DistilBERT did).",
-        zh="`tunelab data init-student`：用 model_name_or_path 自身的层构造更浅的学生模型："
-        "every_other_layer（隔层保留）或 first_n:K（前 K 层，DistilBERT 的做法）。",
+        en="kd: start the student from the teacher's own layers (as DistilBERT did): every_other_layer, or "
+        "first_n:K. `tunelab train` builds it into <output_dir>/student_init (model_name_or_path must name the "
+        "teacher); `tunelab data init-student` saves one anywhere.",
+        zh="kd：用教师模型自身的层初始化学生（DistilBERT 的做法）：every_other_layer（隔层保留）或 first_n:K"
+        "（前 K 层）。`tunelab train` 会把学生写入 <output_dir>/student_init（model_name_or_path 须为教师模型）；"
+        "`tunelab data init-student` 可保存到任意目录。",
     )
 
     _split_adapters = field_validator("teacher_adapter_name_or_path", mode="before")(

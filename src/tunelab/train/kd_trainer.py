@@ -12,18 +12,22 @@ student samples itself, with the KD loss alone over the generated tokens (see
 
 Logged per step: kd_loss, ce_loss, top1_agreement (share of response tokens where student and teacher
 agree on the most likely token). Evaluation adds eval_kd_loss, eval_ce_loss, eval_perplexity (the
-student's, from its cross-entropy), eval_teacher_perplexity and eval_top1_agreement.
+student's, from its cross-entropy), eval_teacher_perplexity and eval_top1_agreement. Under several
+processes every figure is a ratio of sums over all ranks (through :mod:`tunelab.distributed`), each
+evaluated sample counted once (:mod:`tunelab.train.kd_metrics`), so it equals the 1-process figure.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
+from tunelab import distributed
 from tunelab.config.schema_kd import KDArgs
-from tunelab.train.kd_loss import TeacherChunk, chunked_kd_and_ce, head_logits, teacher_targets
+from tunelab.train.kd_loss import KDSums, TeacherChunk, chunked_kd_and_ce, head_logits, teacher_targets
+from tunelab.train.kd_metrics import kd_eval_metrics, merge_sample_sums
 from tunelab.train.kd_on_policy import OnPolicySampler
 from tunelab.train.trainer import TunelabTrainer
 
@@ -62,6 +66,8 @@ class KDTrainer(TunelabTrainer):
         self._on_policy_now = False  # the current training step is on-policy
         self._micro = (-1, 0)  # (step, micro-batches seen in it): seeds each micro-batch's sampling
         self._sums: dict[str, dict[str, float]] = {}
+        # evaluation: sample key (its row in the eval split) -> kd_metrics.SAMPLE_FIELDS values
+        self._eval_samples: dict[Any, tuple[float, ...]] = {}
 
     # ---- on-policy steps --------------------------------------------------------------------------
 
@@ -96,34 +102,45 @@ class KDTrainer(TunelabTrainer):
         targets = labels[:, 1:]
         mask = targets != IGNORE_INDEX
         hidden = decoder_states(model, inputs)[:, :-1][mask]
-        teacher, teacher_nll = self._teacher_chunks(inputs, mask, rows)
-        sums = chunked_kd_and_ce(
-            hidden,
-            self.accelerator.unwrap_model(model).get_output_embeddings(),  # the head DDP's forward also used
-            targets[mask],
-            teacher,
-            kind=self.kd.kd_loss,
-            temperature=self.kd.kd_temperature,
-            beta=self.kd.kd_jsd_beta,
-            chunk_tokens=self.kd.kd_chunk_tokens,
-        )
-        mode = "train" if model.training else "eval"
-        if mode == "train" and self._on_policy_now:
-            # the KD loss alone, a mean over this micro-batch's generated tokens and its share of the
-            # accumulated step (num_items_in_batch counted the replaced reference responses)
-            scale = self.current_gradient_accumulation_steps if num_items_in_batch is not None else 1
-            denominator = max(sums.n_tokens, 1) * scale
-            loss = sums.kd / denominator
-            self._record(mode, kd=loss, agree=sums.agree, n=sums.n_tokens, batches=1, on_policy=1)
-            return (loss, {"loss": loss}) if return_outputs else loss
+        teacher, teacher_label_lp = self._teacher_chunks(inputs, mask, rows)
+        # the head DDP's forward also used
+        head = self.accelerator.unwrap_model(model).get_output_embeddings()
+        flat_targets = targets[mask]
+
+        def kd_sums(start: int, end: int) -> KDSums:
+            """The sums over the batch's response tokens start:end."""
+            return chunked_kd_and_ce(
+                hidden[start:end],
+                head,
+                flat_targets[start:end],
+                lambda s, e: teacher(start + s, start + e),
+                kind=self.kd.kd_loss,
+                temperature=self.kd.kd_temperature,
+                beta=self.kd.kd_jsd_beta,
+                chunk_tokens=self.kd.kd_chunk_tokens,
+            )
+
+        if not model.training:
+            sums = self._eval_sums(kd_sums, mask.sum(dim=1).tolist(), rows, teacher_label_lp)
+        else:
+            sums = kd_sums(0, hidden.shape[0])
+            if self._on_policy_now:
+                # the KD loss alone, a mean over this micro-batch's generated tokens and its share of the
+                # accumulated step (num_items_in_batch counted the replaced reference responses)
+                scale = self.current_gradient_accumulation_steps if num_items_in_batch is not None else 1
+                loss = sums.kd / (max(sums.n_tokens, 1) * scale)
+                # logged figures are summed over ranks; DDP averages this rank-local mean's gradients
+                share = loss / self.accelerator.num_processes
+                self._record("train", kd=share, agree=sums.agree, n=sums.n_tokens, batches=1, on_policy=1)
+                return (loss, {"loss": loss}) if return_outputs else loss
         denominator = num_items_in_batch if num_items_in_batch is not None else max(sums.n_tokens, 1)
         alpha = self.kd.kd_alpha
         loss = alpha * sums.kd / denominator + (1 - alpha) * sums.ce / denominator
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * self.accelerator.num_processes  # as the Trainer does: DDP averages the gradients
-        if mode == "train":  # as the logged loss: the step's value (normalised as above), averaged over steps
+        if model.training:  # as the logged loss: the step's value (normalised as above), averaged over steps
             self._record(
-                mode,
+                "train",
                 kd=sums.kd / denominator,
                 ce=sums.ce / denominator,
                 agree=sums.agree,
@@ -131,37 +148,58 @@ class KDTrainer(TunelabTrainer):
                 batches=1,
                 ce_batches=1,
             )
-        else:  # per response token over the whole evaluation set
-            self._record(
-                mode, kd=sums.kd, ce=sums.ce, agree=sums.agree, n=sums.n_tokens, teacher_nll=teacher_nll()
-            )
         return (loss, {"loss": loss}) if return_outputs else loss
+
+    def _eval_sums(
+        self,
+        kd_sums: Callable[[int, int], KDSums],
+        n_per_sample: list[int],
+        rows: torch.Tensor | None,
+        teacher_label_lp: torch.Tensor,
+    ) -> KDSums:
+        """The batch's sums, computed sample by sample and recorded per sample (see tunelab.train.kd_metrics)."""
+        keys = rows.tolist() if rows is not None else [None] * len(n_per_sample)
+        parts, start = [], 0
+        for key, n in zip(keys, n_per_sample):
+            part = kd_sums(start, start + n)
+            nll = -float(teacher_label_lp[start : start + n].sum())
+            if key is None:  # (no sample index: counted as a sample of its own)
+                key = ("unindexed", distributed.rank(), len(self._eval_samples))
+            self._eval_samples[key] = (float(part.kd), float(part.ce), float(part.agree), n, nll)
+            parts.append(part)
+            start += n
+        return KDSums(
+            kd=torch.stack([p.kd for p in parts]).sum(),
+            ce=torch.stack([p.ce for p in parts]).sum(),
+            agree=torch.stack([p.agree for p in parts]).sum(),
+            n_tokens=start,
+        )
 
     def _teacher_chunks(
         self, inputs: dict[str, Any], mask: torch.Tensor, rows: torch.Tensor | None
-    ) -> tuple[TeacherChunk, Any]:
-        """(chunk function for chunked_kd_and_ce, () -> the teacher's summed NLL of the labels)."""
+    ) -> tuple[TeacherChunk, torch.Tensor]:
+        """(chunk function for chunked_kd_and_ce, the teacher's log-prob of each label, filled as chunks are read)."""
         topk, vocab = self.kd.kd_topk, self.n_shared_vocab
         if self.cache is not None:
             split = "train" if self.model.training else "eval"
             log_probs, ids, label_log_probs = self.cache.batch(split, rows.tolist(), topk=topk)  # type: ignore[union-attr]
             device = mask.device
             log_probs, ids = log_probs.to(device), ids.to(device)
-            return (lambda s, e: (log_probs[s:e], ids[s:e])), lambda: -float(label_log_probs.sum())
+            return (lambda s, e: (log_probs[s:e], ids[s:e])), label_log_probs
         with torch.no_grad():
             hidden = decoder_states(self.teacher, inputs)[:, :-1][mask]
         head = self.teacher.get_output_embeddings()
         labels = inputs["labels"][:, 1:][mask]
-        nll = [0.0]
+        label_lp = torch.zeros(labels.shape[0], dtype=torch.float32)
 
         @torch.no_grad()
         def chunk(start: int, end: int) -> tuple[torch.Tensor, torch.Tensor | None]:
             logits = head_logits(head, hidden[start:end])[:, :vocab]
             full = torch.log_softmax(logits, dim=-1)
-            nll[0] -= float(full.gather(-1, labels[start:end, None]).sum())
+            label_lp[start:end] = full.gather(-1, labels[start:end, None])[:, 0].cpu()
             return teacher_targets(logits, topk)
 
-        return chunk, lambda: nll[0]
+        return chunk, label_lp
 
     # ---- metrics ----------------------------------------------------------------------------------
 
@@ -171,30 +209,28 @@ class KDTrainer(TunelabTrainer):
             sums[name] = sums.get(name, 0.0) + float(value.detach() if torch.is_tensor(value) else value)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if "loss" in logs and "train_loss" not in logs and (sums := self._sums.pop("train", None)):
-            gas = self.args.gradient_accumulation_steps
-            logs["kd_loss"] = sums["kd"] / max(sums["batches"] / gas, 1.0)
-            if sums.get("ce_batches"):  # off-policy steps only: on-policy ones have no reference labels
-                logs["ce_loss"] = sums["ce"] / max(sums["ce_batches"] / gas, 1.0)
-            logs["top1_agreement"] = sums["agree"] / max(sums["n"], 1.0)
-            if self.on_policy is not None:
-                logs["on_policy_share"] = sums.get("on_policy", 0.0) / sums["batches"]
+        if "loss" in logs and "train_loss" not in logs:  # a logging step: every rank is here
+            sums = self._sums.pop("train", {})
+            # each rank's KD and CE are its share of the step (normalised by the global token count) and
+            # agreement is counted in tokens: the run's figures are the sums over ranks
+            kd, ce, agree, n = distributed.all_reduce_sum(
+                [sums.get(k, 0.0) for k in ("kd", "ce", "agree", "n")]
+            )
+            if n:
+                gas = self.args.gradient_accumulation_steps
+                logs["kd_loss"] = kd / max(sums.get("batches", 0.0) / gas, 1.0)
+                if sums.get("ce_batches"):  # off-policy steps only: on-policy ones have no reference labels
+                    logs["ce_loss"] = ce / max(sums["ce_batches"] / gas, 1.0)
+                logs["top1_agreement"] = agree / n
+                if self.on_policy is not None:
+                    logs["on_policy_share"] = sums.get("on_policy", 0.0) / max(sums.get("batches", 0.0), 1.0)
         super().log(logs, start_time)
 
     def evaluation_loop(self, *args: Any, **kwargs: Any) -> Any:
-        self._sums.pop("eval", None)
+        self._eval_samples = {}
         output = super().evaluation_loop(*args, **kwargs)
         prefix = kwargs.get("metric_key_prefix", args[4] if len(args) > 4 else "eval")
-        sums = self._sums.pop("eval", None)
-        if sums and sums["n"]:
-            n = sums["n"]
-            means = {
-                "kd_loss": sums["kd"] / n,
-                "ce_loss": sums["ce"] / n,
-                "top1_agreement": sums["agree"] / n,
-            }
-            means["teacher_ce_loss"] = sums["teacher_nll"] / n
-            means["perplexity"] = math.exp(min(means["ce_loss"], 50.0))
-            means["teacher_perplexity"] = math.exp(min(means["teacher_ce_loss"], 50.0))
-            output.metrics.update({f"{prefix}_{k}": v for k, v in means.items()})
+        samples, self._eval_samples = self._eval_samples, {}
+        totals = merge_sample_sums(distributed.all_gather_objects(samples))
+        output.metrics.update({f"{prefix}_{k}": v for k, v in kd_eval_metrics(totals).items()})
         return output

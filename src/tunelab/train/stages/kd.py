@@ -14,7 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tunelab.config import RunConfig
+from tunelab import distributed
+from tunelab.config import RunConfig, dump_config
 from tunelab.data.collator import build_collator
 from tunelab.data.pipeline import build_datasets
 from tunelab.infer.teacher import check_shared_vocabulary, load_teacher, teacher_name
@@ -34,6 +35,13 @@ KD_EVAL_METRICS = ("loss", "kd_loss", "ce_loss", "perplexity", "top1_agreement")
 
 def run_kd(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path | None) -> RunResult:
     """Load the student and the teacher (or its cache), build, train and save a kd run."""
+    if config.kd.kd_student_init:  # the student is built from the teacher's layers, into the run directory
+        from tunelab.train.student_init import prepare_student
+
+        config = prepare_student(
+            config, run.path, resuming=resume_from is not None, event=run.write_event, say=ctx.say
+        )
+        run.write_config(dump_config(config))  # eval, chat, export and resume load this student as the base
     tokenizer = load_tokenizer(config.model)
     model = load_model_for_training(config, ctx.compute_dtype)
     trainable, total = count_parameters(model)
@@ -45,8 +53,10 @@ def run_kd(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path | 
     if cache is not None:
         cache.check_data({"train": train_set, "eval": eval_set})
         train_set = train_set.add_column("kd_row", list(range(len(train_set))))
-        if eval_set is not None:
-            eval_set = eval_set.add_column("kd_row", list(range(len(eval_set))))
+    if (
+        eval_set is not None
+    ):  # the cache's rows; also how eval counts each sample once under several processes
+        eval_set = eval_set.add_column("kd_row", list(range(len(eval_set))))
 
     args = build_training_arguments(
         config, run.path, ctx.compute_dtype, eval_metrics=KD_EVAL_METRICS, has_eval_set=eval_set is not None
@@ -88,6 +98,8 @@ def run_kd(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path | 
         "learning_rate": config.training.learning_rate,
         "trainable_params": f"{trainable:,} / {total:,}",
     }
+    if kd.kd_student_init:
+        card["student_init"] = f"{kd.kd_student_init} of the teacher's layers"
     return run_trainer(
         trainer, run, stop, resume_from=resume_from, extra_metrics=extra, card_info=card, perplexity=False
     )
@@ -103,7 +115,10 @@ def _teacher(config: RunConfig, tokenizer: Any, student: Any, ctx: RunContext) -
         cache.check_config(config, tokenizer)
         ctx.say(f"teacher: cached top-{cache.topk} log-probs of {cache.teacher} in {cache.path}")
         return None, cache, student_rows
-    engine = load_teacher(config)
+    with (
+        distributed.main_process_first()
+    ):  # rank 0 builds or converts a tiny/GGUF teacher, the others reuse it
+        engine = load_teacher(config)
     teacher = engine.model.to(next(student.parameters()).device)
     n_vocab = check_shared_vocabulary(
         tokenizer,
