@@ -86,7 +86,7 @@ class KDArgs(Group):
         0.5,
         en="kd: weight of the KD loss: loss = alpha x KD + (1 - alpha) x cross-entropy on the labels "
         "(0 = plain sft, 1 = KD only).",
-        zh="kd：KD 损失的权重：loss = alpha × KD + (1 - alpha) × 标签交叉熵（0 即普通 sft，1 只用 KD）。",
+        zh="kd：KD 损失的权重：损失 = alpha × KD + (1 - alpha) × 标签交叉熵（0 即普通 sft，1 只用 KD）。",
         ge=0,
         le=1,
     )

@@ -15,7 +15,7 @@ from typing import Any
 from tunelab.errors import TunelabError
 from tunelab.webui.context import UIContext, error_html, message_html
 from tunelab.webui.forms import config_keys, form_to_flat, to_yaml
-from tunelab.webui.i18n import tr
+from tunelab.webui.i18n import headers, tr
 from tunelab.webui.jobview import poll_job, start_job_html
 
 __all__ = ["EXPORT_KEYS", "build", "export_report", "start_export"]
@@ -97,16 +97,17 @@ def export_report(ctx: UIContext, lang: str, export_dir: str | None) -> tuple[An
         "format": report.get("format"),
         "dtype": report.get("dtype"),
         "n_shards": report.get("n_shards"),
-        "size (MB)": f"{report.get('total_bytes', 0) / 1e6:.1f}",
+        "size": f"{report.get('total_bytes', 0) / 1e6:.1f}",
         "device": report.get("device"),
         "quantization_bit": report.get("quantization_bit"),
         "quantization_method": report.get("quantization_method"),
-        "calibration": _calibration_fact(report.get("calibration")),
+        "calibration": _calibration_fact(report.get("calibration"), lang),
         "hub_model_id": report.get("hub_model_id"),
         "chat_template": report.get("chat_template"),
         "base_model": (report.get("source") or {}).get("base_model"),
     }
-    table = pd.DataFrame([{"key": k, "value": "" if v is None else str(v)} for k, v in facts.items()])
+    rows = [{"key": tr(f"fact.{k}", lang), "value": "" if v is None else str(v)} for k, v in facts.items()]
+    table = pd.DataFrame(rows, columns=["key", "value"]).set_axis(headers(["key", "value"], lang), axis=1)
     check = report.get("verification")
     if not check:
         return table, message_html(tr("export.not_verified", lang), "warn")
@@ -121,10 +122,16 @@ def export_report(ctx: UIContext, lang: str, export_dir: str | None) -> tuple[An
     return table, message_html(verdict, "ok" if check.get("passed") else "error")
 
 
-def _calibration_fact(calibration: dict[str, Any] | None) -> str | None:
+def _calibration_fact(calibration: dict[str, Any] | None, lang: str) -> str | None:
     if not calibration:
         return None
-    return f"{calibration.get('n_samples')} x {calibration.get('dataset')} (<= {calibration.get('maxlen')} tokens)"
+    return tr(
+        "fact.calibration_value",
+        lang,
+        n=calibration.get("n_samples"),
+        dataset=calibration.get("dataset"),
+        maxlen=calibration.get("maxlen"),
+    )
 
 
 def build(ctx: UIContext) -> dict[str, Any]:
@@ -165,7 +172,9 @@ def build(ctx: UIContext) -> dict[str, Any]:
     w["status"] = gr.HTML("", elem_id="tl-export-status")
     w["verdict"] = gr.HTML("", elem_id="tl-export-verdict")
     w["report"] = t.label(
-        gr.Dataframe(headers=["key", "value"], label=tr("lbl.export_report", lang), interactive=False),
+        gr.Dataframe(
+            headers=headers(["key", "value"], lang), label=tr("lbl.export_report", lang), interactive=False
+        ),
         "lbl.export_report",
     )
     w["log"] = t.label(
@@ -182,6 +191,7 @@ def build(ctx: UIContext) -> dict[str, Any]:
         return gr.update(choices=[(tr("export.topbar_source", lang), TOPBAR_SOURCE), *runs])
 
     w["refresh"].click(sources, ctx.lang, w["source"])
+    ctx.lang.change(sources, ctx.lang, w["source"])
 
     def on_start(lang: str, source: str, *values: Any) -> list[Any]:
         job_id, status = start_export(
