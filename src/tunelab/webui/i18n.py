@@ -79,7 +79,7 @@ class Translator:
         return component
 
     def headers(self, component: Any, names: list[str] | tuple[str, ...]) -> Any:
-        """A table whose column names (col.<name> texts) follow the language."""
+        """A table whose column names (col.<name> texts) follow the language; switching empties it."""
         self._entries.append(_Entry(component, "headers", "", extra=tuple(names)))
         return component
 
@@ -125,8 +125,12 @@ class Translator:
         if entry.kind == "label":
             extra = {"info": tr(entry.info_key, lang)} if entry.info_key else {}
             return {"label": tr(entry.key, lang), **extra}
-        if entry.kind == "headers":
-            return {"headers": headers(entry.extra, lang)}
+        if (
+            entry.kind == "headers"
+        ):  # the table shows its value's columns: an empty one, refilled by its next refresh
+            import pandas as pd
+
+            return {"value": pd.DataFrame(columns=headers(entry.extra, lang))}
         if entry.kind == "choices":
             return {"choices": choices(entry.key, entry.extra, lang)}
         if entry.kind == "placeholder":

@@ -145,14 +145,17 @@ def build(ctx: UIContext) -> dict[str, Any]:
         )
         w["abort"] = t.value(gr.Button(tr("btn.abort", lang), variant="stop"), "btn.abort")
     w["status"] = gr.HTML("", elem_id="tl-eval-status")
-    w["metrics"] = t.label(
-        gr.Dataframe(
-            headers=headers(["metric", "value"], lang),
-            label=tr("lbl.metrics", lang),
-            interactive=False,
-            elem_id="tl-eval-metrics",
+    w["metrics"] = t.headers(
+        t.label(
+            gr.Dataframe(
+                headers=headers(["metric", "value"], lang),
+                label=tr("lbl.metrics", lang),
+                interactive=False,
+                elem_id="tl-eval-metrics",
+            ),
+            "lbl.metrics",
         ),
-        "lbl.metrics",
+        ["metric", "value"],
     )
     w["predictions"] = t.headers(
         t.label(

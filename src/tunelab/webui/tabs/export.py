@@ -171,11 +171,16 @@ def build(ctx: UIContext) -> dict[str, Any]:
     )
     w["status"] = gr.HTML("", elem_id="tl-export-status")
     w["verdict"] = gr.HTML("", elem_id="tl-export-verdict")
-    w["report"] = t.label(
-        gr.Dataframe(
-            headers=headers(["key", "value"], lang), label=tr("lbl.export_report", lang), interactive=False
+    w["report"] = t.headers(
+        t.label(
+            gr.Dataframe(
+                headers=headers(["key", "value"], lang),
+                label=tr("lbl.export_report", lang),
+                interactive=False,
+            ),
+            "lbl.export_report",
         ),
-        "lbl.export_report",
+        ["key", "value"],
     )
     w["log"] = t.label(
         gr.Textbox(

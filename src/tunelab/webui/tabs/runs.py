@@ -132,16 +132,14 @@ def build(ctx: UIContext) -> dict[str, Any]:
         "lbl.compare_curves",
     )
     with gr.Row():
-        w["metrics"] = t.label(
-            gr.Dataframe(headers=headers(["metric"], lang), label=tr("lbl.metrics", lang), interactive=False),
-            "lbl.metrics",
+        metrics = gr.Dataframe(
+            headers=headers(["metric"], lang), label=tr("lbl.metrics", lang), interactive=False
         )
-        w["diffs"] = t.label(
-            gr.Dataframe(
-                headers=headers(["key"], lang), label=tr("lbl.config_diff", lang), interactive=False
-            ),
-            "lbl.config_diff",
+        w["metrics"] = t.headers(t.label(metrics, "lbl.metrics"), ["metric"])
+        diffs = gr.Dataframe(
+            headers=headers(["key"], lang), label=tr("lbl.config_diff", lang), interactive=False
         )
+        w["diffs"] = t.headers(t.label(diffs, "lbl.config_diff"), ["key"])
 
     def refresh(lang: str, current: list[str] | None) -> list[Any]:
         table, paths = run_table(ctx, lang)

@@ -199,15 +199,18 @@ def build(ctx: UIContext) -> dict[str, Any]:
     w["tool_status"] = gr.HTML("", elem_id="tl-tune-tool-status")
     with gr.Row():
         with gr.Column(scale=3):
-            w["tool_table"] = t.label(
-                gr.Dataframe(
-                    headers=headers(results.TOOL_COLUMNS, lang),
-                    label=tr("lbl.tool_result", lang),
-                    interactive=False,
-                    wrap=True,
-                    elem_id="tl-tune-table",
+            w["tool_table"] = t.headers(
+                t.label(
+                    gr.Dataframe(
+                        headers=headers(results.TOOL_COLUMNS, lang),
+                        label=tr("lbl.tool_result", lang),
+                        interactive=False,
+                        wrap=True,
+                        elem_id="tl-tune-table",
+                    ),
+                    "lbl.tool_result",
                 ),
-                "lbl.tool_result",
+                results.TOOL_COLUMNS,
             )
             w["tool_summary"] = gr.HTML("", elem_id="tl-tune-summary")
         with gr.Column(scale=2):
