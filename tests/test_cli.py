@@ -102,3 +102,13 @@ def test_train_stops_a_divergent_run_with_exit_code_3(tiny_model_dir, tmp_path) 
     stop = [e for e in events if e["kind"] == "health" and e["action"] == "stop"]
     assert stop and stop[0]["step"] <= 10
     assert (Path(stop[0]["checkpoint"]) / "adapter_model.safetensors").is_file()
+
+
+def test_errors_in_chinese_when_the_cli_speaks_chinese(tmp_path: Path) -> None:
+    """The web UI starts jobs with TUNELAB_LANG=zh: their output names the problem in Chinese."""
+    config = tmp_path / "bad.yaml"
+    config.write_text("model_name_or_path: tiny:llama\nlearning_rat: 1.0e-4\n", encoding="utf-8")
+    zh = runner.invoke(app, ["train", str(config), "--print-config"], env={"TUNELAB_LANG": "zh"})
+    assert zh.exit_code == 2 and "未知的配置键 'learning_rat'" in zh.output and "learning_rate" in zh.output
+    en = runner.invoke(app, ["train", str(config), "--print-config"], env={"TUNELAB_LANG": "en", "LANG": "C"})
+    assert en.exit_code == 2 and "unknown key 'learning_rat'" in en.output

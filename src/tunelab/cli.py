@@ -34,6 +34,8 @@ def _console(stderr: bool = True) -> Any:
 
 def _run(fn: Callable[[], Any]) -> Any:
     """Call ``fn``; print tunelab errors as message + hint (traceback only with --debug)."""
+    from tunelab.cli_text import cli_lang
+    from tunelab.error_texts import render_error
     from tunelab.errors import TunelabError
 
     try:
@@ -46,9 +48,10 @@ def _run(fn: Callable[[], Any]) -> Any:
         if _state["debug"]:
             raise
         console = _console()
-        console.print(f"[bold red]{t('error')}:[/] {exc.message}", markup=True, highlight=False)
-        if exc.hint:
-            console.print(f"[yellow]{t('hint')}:[/] {exc.hint}", markup=True, highlight=False)
+        message, hint = render_error(exc, cli_lang())  # English unless TUNELAB_LANG/LANG asks for Chinese
+        console.print(f"[bold red]{t('error')}:[/] {message}", markup=True, highlight=False)
+        if hint:
+            console.print(f"[yellow]{t('hint')}:[/] {hint}", markup=True, highlight=False)
         raise typer.Exit(2) from None
 
 

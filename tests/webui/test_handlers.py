@@ -211,7 +211,7 @@ def test_tool_results_are_read_from_the_files_the_commands_write(tmp_path: Path)
     )
     view = read_tool_result("estimate", tmp_path, "zh")
     assert "放不下" in view.summary_html and "3.500" in view.summary_html
-    assert view.table["part"].tolist() == ["weights", "activations", "peak"]
+    assert view.table["组成部分"].tolist() == ["权重", "激活值", "峰值"]  # columns and parts in Chinese
 
     (tmp_path / "lr_find.json").write_text(
         json.dumps({"suggestion": 0.0042, "lrs": [1e-7, 1.0], "method": "x"})

@@ -7,9 +7,9 @@ builders call the same functions as a last guard for configs built in Python.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from tunelab.config.schema import ADAPTER_TYPES
 
@@ -47,6 +47,9 @@ class Problem:
     key: str | None
     message: str
     hint: str = ""
+    # names the message for a translated rendering (tunelab.error_texts); params fill it
+    code: str = field(default="", compare=False)
+    params: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
 class ConfigProblems(ValueError):
@@ -211,8 +214,10 @@ def command_problems(config: RunConfig, command: str) -> list[Problem]:
     d, t = config.data, config.training
     if command == "train" and t.do_train and not d.dataset:
         return [Problem("dataset", "training needs a dataset, but 'dataset' is empty",
-                        "set dataset: <name in dataset_dir/dataset_info.json, or a data file path>")]  # fmt: skip
+                        "set dataset: <name in dataset_dir/dataset_info.json, or a data file path>",
+                        code="no_train_dataset")]  # fmt: skip
     if command == "eval" and not (d.dataset or d.eval_dataset or config.eval.task):
         return [Problem("dataset", "nothing to evaluate: dataset, eval_dataset and task are all empty",
-                        "set eval_dataset=<name>, dataset=<name> with val_size, or task=<benchmark>")]  # fmt: skip
+                        "set eval_dataset=<name>, dataset=<name> with val_size, or task=<benchmark>",
+                        code="no_eval_data")]  # fmt: skip
     return []

@@ -88,7 +88,7 @@ class KDArgs(Group):
         0.5,
         en="kd: weight of the KD loss: loss = alpha x KD + (1 - alpha) x cross-entropy on the labels "
         "(0 = plain sft, 1 = KD only); stage cls with a teacher mixes the same way with the hard-label CE.",
-        zh="kd：KD 损失的权重：loss = alpha × KD + (1 - alpha) × 标签交叉熵（0 即普通 sft，1 只用 KD）；"
+        zh="kd：KD 损失的权重：损失 = alpha × KD + (1 - alpha) × 标签交叉熵（0 即普通 sft，1 只用 KD）；"
         "带教师的 cls 阶段同样与硬标签交叉熵混合。",
         ge=0,
         le=1,

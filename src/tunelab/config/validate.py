@@ -42,6 +42,7 @@ class Report:
         self.source, self.lines, self.cli_keys = source, lines, set(cli_keys)
         self.origin: dict[str, str] = {}
         self.rows: list[tuple[str, str, str]] = []  # (where, message, hint)
+        self.problems: list[tuple[str, Problem]] = []  # the same rows with their Problem (code, params)
         self.config: RunConfig | None = None
 
     def where(self, key: str | None) -> str:
@@ -57,8 +58,10 @@ class Report:
         row = (self.where(problem.key), problem.message, problem.hint)
         if row not in self.rows:
             self.rows.append(row)
+            self.problems.append((row[0], problem))
             # file order first (by line), then keys without a line, then the command line
             self.rows.sort(key=self._order)
+            self.problems.sort(key=lambda item: self._order((item[0], "", "")))
 
     def _order(self, row: tuple[str, str, str]) -> tuple[int, int]:
         where = row[0]
@@ -79,7 +82,14 @@ class Report:
         n = len(self.rows)
         hints = {h for _, _, h in self.rows if h}
         hint = hints.pop() if len(hints) == 1 else "fix each line above; `tunelab check CFG` lists them again"
-        return ConfigError(f"{n} problem{'s' if n != 1 else ''} in {self.source}:\n{self.describe()}", hint)
+        rows = [(w, ConfigError(p.message, p.hint, code=p.code, params=p.params)) for w, p in self.problems]
+        return ConfigError(
+            f"{n} problem{'s' if n != 1 else ''} in {self.source}:\n{self.describe()}",
+            hint,
+            code="config_problems",
+            params={"n": n, "source": self.source},
+            problems=rows,
+        )
 
 
 def suggest_key(key: str, candidates: Collection[str] | None = None) -> str | None:
@@ -102,6 +112,8 @@ def unknown_key_problem(key: str) -> Problem:
             key,
             f"'{key}' is a LLaMA-Factory option for {MULTIMODAL[key]} of multimodal models; {_TEXT_ONLY}",
             "remove it (and any image/video/audio columns); use LLaMA-Factory for multimodal training",
+            code="multimodal_key",
+            params={"key": key},
         )
     for table, owner in (
         (LF_UNSUPPORTED, "LLaMA-Factory"),
@@ -114,10 +126,12 @@ def unknown_key_problem(key: str) -> Problem:
                 f"'{key}' is a {owner} option for {meaning}; tunelab does not support it (yet); "
                 f"alternatives: {alternative}",
                 "remove the key or use the alternative",
+                code="unsupported_key",
+                params={"key": key, "owner": owner, "meaning": meaning, "alternative": alternative},
             )
     close = suggest_key(key)
     hint = f"did you mean '{close}'?" if close else "`tunelab train --help-keys` lists every key"
-    return Problem(key, f"unknown key '{key}'", hint)
+    return Problem(key, f"unknown key '{key}'", hint, code="unknown_key", params={"key": key, "close": close})
 
 
 def check_config(
@@ -147,7 +161,8 @@ def check_config(
         flat.pop(key)
     if flat.get("model_name_or_path") in (None, ""):
         report.add(Problem(None, "model_name_or_path is required",
-                           "set it to a local model directory, a .gguf file, 'smollm2' or 'tiny:llama'"))  # fmt: skip
+                           "set it to a local model directory, a .gguf file, 'smollm2' or 'tiny:llama'",
+                           code="model_required"))  # fmt: skip
     grouped: dict[str, dict[str, Any]] = {g: {} for g in GROUP_TYPES}
     for key, value in flat.items():
         if key not in NESTED_GROUP_TYPES:
@@ -221,16 +236,34 @@ def _add_errors(
             if err["type"] == "extra_forbidden":
                 close = suggest_key(dotted)
                 report.add(
-                    Problem(group, f"unknown key '{dotted}'", f"did you mean '{close}'?" if close else "")
+                    Problem(
+                        group,
+                        f"unknown key '{dotted}'",
+                        f"did you mean '{close}'?" if close else "",
+                        code="unknown_key",
+                        params={"key": dotted, "close": close, "nested": True},
+                    )
                 )
             else:
                 value = (values.get(group) or {}).get(loc[0])
-                report.add(Problem(group, f"{dotted}={value!r}: {messages[0]}", hint))
+                report.add(
+                    Problem(
+                        group, f"{dotted}={value!r}: {messages[0]}", hint, **_bad_value(err, dotted, value)
+                    )
+                )
             continue
         key = next((p for p in loc if p in KEY_TO_GROUP), None)
         for message in messages:
             text = f"{key}={values.get(key)!r}: {message}" if key else message
-            report.add(Problem(key, text, hint if key else ""))
+            coded = _bad_value(err, key, values.get(key)) if key and len(messages) == 1 else {}
+            report.add(Problem(key, text, hint if key else "", **coded))
+
+
+def _bad_value(err: Any, key: str, value: Any) -> dict[str, Any]:
+    """code and params of a value the schema rejected, for a translated rendering (tunelab.error_texts)."""
+    ctx = {k: str(v) for k, v in (err.get("ctx") or {}).items() if k != "error"}
+    params = {"key": key, "value": repr(value), "type": err["type"], "ctx": ctx, "detail": err["msg"]}
+    return {"code": "bad_value", "params": params}
 
 
 def _hint(err: Any) -> str:

@@ -200,6 +200,8 @@ def get_dataset_attr(name: str, dataset_dir: str | Path) -> DatasetAttr:
             f"dataset '{name}' is neither a data file nor registered: there is no {registry_path}",
             f"set dataset_dir to the folder holding {REGISTRY_FILE} (or 'builtin'), "
             f"or give a path to a {'/'.join(DATA_SUFFIXES)} file",
+            code="dataset_no_registry",
+            params={"name": name, "registry": str(registry_path), "suffixes": "/".join(DATA_SUFFIXES)},
         )
     loadable = sorted(n for n, a in registry.items() if a.path is not None and a.path.exists())
     close = difflib.get_close_matches(name, list(registry), n=3, cutoff=0.6)
@@ -208,6 +210,8 @@ def get_dataset_attr(name: str, dataset_dir: str | Path) -> DatasetAttr:
         f"unknown dataset '{name}' in {registry_path}{guess}",
         f"datasets loadable from there: {', '.join(loadable) or '(none)'}; "
         "or give a data file path, or add an entry for it",
+        code="unknown_dataset",
+        params={"name": name, "registry": str(registry_path), "close": close, "loadable": loadable},
     )
 
 

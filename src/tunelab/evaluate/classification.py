@@ -161,10 +161,16 @@ def write_confusion_matrix(
 
 
 def plot_confusion_matrix(
-    report: ClassificationReport, path: str | Path, *, title: str = "confusion matrix"
+    report: ClassificationReport,
+    path: str | Path,
+    *,
+    title: str = "confusion matrix",
+    lang: str | None = None,
 ) -> Path:
-    """Draw the matrix as a heat map with class names on both axes and the count in every cell."""
+    """Draw the matrix as a heat map with class names on both axes and the count in every cell (axes in ``lang``)."""
     import matplotlib
+
+    from tunelab.runs.plot_texts import plot_text
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -184,14 +190,14 @@ def plot_confusion_matrix(
     with matplotlib.rc_context(_font_params(labels)):
         fig, ax = plt.subplots(figsize=(size + 1.0, size), dpi=100)
         image = ax.imshow(matrix, cmap="Blues", vmin=0)
-        colorbar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="count")
+        colorbar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=plot_text("count", lang))
         colorbar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xticks(
             range(n), labels=labels, rotation=45 if long_names else 0, ha="right" if long_names else "center"
         )
         ax.set_yticks(range(n), labels=labels)
-        ax.set_xlabel("predicted label")
-        ax.set_ylabel("true label")
+        ax.set_xlabel(plot_text("predicted", lang))
+        ax.set_ylabel(plot_text("true", lang))
         ax.set_title(
             f"{title}\naccuracy {report.accuracy:.3f} · F1 macro {report.f1_macro:.3f} · n={report.n_samples}"
         )

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tunelab.evaluate.report import compare_metrics, higher_is_better
+from tunelab.runs.plot_texts import plot_text
 
 if TYPE_CHECKING:
     from tunelab.evaluate.run import EvalResult
@@ -63,13 +64,18 @@ def _grouped_bars(ax: Any, names: list[str], series: Mapping[str, list[float]]) 
 
 
 def plot_benchmark(
-    per_model: Mapping[str, Mapping[str, float]], path: Path, *, title: str = "benchmark"
+    per_model: Mapping[str, Mapping[str, float]],
+    path: Path,
+    *,
+    title: str | None = None,
+    lang: str | None = None,
 ) -> Path:
-    """Accuracy per subject (and overall) for one or more models, from their mc_* metrics."""
+    """Accuracy per subject (and overall) for one or more models, from their mc_* metrics (texts in ``lang``)."""
     plt = _pyplot()
+    title = title or plot_text("benchmark", lang)
     first = next(iter(per_model.values()))
     subjects = [k.split("/", 1)[1] for k in first if k.startswith("mc_accuracy/")]
-    names = [*subjects, "overall"]
+    names = [*subjects, plot_text("overall", lang)]
     series = {
         label: [m.get(f"mc_accuracy/{s}", 0.0) for s in subjects] + [m.get("mc_accuracy", 0.0)]
         for label, m in per_model.items()
@@ -77,22 +83,22 @@ def plot_benchmark(
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(names) * max(1, len(series)) ** 0.5), 4), dpi=100)
     _grouped_bars(ax, names, series)
     ax.set_ylim(0, 105)
-    ax.set_ylabel("accuracy (%)")
+    ax.set_ylabel(plot_text("accuracy_pct", lang))
     ax.set_title(title)
     if len(series) > 1:
         ax.legend(fontsize=8)
     return _save(fig, path)
 
 
-def plot_comparison(reference: EvalResult, candidate: EvalResult, path: Path) -> Path | None:
+def plot_comparison(
+    reference: EvalResult, candidate: EvalResult, path: Path, *, lang: str | None = None
+) -> Path | None:
     """Two panels: scores (higher is better, 0-100) and losses (lower is better), both models per metric."""
     plt = _pyplot()
     rows = [r for r in compare_metrics(reference.metrics, candidate.metrics) if r.delta is not None]
     scores = [r for r in rows if higher_is_better(r.key) is True]
     losses = [r for r in rows if higher_is_better(r.key) is False and "perplexity" not in r.key]
-    panels = [
-        (p, t) for p, t in ((scores, "scores (higher is better)"), (losses, "loss\n(lower is better)")) if p
-    ]
+    panels = [(p, plot_text(t, lang)) for p, t in ((scores, "scores"), (losses, "losses")) if p]
     if not panels:
         return None
     fig, axes = plt.subplots(
@@ -112,5 +118,5 @@ def plot_comparison(reference: EvalResult, candidate: EvalResult, path: Path) ->
         _grouped_bars(ax, names, series)
         ax.set_title(title)
     axes[0][0].legend(fontsize=8)
-    fig.suptitle("before vs after")
+    fig.suptitle(plot_text("before_after", lang))
     return _save(fig, path)

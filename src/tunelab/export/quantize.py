@@ -51,10 +51,18 @@ def check_quantized_export_supported(bits: int, method: str = "bnb") -> None:
     import torch
 
     if not torch.cuda.is_available():
-        raise ResourceError(f"export_quantization_bit={bits} needs a CUDA GPU, and none was found", _HINT)
+        raise ResourceError(
+            f"export_quantization_bit={bits} needs a CUDA GPU, and none was found",
+            _HINT,
+            code="export_quant_needs_cuda",
+            params={"bits": bits},
+        )
     if importlib.util.find_spec("bitsandbytes") is None:
         raise ResourceError(
-            f"export_quantization_bit={bits} needs the bitsandbytes package, which is not installed", _HINT
+            f"export_quantization_bit={bits} needs the bitsandbytes package, which is not installed",
+            _HINT,
+            code="export_quant_needs_package",
+            params={"bits": bits, "package": "bitsandbytes"},
         )
 
 

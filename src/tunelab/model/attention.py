@@ -25,6 +25,8 @@ def choose_attn_implementation(flash_attn: str, *, fa2_available: bool, cuda_ava
         raise ResourceError(
             f"flash_attn=fa2 needs {missing}, which this machine lacks",
             "on an NVIDIA GPU: pip install flash-attn --no-build-isolation; otherwise set flash_attn: auto (sdpa)",
+            code="fa2_unavailable",
+            params={"missing": "cuda" if not cuda_available else "package"},
         )
     return "flash_attention_2" if usable else "sdpa"
 

@@ -208,10 +208,17 @@ def check_quantization_supported() -> None:
     import torch
 
     if not torch.cuda.is_available():
-        raise ResourceError("quantization_bit is set but there is no CUDA GPU on this machine", _QLORA_HINT)
+        raise ResourceError(
+            "quantization_bit is set but there is no CUDA GPU on this machine",
+            _QLORA_HINT,
+            code="qlora_needs_cuda",
+        )
     if importlib.util.find_spec("bitsandbytes") is None:
         raise ResourceError(
-            "quantization_bit is set but the bitsandbytes package is not installed", _QLORA_HINT
+            "quantization_bit is set but the bitsandbytes package is not installed",
+            _QLORA_HINT,
+            code="qlora_needs_package",
+            params={"package": "bitsandbytes"},
         )
 
 

@@ -91,6 +91,7 @@ def choose_compute(
             raise ResourceError(
                 "compute_type=fp16 needs a CUDA GPU; fp16 training on a CPU is slow and unstable",
                 "set compute_type: bf16 (fast on CPUs with AMX/AVX512-BF16) or compute_type: fp32",
+                code="fp16_needs_cuda",
             )
         return ComputeChoice("fp16", "fp16 requested (CUDA)")
     if compute_type == "bf16":

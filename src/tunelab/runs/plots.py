@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tunelab.runs.plot_texts import plot_lang, plot_text, series_label
 from tunelab.runs.rundir import RunDir
 
 __all__ = ["metric_series", "plot_run", "save_figure", "smooth"]
@@ -40,7 +41,7 @@ def metric_series(rows: list[dict[str, Any]], key: str) -> tuple[list[int], list
     return steps, values
 
 
-def _figure(title: str, ylabel: str):  # -> tuple[Figure, Axes]
+def _figure(title: str, ylabel: str, lang: str):  # -> tuple[Figure, Axes]
     import matplotlib
 
     matplotlib.use("Agg")
@@ -51,7 +52,7 @@ def _figure(title: str, ylabel: str):  # -> tuple[Figure, Axes]
     use_cjk_fallback()
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     ax.set_title(title)
-    ax.set_xlabel("step")
+    ax.set_xlabel(plot_text("step", lang))
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     return fig, ax
@@ -69,57 +70,61 @@ def save_figure(fig: Any, path: Path) -> None:
     tmp.replace(path)
 
 
-def plot_run(run_dir: str | Path) -> list[Path]:
-    """Draw loss.png (train raw + smoothed, eval), lr.png and grad_norm.png; return the files written."""
+def plot_run(run_dir: str | Path, *, lang: str | None = None) -> list[Path]:
+    """Draw loss.png (train raw + smoothed, eval), lr.png and grad_norm.png; return the files written.
+
+    Titles, axes and legends are in ``lang`` (default: the running command's language, see plot_texts).
+    """
+    lang = plot_lang(lang)
     run = RunDir(run_dir)
     rows = run.read_log()
     written: list[Path] = []
     steps, loss = metric_series(rows, "loss")
     eval_steps, eval_loss = metric_series(rows, "eval_loss")
     if loss or eval_loss:
-        fig, ax = _figure("training loss", "loss")
+        fig, ax = _figure(plot_text("training_loss", lang), plot_text("loss", lang), lang)
         if loss:
-            ax.plot(steps, loss, color="tab:blue", alpha=0.3, label="train")
-            ax.plot(steps, smooth(loss), color="tab:blue", label="train (smoothed)")
+            ax.plot(steps, loss, color="tab:blue", alpha=0.3, label=series_label("train", lang))
+            ax.plot(steps, smooth(loss), color="tab:blue", label=series_label("train (smoothed)", lang))
         if eval_loss:
-            ax.plot(eval_steps, eval_loss, "o-", color="tab:orange", label="eval")
+            ax.plot(eval_steps, eval_loss, "o-", color="tab:orange", label=series_label("eval", lang))
         ax.legend()
         save_figure(fig, run.plots_dir / "loss.png")
         written.append(run.plots_dir / "loss.png")
     for key, name, title in (
-        ("learning_rate", "lr.png", "learning rate"),
-        ("grad_norm", "grad_norm.png", "gradient norm"),
+        ("learning_rate", "lr.png", plot_text("learning_rate", lang)),
+        ("grad_norm", "grad_norm.png", plot_text("gradient_norm", lang)),
     ):
         xs, ys = metric_series(rows, key)
         if not ys:
             continue
-        fig, ax = _figure(title, key)
+        fig, ax = _figure(title, key, lang)
         ax.plot(xs, ys, color="tab:green")
         if key == "learning_rate":
             ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
         save_figure(fig, run.plots_dir / name)
         written.append(run.plots_dir / name)
-    written += _plot_stage_metrics(rows, run.plots_dir)
+    written += _plot_stage_metrics(rows, run.plots_dir, lang)
     return written
 
 
-# Preference stages: (file, title, metric keys); train as lines, eval_<key> as markers, if logged.
+# Preference stages: (file, title key in plot_texts, metric keys); train as lines, eval_<key> as markers, if logged.
 _STAGE_PLOTS = (
     (
         "rewards.png",
-        "rewards (implicit for dpo/kto, reward-model scores for rm)",
+        "rewards",
         ("rewards/chosen", "rewards/rejected", "rewards/margins"),
     ),
     (
         "accuracy.png",
-        "preference accuracy (chosen scored above rejected)",
+        "pref_accuracy",
         ("rewards/accuracies", "accuracy"),
     ),
-    ("ppo.png", "ppo: mean reward of the generated responses and KL to the reference", ("reward", "kl")),
+    ("ppo.png", "ppo", ("reward", "kl")),
 )
 
 
-def _plot_stage_metrics(rows: list[dict[str, Any]], plots_dir: Path) -> list[Path]:
+def _plot_stage_metrics(rows: list[dict[str, Any]], plots_dir: Path, lang: str) -> list[Path]:
     written = []
     for name, title, keys in _STAGE_PLOTS:
         curves = [
@@ -130,7 +135,7 @@ def _plot_stage_metrics(rows: list[dict[str, Any]], plots_dir: Path) -> list[Pat
         curves = [curve for curve in curves if curve[3]]
         if not curves:
             continue
-        fig, ax = _figure(title, "value")
+        fig, ax = _figure(plot_text(title, lang), plot_text("value", lang), lang)
         for color, label, xs, ys in curves:
             ax.plot(xs, ys, "o--" if label.startswith("eval_") else "-", color=color, label=label)
         ax.legend()

@@ -36,7 +36,11 @@ def deepspeed_json_path(value: str) -> str:
 def check_deepspeed_installed() -> None:
     """ResourceError naming what is missing when DeepSpeed cannot run here."""
     if importlib.util.find_spec("deepspeed") is None:
-        raise ResourceError("deepspeed is set but the deepspeed package is not installed", _DEEPSPEED_HINT)
+        raise ResourceError(
+            "deepspeed is set but the deepspeed package is not installed",
+            _DEEPSPEED_HINT,
+            code="deepspeed_not_installed",
+        )
     try:
         from deepspeed.accelerator import get_accelerator
 

@@ -86,6 +86,12 @@ def resolve_resume(config: RunConfig, run: RunDir) -> Path | None:
             f"output_dir {run.path} already holds {what}",
             "resume it with resume_from_checkpoint=auto, choose another output_dir, "
             "or set overwrite_output_dir=true to start over",
+            code="output_dir_exists",
+            params={
+                "path": str(run.path),
+                "finished": run.is_finished(),
+                "checkpoint": getattr(run.latest_checkpoint(), "name", ""),
+            },
         )
     return None
 

@@ -269,25 +269,34 @@ def lr_find(
     return result
 
 
-def plot_lr_find(result: LRFindResult, path: Path) -> Path:
-    """Loss against learning rate (log scale), raw and smoothed, with the suggestions marked."""
+def plot_lr_find(result: LRFindResult, path: Path, *, lang: str | None = None) -> Path:
+    """Loss against learning rate (log scale), raw and smoothed, with the suggestions marked.
+
+    Texts in ``lang`` (default: the running command's language, see tunelab.runs.plot_texts).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from tunelab.runs.fonts import use_cjk_fallback
+    from tunelab.runs.plot_texts import plot_lang, plot_text
 
     use_cjk_fallback()  # Chinese labels render instead of boxes
+    lang = plot_lang(lang)
 
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-    ax.plot(result.lrs, result.losses, color="tab:blue", alpha=0.3, linewidth=1, label="loss")
-    ax.plot(result.lrs, result.smoothed, color="tab:blue", linewidth=2, label="smoothed loss")
+    ax.plot(
+        result.lrs, result.losses, color="tab:blue", alpha=0.3, linewidth=1, label=plot_text("loss", lang)
+    )
+    ax.plot(
+        result.lrs, result.smoothed, color="tab:blue", linewidth=2, label=plot_text("smoothed_loss", lang)
+    )
     ax.set_xscale("log")
     marks = [
-        (result.suggestions["steepest"], "tab:orange", "steepest descent"),
-        (result.suggestions["minimum"], "tab:purple", "minimum"),
-        (result.suggestions["min_div_10"], "tab:green", "minimum / 10"),
+        (result.suggestions["steepest"], "tab:orange", plot_text("steepest", lang)),
+        (result.suggestions["minimum"], "tab:purple", plot_text("minimum", lang)),
+        (result.suggestions["min_div_10"], "tab:green", plot_text("min_div_10", lang)),
     ]
     for lr, color, label in marks:
         ax.axvline(lr, color=color, linestyle="--", linewidth=1, label=f"{label}: {lr:.1e}")
@@ -298,15 +307,15 @@ def plot_lr_find(result: LRFindResult, path: Path) -> Path:
         "o",
         color="tab:red",
         markersize=8,
-        label=f"suggestion: {result.suggestion:.1e}",
+        label=f"{plot_text('suggestion', lang)}: {result.suggestion:.1e}",
     )
     finite = [v for v in result.smoothed if math.isfinite(v)]
     if finite:  # keep the divergence tail from flattening the interesting part
         low, high = min(finite), min(max(finite), 2 * min(finite) + 1e-9)
         ax.set_ylim(low - 0.05 * (high - low) - 1e-9, high + 0.05 * (high - low) + 1e-9)
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("training loss")
-    ax.set_title("LR range test")
+    ax.set_xlabel(plot_text("learning_rate", lang))
+    ax.set_ylabel(plot_text("training_loss", lang))
+    ax.set_title(plot_text("lr_range_test", lang))
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     path.parent.mkdir(parents=True, exist_ok=True)

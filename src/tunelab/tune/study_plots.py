@@ -20,17 +20,23 @@ def _figure(axes: Any) -> Any:
     return first.figure
 
 
-def plot_study(study: Any, plots_dir: Path) -> list[Path]:
+def plot_study(study: Any, plots_dir: Path, *, lang: str | None = None) -> list[Path]:
     """Write optimization_history, intermediate_values, parallel_coordinate, slice and
-    param_importances PNGs into ``plots_dir`` as far as the study allows; return the files written."""
+    param_importances PNGs into ``plots_dir`` as far as the study allows; return the files written.
+
+    Optuna draws its titles and axes in English; with ``lang`` zh (default: the running command's
+    language) they are replaced by their Chinese names (tunelab.runs.plot_texts.OPTUNA_TEXTS).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from tunelab.runs.fonts import use_cjk_fallback
+    from tunelab.runs.plot_texts import OPTUNA_TEXTS, plot_lang, relabel_figure
 
     use_cjk_fallback()  # Chinese labels render instead of boxes
+    zh = plot_lang(lang) == "zh"
     import optuna
     import optuna.visualization.matplotlib as ovm
     from optuna.trial import TrialState
@@ -61,6 +67,8 @@ def plot_study(study: Any, plots_dir: Path) -> list[Path]:
             # a parameter that took one value gives a flat axis: matplotlib widens it and warns
             warnings.filterwarnings("ignore", message="Attempting to set identical", category=UserWarning)
             fig = _figure(plot(study))
+            if zh:
+                relabel_figure(fig, OPTUNA_TEXTS)
             # Optuna places colour bars itself: tight_layout would move panels under them
             fig.savefig(path, dpi=100, bbox_inches="tight")
             plt.close(fig)

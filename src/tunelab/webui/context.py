@@ -24,14 +24,21 @@ def table_cell(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def message_html(text: str, kind: str = "info") -> str:
-    """A coloured status box (kind: info, ok, warn, error)."""
-    return f"<div class='tl-msg tl-{kind}'>{html.escape(text).replace(chr(10), '<br>')}</div>"
+def message_html(text: str, kind: str = "info", *, code: str = "") -> str:
+    """A coloured status box (kind: info, ok, warn, error); ``code`` (a command line) follows as <code>,
+    which is not translated."""
+    shown = html.escape(text).replace(chr(10), "<br>")
+    if code:
+        shown += f" <code>{html.escape(code)}</code>"
+    return f"<div class='tl-msg tl-{kind}'>{shown}</div>"
 
 
 def error_html(exc: TunelabError, lang: str) -> str:
-    """A tunelab error as the UI shows it: the message, then the fix."""
-    text = exc.message + (f"\n{tr('hint', lang)}: {exc.hint}" if exc.hint else "")
+    """A tunelab error as the UI shows it, in ``lang`` (see tunelab.error_texts): the message, then the fix."""
+    from tunelab.error_texts import render_error
+
+    message, hint = render_error(exc, lang)
+    text = message + (f"\n{tr('hint', lang)}: {hint}" if hint else "")
     return message_html(text, "error")
 
 

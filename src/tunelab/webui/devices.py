@@ -36,17 +36,25 @@ class Devices:
         if self.deepspeed == "none":
             if self.offload:
                 raise ConfigError(
-                    "offload needs a DeepSpeed preset", "pick deepspeed z2 or z3 in the devices group"
+                    "offload needs a DeepSpeed preset",
+                    "pick deepspeed z2 or z3 in the devices group",
+                    code="offload_needs_preset",
                 )
             return None
         if self.offload and self.deepspeed == "z0":
-            raise ConfigError("ZeRO stage 0 has no offload", "pick z2 or z3 with offload")
+            raise ConfigError(
+                "ZeRO stage 0 has no offload", "pick z2 or z3 with offload", code="z0_no_offload"
+            )
         return f"{self.deepspeed}_offload" if self.offload else self.deepspeed
 
     def launch_args(self) -> list[str]:
         """The `tunelab train` flags that start the processes (none for one process on one node)."""
         if self.nproc_per_node < 1 or self.nnodes < 1:
-            raise ConfigError("processes per node and nodes must be at least 1", "e.g. 2 processes, 1 node")
+            raise ConfigError(
+                "processes per node and nodes must be at least 1",
+                "e.g. 2 processes, 1 node",
+                code="bad_process_count",
+            )
         if self.nproc_per_node == 1 and self.nnodes == 1:
             return []
         args = ["--nproc-per-node", str(self.nproc_per_node)]
@@ -63,7 +71,7 @@ def build_devices_group(ctx: Any) -> list[Any]:
     """The group's widgets, in the order Devices.from_widgets reads them."""
     import gradio as gr
 
-    from tunelab.webui.i18n import tr
+    from tunelab.webui.i18n import choices, tr
 
     lang, t = ctx.default_lang, ctx.translator
     with gr.Accordion(tr("acc.devices", lang), open=False) as acc:
@@ -75,11 +83,17 @@ def build_devices_group(ctx: Any) -> list[Any]:
                     "lbl.nproc_per_node",
                 ),
                 t.label(gr.Number(1, precision=0, minimum=1, label=tr("lbl.nnodes", lang)), "lbl.nnodes"),
-                t.label(
-                    gr.Dropdown(
-                        list(DEEPSPEED_CHOICES), value="none", label=tr("lbl.deepspeed_preset", lang)
+                t.choices(
+                    t.label(
+                        gr.Dropdown(
+                            choices("choice", DEEPSPEED_CHOICES, lang),
+                            value="none",
+                            label=tr("lbl.deepspeed_preset", lang),
+                        ),
+                        "lbl.deepspeed_preset",
                     ),
-                    "lbl.deepspeed_preset",
+                    "choice",
+                    DEEPSPEED_CHOICES,
                 ),
                 t.label(gr.Checkbox(False, label=tr("lbl.offload", lang)), "lbl.offload"),
             ]

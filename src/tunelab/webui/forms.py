@@ -39,6 +39,7 @@ __all__ = [
     "to_cli_line",
     "to_yaml",
     "widget_value",
+    "unset_choice_label",
 ]
 
 Kind = Literal["choice", "bool", "int", "float", "list", "text", "mapping"]
@@ -166,7 +167,12 @@ def optional_number(shown: Any, what: str) -> float | None:
     try:
         return float(shown)
     except (TypeError, ValueError):
-        raise ConfigError(f"{what}: {shown!r} is not a number", "type a number, or leave it empty") from None
+        raise ConfigError(
+            f"{what}: {shown!r} is not a number",
+            "type a number, or leave it empty",
+            code="not_a_number",
+            params={"what": what, "shown": repr(shown)},
+        ) from None
 
 
 def config_value(spec: FieldSpec, shown: Any) -> Any:
@@ -313,6 +319,16 @@ def number_step(spec: FieldSpec) -> float:
     return 1e-6 if spec.name in _LR_KEYS else 0.01  # a zero default: ratios, decays, LR floors
 
 
+def unset_choice_label(choices: Sequence[Any], lang: str) -> list[Any]:
+    """Dropdown choices with the NONE_CHOICE entry labelled in ``lang`` (its value stays 'none')."""
+    from tunelab.webui.i18n import tr
+
+    label = tr("choice.unset", lang)
+    return [
+        (label, NONE_CHOICE) if c == NONE_CHOICE or c == (NONE_CHOICE, NONE_CHOICE) else c for c in choices
+    ]
+
+
 def build_field(key: str, lang: str, *, label: str, **overrides: Any) -> Any:
     """A Gradio widget for config key ``key``: kind, choices, range, default and help from the schema.
 
@@ -332,7 +348,9 @@ def build_field(key: str, lang: str, *, label: str, **overrides: Any) -> Any:
     multiselect = overrides.pop("multiselect", False)
     common.update(overrides)
     if spec.kind == "choice":
-        return gr.Dropdown(choices=common.pop("choices", spec.choice_labels()), **common)
+        return gr.Dropdown(
+            choices=unset_choice_label(common.pop("choices", spec.choice_labels()), lang), **common
+        )
     if spec.kind == "bool":
         return gr.Checkbox(**common)
     if _number_in_textbox(spec):

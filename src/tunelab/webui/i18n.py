@@ -13,7 +13,7 @@ from typing import Any
 
 from tunelab.webui.i18n_texts import FIELD_LABELS, TEXTS
 
-__all__ = ["FIELD_LABELS", "LANGS", "TEXTS", "Translator", "field_label", "tr"]
+__all__ = ["FIELD_LABELS", "LANGS", "TEXTS", "Translator", "choices", "field_label", "headers", "tr", "tr_or"]
 
 LANGS = ("en", "zh")
 
@@ -23,6 +23,21 @@ def tr(key: str, lang: str, **values: Any) -> str:
     entry = TEXTS[key]
     text = entry.get(lang) or entry["en"]
     return text.format(**values) if values else text
+
+
+def tr_or(key: str, lang: str, default: str, **values: Any) -> str:
+    """TEXTS[key] in ``lang`` when it is written, else ``default`` (a value the UI shows as recorded)."""
+    return tr(key, lang, **values) if key in TEXTS else default
+
+
+def headers(names: list[str] | tuple[str, ...], lang: str) -> list[str]:
+    """Table column names in ``lang`` (col.<name> texts; a name without one, e.g. a run name, stays)."""
+    return [tr_or(f"col.{name}", lang, name) for name in names]
+
+
+def choices(prefix: str, values: list[str] | tuple[str, ...], lang: str) -> list[tuple[str, str]]:
+    """(label, value) dropdown choices: the label is TEXTS[prefix.value] in ``lang``, the value the CLI's."""
+    return [(tr_or(f"{prefix}.{value}", lang, value), value) for value in values]
 
 
 def field_label(key: str, lang: str) -> str:
@@ -36,9 +51,10 @@ def field_label(key: str, lang: str) -> str:
 @dataclass
 class _Entry:
     component: Any
-    kind: str  # "field" | "label" | "value" | "choices"
+    kind: str  # "field" | "label" | "value" | "headers" | "choices" | "placeholder"
     key: str
     info_key: str | None = None
+    extra: Any = None  # column names (headers), values (choices), format values (placeholder)
 
 
 class Translator:
@@ -62,29 +78,61 @@ class Translator:
         self._entries.append(_Entry(component, "value", key))
         return component
 
+    def headers(self, component: Any, names: list[str] | tuple[str, ...]) -> Any:
+        """A table whose column names (col.<name> texts) follow the language; switching empties it."""
+        self._entries.append(_Entry(component, "headers", "", extra=tuple(names)))
+        return component
+
+    def choices(self, component: Any, prefix: str, values: list[str] | tuple[str, ...]) -> Any:
+        """A dropdown or radio whose choice labels (prefix.<value> texts) follow the language."""
+        self._entries.append(_Entry(component, "choices", prefix, extra=tuple(values)))
+        return component
+
+    def placeholder(self, component: Any, key: str, **values: Any) -> Any:
+        """A widget whose placeholder is TEXTS[key] (filled with ``values``)."""
+        self._entries.append(_Entry(component, "placeholder", key, extra=values))
+        return component
+
     @property
     def components(self) -> list[Any]:
-        return [e.component for e in self._entries]
+        """Every registered widget once, in registration order (a widget may carry several texts)."""
+        return list({id(e.component): e.component for e in self._entries}.values())
 
     def field_keys(self) -> list[str]:
         """Config keys of every registered field widget (for the schema drift test)."""
         return [e.key for e in self._entries if e.kind == "field"]
 
     def updates(self, lang: str) -> list[Any]:
-        """One gr.update per registered widget, in registration order, for ``lang``."""
+        """One gr.update per widget of :attr:`components`, in that order, for ``lang``."""
         import gradio as gr
 
-        from tunelab.webui.forms import field_spec
-
-        out = []
+        merged: dict[int, dict[str, Any]] = {}
         for entry in self._entries:
-            if entry.kind == "field":
-                out.append(
-                    gr.update(label=field_label(entry.key, lang), info=field_spec(entry.key).help(lang))
+            merged.setdefault(id(entry.component), {}).update(self._texts(entry, lang))
+        return [gr.update(**merged[id(c)]) for c in self.components]
+
+    def _texts(self, entry: _Entry, lang: str) -> dict[str, Any]:
+        from tunelab.webui.forms import NONE_CHOICE, field_spec, unset_choice_label
+
+        if entry.kind == "field":
+            texts = {"label": field_label(entry.key, lang), "info": field_spec(entry.key).help(lang)}
+            shown = [tuple(c) for c in getattr(entry.component, "choices", None) or []]  # (label, value)
+            if any(value == NONE_CHOICE for _, value in shown):  # relabel the "unset" entry
+                texts["choices"] = unset_choice_label(
+                    [NONE_CHOICE if value == NONE_CHOICE else (label, value) for label, value in shown], lang
                 )
-            elif entry.kind == "label":
-                extra = {"info": tr(entry.info_key, lang)} if entry.info_key else {}
-                out.append(gr.update(label=tr(entry.key, lang), **extra))
-            else:
-                out.append(gr.update(value=tr(entry.key, lang)))
-        return out
+            return texts
+        if entry.kind == "label":
+            extra = {"info": tr(entry.info_key, lang)} if entry.info_key else {}
+            return {"label": tr(entry.key, lang), **extra}
+        if (
+            entry.kind == "headers"
+        ):  # the table shows its value's columns: an empty one, refilled by its next refresh
+            import pandas as pd
+
+            return {"value": pd.DataFrame(columns=headers(entry.extra, lang))}
+        if entry.kind == "choices":
+            return {"choices": choices(entry.key, entry.extra, lang)}
+        if entry.kind == "placeholder":
+            return {"placeholder": tr(entry.key, lang, **entry.extra)}
+        return {"value": tr(entry.key, lang)}

@@ -10,7 +10,7 @@ from tunelab.webui.context import UIContext, message_html
 from tunelab.webui.i18n import tr
 from tunelab.webui.jobs import Job
 
-__all__ = ["job_status_html", "poll_job", "start_job_html"]
+__all__ = ["job_status_html", "poll_job", "start_job_html", "started_html"]
 
 _KIND = {
     "finished": "ok",
@@ -27,16 +27,21 @@ def job_status_html(job: Job | None, lang: str) -> str:
     if job is None:
         return ""
     seconds = int((job.ended or time.time()) - job.started)
-    text = f"{tr(f'status.{job.status}', lang)} · {seconds} s · {job.command_line}"
+    text = f"{tr(f'status.{job.status}', lang)} · {tr('job.seconds', lang, n=seconds)}"
     if job.returncode not in (None, 0):
-        text += f" · exit {job.returncode}"
-    return message_html(text, _KIND.get(job.status, "info"))
+        text += f" · {tr('job.exit', lang, code=job.returncode)}"
+    return message_html(text + " ·", _KIND.get(job.status, "info"), code=job.command_line)
 
 
 def start_job_html(ctx: UIContext, kind: str, args: list[str], lang: str, **kw: Any) -> tuple[Job, str]:
     """Start ``tunelab <args>`` as a job of ``kind``; (job, status html)."""
     job = ctx.jobs.start(kind, args, lang=lang, **kw)
-    return job, message_html(tr("msg.started", lang, cmd=job.command_line), "info")
+    return job, started_html(job, lang)
+
+
+def started_html(job: Job, lang: str) -> str:
+    """'Started: <the command line>' as a status box (the command as <code>, not translated)."""
+    return message_html(tr("msg.started", lang, cmd="").strip(), "info", code=job.command_line)
 
 
 def poll_job(

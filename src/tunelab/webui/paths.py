@@ -58,6 +58,8 @@ class PathGuard:
                 "use a path under "
                 + ", ".join(str(r) for r in self.roots)
                 + " (start `tunelab webui --allow DIR` to add one)",
+                code="path_outside",
+                params={"key": key, "path": str(path), "roots": ", ".join(str(r) for r in self.roots)},
             )
         return Path(path).expanduser().resolve()
 

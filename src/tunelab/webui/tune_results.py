@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.webui.context import message_html, table_cell
-from tunelab.webui.i18n import tr
+from tunelab.webui.i18n import headers, tr, tr_or
 
 __all__ = [
+    "TOOL_COLUMNS",
+    "TRIAL_COLUMNS",
     "ToolView",
     "best_config",
     "output_args",
@@ -34,6 +36,8 @@ RESULT_FILE = {
     "find-batch": "find_batch.yaml",
     "lr-find": "lr_find.json",
 }
+TOOL_COLUMNS = ("key", "value", "reason")
+TRIAL_COLUMNS = ("trial", "status", "value", "params", "steps", "reason")
 _COMMENTED = re.compile(r"^([A-Za-z_][\w.]*):.*?\s#\s(.+)$")
 
 
@@ -97,6 +101,7 @@ def read_tool_result(tool: str, out_dir: Path, lang: str) -> ToolView:
         if not rows:
             return missing
         table = pd.DataFrame([{"key": k, "value": _cell(v), "reason": why} for k, v, why in rows])
+        table.columns = headers(TOOL_COLUMNS, lang)
         values = {k: v for k, v, _ in rows}
         if tool == "advise":
             return ToolView(
@@ -115,12 +120,16 @@ def read_tool_result(tool: str, out_dir: Path, lang: str) -> ToolView:
     if tool == "estimate":
         return _estimate_view(data, lang)
     suggestion = data.get("suggestion")
-    rows = [{"key": k, "value": _cell(v)} for k, v in data.items() if not isinstance(v, list)]
+    rows = [
+        {"key": tr_or(f"part.{k}", lang, k), "value": _fact(v, lang)}
+        for k, v in data.items()
+        if not isinstance(v, list)
+    ]
     plot = out_dir / "lr_find.png"
     values = {"learning_rate": float(suggestion)} if suggestion else {}
     text = tr("tool.lr_found", lang, lr=_cell(suggestion)) if suggestion else tr("tool.no_result", lang)
     return ToolView(
-        pd.DataFrame(rows),
+        pd.DataFrame(rows).rename(columns=dict(zip(TOOL_COLUMNS, headers(TOOL_COLUMNS, lang)))),
         message_html(text, "ok" if suggestion else "warn"),
         str(plot) if plot.is_file() else None,
         values,
@@ -131,12 +140,12 @@ def _estimate_view(data: dict[str, Any], lang: str) -> ToolView:
     import pandas as pd
 
     parts = [
-        {"part": k.removesuffix("_bytes"), "GB": _gb(v)}
+        {"part": tr_or(f"part.{k.removesuffix('_bytes')}", lang, k.removesuffix("_bytes")), "GB": _gb(v)}
         for k, v in data.items()
         if k.endswith("_bytes") and k != "budget_bytes"
     ]
     parts += [
-        {"part": k, "GB": _cell(v)}
+        {"part": tr_or(f"part.{k}", lang, k), "GB": _cell(v)}
         for k, v in data.items()
         if k in ("seconds_per_epoch", "tokens_per_second")
     ]
@@ -147,7 +156,9 @@ def _estimate_view(data: dict[str, Any], lang: str) -> ToolView:
         total=_gb(data.get("peak_bytes")),
         budget=_gb(data.get("budget_bytes")),
     )
-    return ToolView(pd.DataFrame(parts), message_html(verdict, "ok" if fits else "error"))
+    table = pd.DataFrame(parts, columns=["part", "GB"])
+    table.columns = headers(["part", "GB"], lang)
+    return ToolView(table, message_html(verdict, "ok" if fits else "error"))
 
 
 def _cell(value: Any) -> str:
@@ -157,6 +168,13 @@ def _cell(value: Any) -> str:
     return table_cell(value)
 
 
+def _fact(value: Any, lang: str) -> str:
+    """A cell of a tool's facts: yes/no for a flag (in ``lang``), else as :func:`_cell` shows it."""
+    if isinstance(value, bool):
+        return tr("bool.true" if value else "bool.false", lang)
+    return _cell(value)
+
+
 def _gb(value: Any) -> str:
     return f"{value / 1e9:.3f}" if isinstance(value, (int, float)) else "-"
 
@@ -164,8 +182,9 @@ def _gb(value: Any) -> str:
 # ---- studies ------------------------------------------------------------------------------------
 
 
-def trial_table(study_dir: Path) -> Any:
-    """One row per trial: finished ones from trial.json, running ones from their training log."""
+def trial_table(study_dir: Path, lang: str = "en") -> Any:
+    """One row per trial: finished ones from trial.json, running ones from their training log
+    (columns and statuses in ``lang``)."""
     import pandas as pd
 
     from tunelab.runs.rundir import RunDir
@@ -179,7 +198,7 @@ def trial_table(study_dir: Path) -> Any:
             rows.append(
                 {
                     "trial": outcome.number,
-                    "status": outcome.status,
+                    "status": tr_or(f"state.{outcome.status}", lang, outcome.status),
                     "value": _cell(outcome.value),
                     "params": ", ".join(f"{k}={_cell(v)}" for k, v in outcome.params.items()),
                     "steps": f"{outcome.steps or 0}/{outcome.total_steps or '?'}",
@@ -194,14 +213,16 @@ def trial_table(study_dir: Path) -> Any:
                 "trial": int(folder.name.split("-")[1])
                 if folder.name.split("-")[1].isdigit()
                 else folder.name,
-                "status": "running",
+                "status": tr_or("state.running", lang, "running"),
                 "value": _cell(last.get("eval_loss", last.get("loss"))),
                 "params": folder.name.partition("-")[2].partition("-")[2],
                 "steps": f"{last.get('current_steps', 0)}/{last.get('total_steps', '?')}",
                 "reason": "",
             }
         )
-    return pd.DataFrame(rows, columns=["trial", "status", "value", "params", "steps", "reason"])
+    frame = pd.DataFrame(rows, columns=list(TRIAL_COLUMNS))
+    frame.columns = headers(TRIAL_COLUMNS, lang)
+    return frame
 
 
 def study_plots(study_dir: Path) -> list[str]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from tunelab.runs.plots import smooth
 from tunelab.runs.rundir import RunDir
-from tunelab.webui.i18n import tr
+from tunelab.webui.i18n import TEXTS, tr, tr_or
 
 __all__ = ["Progress", "curve_figure", "curve_frame", "events_html", "read_progress"]
 
@@ -43,9 +43,9 @@ class Progress:
         if self.remaining:
             parts.append(tr("progress.eta", lang, t=self.remaining))
         if self.loss is not None:
-            parts.append(f"loss {self.loss:.4f}")
+            parts.append(tr("progress.loss", lang, v=f"{self.loss:.4f}"))
         if self.eval_loss is not None:
-            parts.append(f"eval_loss {self.eval_loss:.4f}")
+            parts.append(tr("progress.eval_loss", lang, v=f"{self.eval_loss:.4f}"))
         return " · ".join(parts)
 
 
@@ -112,16 +112,21 @@ _COLORS = (
 )
 
 
-def curve_figure(frame: Any, *, title: str, ylabel: str, log_y: bool = False) -> Any:
+def curve_figure(frame: Any, *, title: str, ylabel: str, log_y: bool = False, lang: str = "en") -> Any:
     """A matplotlib Figure of a long-format frame (step, value, series): one line per series.
 
     Series named "... (smoothed)" are drawn solid over their faint raw series; "eval" series get
-    markers, since evaluations are sparse. Returns None when there is nothing to draw yet.
+    markers, since evaluations are sparse. Legend entries and the step axis are in ``lang``.
+    Returns None when there is nothing to draw yet.
     """
     if frame is None or len(frame) == 0:
         return None
     from matplotlib.figure import Figure
 
+    from tunelab.runs.fonts import use_cjk_fallback
+    from tunelab.runs.plot_texts import plot_text, series_label
+
+    use_cjk_fallback()  # Chinese labels render instead of boxes
     fig = Figure(figsize=(7, 3.6), dpi=100)
     ax = fig.add_subplot()
     names = list(dict.fromkeys(frame["series"]))
@@ -131,14 +136,14 @@ def curve_figure(frame: Any, *, title: str, ylabel: str, log_y: bool = False) ->
         base = name.removesuffix(" (smoothed)")
         color = _COLORS[bases.index(base) % len(_COLORS)] if base in bases else _COLORS[0]
         smoothed_exists = f"{name} (smoothed)" in names
-        style: dict[str, Any] = {"color": color, "label": name}
+        style: dict[str, Any] = {"color": color, "label": series_label(name, lang)}
         if "eval" in name:
             style.update(marker="o", markersize=4)
         elif smoothed_exists:
             style.update(alpha=0.3)
         ax.plot(part["step"], part["value"], **style)
     ax.set_title(title)
-    ax.set_xlabel("step")
+    ax.set_xlabel(plot_text("step", lang))
     ax.set_ylabel(ylabel)
     if log_y:
         ax.set_yscale("log")
@@ -163,14 +168,25 @@ def events_html(run_dir: str | Path | None, lang: str, *, limit: int = 12) -> st
         action = str(event.get("action") or "")
         severity = _SEVERITY.get(action, "info")
         step = event.get("step")
+        kind = str(event.get("kind", ""))
         head = (
-            f"{event.get('kind', '')}"
-            + (f" · {action}" if action else "")
-            + (f" · step {step}" if step is not None else "")
+            tr_or(f"event.{kind}", lang, kind)
+            + (f" · {tr_or(f'action.{action}', lang, action)}" if action else "")
+            + (f" · {tr('event.step', lang, step=step)}" if step is not None else "")
         )
         items.append(
             f"<div class='tl-event tl-{severity}'><b>{html.escape(head)}</b> "
-            f"<span>{html.escape(str(event.get('message', '')))}</span></div>"
+            f"<span>{html.escape(_event_message(event, lang))}</span></div>"
         )
     title = html.escape(tr("events.title", lang, n=len(events)))
     return f"<div class='tl-events'><div class='tl-events-title'>{title}</div>{''.join(items)}</div>"
+
+
+def _event_message(event: dict[str, Any], lang: str) -> str:
+    """An event's message: events.jsonl keeps English; the kinds with their facts recorded are rendered
+    again in ``lang`` (others, e.g. a health finding, show as the run wrote them)."""
+    kind, message = str(event.get("kind", "")), str(event.get("message", ""))
+    if lang == "en" or f"eventmsg.{kind}" not in TEXTS:
+        return message
+    checkpoint = Path(str(event.get("checkpoint") or "-")).name
+    return tr(f"eventmsg.{kind}", lang, step=event.get("step", "-"), checkpoint=checkpoint)

@@ -162,6 +162,13 @@ def build(ctx: UIContext) -> dict[str, Any]:
         [w["status"], w["engine"]],
     )
     w["unload"].click(unload_model, [ctx.lang, w["engine"]], [w["status"], w["engine"]])
+    ctx.lang.change(
+        lambda lang, engine: (
+            gr.update() if engine is not None else message_html(tr("chat.none_loaded", lang), "info")
+        ),
+        [ctx.lang, w["engine"]],
+        w["status"],
+    )  # the first status line follows the language until a model is loaded
 
     def send(engine, lang, message, history, system, temperature, top_p, max_new_tokens):  # noqa: ANN001, ANN202
         yield from stream_reply(engine, lang, message, history, system, temperature, top_p, max_new_tokens)

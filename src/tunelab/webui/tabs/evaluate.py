@@ -12,7 +12,7 @@ from tunelab.errors import TunelabError
 from tunelab.webui.benchmark_field import benchmark_choices, check_benchmark, describe_benchmark
 from tunelab.webui.context import UIContext, error_html, table_cell
 from tunelab.webui.forms import form_to_flat, to_yaml
-from tunelab.webui.i18n import tr
+from tunelab.webui.i18n import choices, headers, tr
 from tunelab.webui.jobview import poll_job, start_job_html
 
 __all__ = ["BENCHMARK_KEYS", "EVAL_KEYS", "build", "eval_results", "start_eval"]
@@ -26,6 +26,7 @@ EVAL_KEYS = (
 )
 NO_COMPARE = "none"
 PREDICTIONS_FILE = "generated_predictions.jsonl"
+PREDICTION_COLUMNS = ("prompt", "label", "predict")
 
 
 def start_eval(
@@ -71,8 +72,9 @@ def _metrics_of(folder: Path) -> dict[str, Any]:
         return {}
 
 
-def eval_results(save_dir: str | None, *, n_samples: int = 20) -> tuple[Any, Any]:
-    """(metrics table — two models side by side with deltas in compare mode —, sample predictions)."""
+def eval_results(save_dir: str | None, *, n_samples: int = 20, lang: str = "en") -> tuple[Any, Any]:
+    """(metrics table — two models side by side with deltas in compare mode —, sample predictions),
+    column names in ``lang``."""
     import pandas as pd
 
     if not save_dir:
@@ -107,7 +109,10 @@ def eval_results(save_dir: str | None, *, n_samples: int = 20) -> tuple[Any, Any
             except json.JSONDecodeError:
                 continue
             rows.append({k: str(row.get(k, ""))[:400] for k in ("prompt", "label", "predict")})
-    return table, pd.DataFrame(rows, columns=["prompt", "label", "predict"])
+    table = table.rename(columns={c: headers([c], lang)[0] for c in ("metric", "value", "delta")})
+    return table, pd.DataFrame(rows, columns=list(PREDICTION_COLUMNS)).set_axis(
+        headers(PREDICTION_COLUMNS, lang), axis=1
+    )
 
 
 def build(ctx: UIContext) -> dict[str, Any]:
@@ -134,7 +139,7 @@ def build(ctx: UIContext) -> dict[str, Any]:
             if row == ("save_dir",):
                 w["compare"] = t.label(
                     gr.Dropdown(
-                        choices=[NO_COMPARE, "base"],
+                        choices=choices("compare", (NO_COMPARE, "base"), lang),
                         value=NO_COMPARE,
                         allow_custom_value=True,
                         label=tr("lbl.compare_with", lang),
@@ -153,24 +158,30 @@ def build(ctx: UIContext) -> dict[str, Any]:
         )
         w["abort"] = t.value(gr.Button(tr("btn.abort", lang), variant="stop"), "btn.abort")
     w["status"] = gr.HTML("", elem_id="tl-eval-status")
-    w["metrics"] = t.label(
-        gr.Dataframe(
-            headers=["metric", "value"],
-            label=tr("lbl.metrics", lang),
-            interactive=False,
-            elem_id="tl-eval-metrics",
+    w["metrics"] = t.headers(
+        t.label(
+            gr.Dataframe(
+                headers=headers(["metric", "value"], lang),
+                label=tr("lbl.metrics", lang),
+                interactive=False,
+                elem_id="tl-eval-metrics",
+            ),
+            "lbl.metrics",
         ),
-        "lbl.metrics",
+        ["metric", "value"],
     )
-    w["predictions"] = t.label(
-        gr.Dataframe(
-            headers=["prompt", "label", "predict"],
-            label=tr("lbl.predictions", lang),
-            interactive=False,
-            wrap=True,
-            column_widths=["40%", "30%", "30%"],
+    w["predictions"] = t.headers(
+        t.label(
+            gr.Dataframe(
+                headers=headers(PREDICTION_COLUMNS, lang),
+                label=tr("lbl.predictions", lang),
+                interactive=False,
+                wrap=True,
+                column_widths=["40%", "30%", "30%"],
+            ),
+            "lbl.predictions",
         ),
-        "lbl.predictions",
+        PREDICTION_COLUMNS,
     )
     w["log"] = t.label(
         gr.Textbox(label=tr("lbl.log", lang), lines=6, max_lines=12, autoscroll=True), "lbl.log"
@@ -179,15 +190,15 @@ def build(ctx: UIContext) -> dict[str, Any]:
     w["timer"] = gr.Timer(1.5, active=False)
     dataset_widget = settings[keys.index("eval_dataset")]
 
-    def refresh_choices(dataset_dir: str) -> list[Any]:
+    def refresh_choices(lang: str, dataset_dir: str) -> list[Any]:
         runs = [r for r in adapter_choices(ctx.runs_dir) if "checkpoint-" not in Path(r).name]
         return [
             gr.update(choices=dataset_choices(dataset_dir)),
-            gr.update(choices=[NO_COMPARE, "base", *runs]),
+            gr.update(choices=[*choices("compare", (NO_COMPARE, "base"), lang), *runs]),
         ]
 
     ctx.fields["dataset_dir"].change(
-        refresh_choices, ctx.fields["dataset_dir"], [dataset_widget, w["compare"]]
+        refresh_choices, [ctx.lang, ctx.fields["dataset_dir"]], [dataset_widget, w["compare"]]
     )
     # datasets added meanwhile (the Train tab's upload) appear when the list is opened
     dataset_widget.focus(
@@ -199,6 +210,7 @@ def build(ctx: UIContext) -> dict[str, Any]:
     )
     for widget in (task_widget, task_dir_widget):
         widget.change(describe_benchmark, [task_widget, task_dir_widget, ctx.lang], w["bench_info"])
+    ctx.lang.change(refresh_choices, [ctx.lang, ctx.fields["dataset_dir"]], [dataset_widget, w["compare"]])
 
     def on_start(lang: str, compare: str, *values: Any) -> list[Any]:
         job_id, status = start_eval(
@@ -214,7 +226,7 @@ def build(ctx: UIContext) -> dict[str, Any]:
     w["abort"].click(lambda job_id: ctx.jobs.abort(job_id) and None, w["job_id"], None)
 
     def on_tick(lang: str, job_id: str | None) -> list[Any]:
-        return poll_job(ctx, lang, job_id, 2, lambda job: list(eval_results(job.run_dir)))
+        return poll_job(ctx, lang, job_id, 2, lambda job: list(eval_results(job.run_dir, lang=lang)))
 
     w["timer"].tick(
         on_tick,
@@ -222,7 +234,7 @@ def build(ctx: UIContext) -> dict[str, Any]:
         [w["status"], w["log"], w["metrics"], w["predictions"], w["timer"]],
         show_progress="hidden",
     )
-    w["on_load"] = [(refresh_choices, [ctx.fields["dataset_dir"]], [dataset_widget, w["compare"]])]
+    w["on_load"] = [(refresh_choices, [ctx.lang, ctx.fields["dataset_dir"]], [dataset_widget, w["compare"]])]
 
     def reattach() -> list[Any]:
         job = ctx.jobs.latest("eval", running=True)

@@ -15,7 +15,7 @@ from typing import Any
 from tunelab.errors import TunelabError
 from tunelab.webui.context import UIContext, error_html, message_html
 from tunelab.webui.forms import config_keys, form_to_flat, to_yaml
-from tunelab.webui.i18n import tr
+from tunelab.webui.i18n import headers, tr
 from tunelab.webui.jobview import poll_job, start_job_html
 
 __all__ = ["EXPORT_KEYS", "build", "export_report", "start_export"]
@@ -123,16 +123,17 @@ def export_report(ctx: UIContext, lang: str, export_dir: str | None) -> tuple[An
         "format": report.get("format"),
         "dtype": report.get("dtype"),
         "n_shards": report.get("n_shards"),
-        "size (MB)": f"{report.get('total_bytes', 0) / 1e6:.1f}",
+        "size": f"{report.get('total_bytes', 0) / 1e6:.1f}",
         "device": report.get("device"),
         "quantization_bit": report.get("quantization_bit"),
         "quantization_method": report.get("quantization_method"),
-        "calibration": _calibration_fact(report.get("calibration")),
+        "calibration": _calibration_fact(report.get("calibration"), lang),
         "hub_model_id": report.get("hub_model_id"),
         "chat_template": report.get("chat_template"),
         "base_model": (report.get("source") or {}).get("base_model"),
     }
-    table = pd.DataFrame([{"key": k, "value": "" if v is None else str(v)} for k, v in facts.items()])
+    rows = [{"key": tr(f"fact.{k}", lang), "value": "" if v is None else str(v)} for k, v in facts.items()]
+    table = pd.DataFrame(rows, columns=["key", "value"]).set_axis(headers(["key", "value"], lang), axis=1)
     pushed = _push_html(report.get("hub_push"), lang)
     check = report.get("verification")
     if not check:
@@ -164,10 +165,16 @@ def _push_html(outcome: dict[str, Any] | None, lang: str) -> str:
     return message_html(text, "error")
 
 
-def _calibration_fact(calibration: dict[str, Any] | None) -> str | None:
+def _calibration_fact(calibration: dict[str, Any] | None, lang: str) -> str | None:
     if not calibration:
         return None
-    return f"{calibration.get('n_samples')} x {calibration.get('dataset')} (<= {calibration.get('maxlen')} tokens)"
+    return tr(
+        "fact.calibration_value",
+        lang,
+        n=calibration.get("n_samples"),
+        dataset=calibration.get("dataset"),
+        maxlen=calibration.get("maxlen"),
+    )
 
 
 def build(ctx: UIContext) -> dict[str, Any]:
@@ -222,9 +229,16 @@ def build(ctx: UIContext) -> dict[str, Any]:
     )
     w["status"] = gr.HTML("", elem_id="tl-export-status")
     w["verdict"] = gr.HTML("", elem_id="tl-export-verdict")
-    w["report"] = t.label(
-        gr.Dataframe(headers=["key", "value"], label=tr("lbl.export_report", lang), interactive=False),
-        "lbl.export_report",
+    w["report"] = t.headers(
+        t.label(
+            gr.Dataframe(
+                headers=headers(["key", "value"], lang),
+                label=tr("lbl.export_report", lang),
+                interactive=False,
+            ),
+            "lbl.export_report",
+        ),
+        ["key", "value"],
     )
     w["log"] = t.label(
         gr.Textbox(
@@ -240,6 +254,7 @@ def build(ctx: UIContext) -> dict[str, Any]:
         return gr.update(choices=[(tr("export.topbar_source", lang), TOPBAR_SOURCE), *runs])
 
     w["refresh"].click(sources, ctx.lang, w["source"])
+    ctx.lang.change(sources, ctx.lang, w["source"])
 
     def on_start(lang: str, source: str, private: bool, token: str, *values: Any) -> list[Any]:
         job_id, status = start_export(

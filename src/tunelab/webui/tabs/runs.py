@@ -7,7 +7,7 @@ from typing import Any
 
 from tunelab.errors import TunelabError
 from tunelab.webui.context import UIContext, error_html, table_cell
-from tunelab.webui.i18n import tr
+from tunelab.webui.i18n import headers, tr, tr_or
 from tunelab.webui.watch import curve_figure, curve_frame
 
 __all__ = ["build", "compare", "run_table"]
@@ -15,8 +15,8 @@ __all__ = ["build", "compare", "run_table"]
 _COLUMNS = ("run", "status", "stage", "method", "model", "steps", "train_loss", "eval_loss", "when")
 
 
-def run_table(ctx: UIContext) -> tuple[Any, list[str]]:
-    """(DataFrame of the runs, newest first; their paths) via tunelab.runs.listing."""
+def run_table(ctx: UIContext, lang: str = "en") -> tuple[Any, list[str]]:
+    """(DataFrame of the runs, newest first, columns and statuses in ``lang``; their paths) via tunelab.runs.listing."""
     import pandas as pd
 
     from tunelab.runs.listing import list_runs
@@ -28,7 +28,7 @@ def run_table(ctx: UIContext) -> tuple[Any, list[str]]:
     rows = [
         {
             "run": r.name,
-            "status": r.status,
+            "status": tr_or(f"state.{r.status}", lang, r.status),
             "stage": r.stage or "",
             "method": r.method or "",
             "model": r.model or "",
@@ -39,7 +39,9 @@ def run_table(ctx: UIContext) -> tuple[Any, list[str]]:
         }
         for r in runs
     ]
-    return pd.DataFrame(rows, columns=list(_COLUMNS)), [str(r.path) for r in runs]
+    frame = pd.DataFrame(rows, columns=list(_COLUMNS))
+    frame.columns = headers(_COLUMNS, lang)
+    return frame, [str(r.path) for r in runs]
 
 
 def compare(ctx: UIContext, lang: str, names: list[str] | None) -> tuple[Any, Any, Any, str]:
@@ -65,23 +67,26 @@ def compare(ctx: UIContext, lang: str, names: list[str] | None) -> tuple[Any, An
         frame = curve_frame(rows, {"loss": f"{run.name} train", "eval_loss": f"{run.name} eval"})
         frames.append(frame)
     curves = curve_figure(
-        pd.concat(frames, ignore_index=True), title=tr("lbl.compare_curves", lang), ylabel="loss"
+        pd.concat(frames, ignore_index=True),
+        title=tr("lbl.compare_curves", lang),
+        ylabel=tr("plot.loss", lang),
+        lang=lang,
     )
     labels = [r.name for r in result.runs]
     metrics = pd.DataFrame(
         [
-            {"metric": k, **{n: table_cell(v) for n, v in zip(labels, vals)}}
+            {tr("col.metric", lang): k, **{n: table_cell(v) for n, v in zip(labels, vals)}}
             for k, vals in result.metrics.items()
         ]
     )
     diffs = pd.DataFrame(
         [
-            {"key": k, **{n: table_cell(v) for n, v in zip(labels, vals)}}
+            {tr("col.key", lang): k, **{n: table_cell(v) for n, v in zip(labels, vals)}}
             for k, vals in result.differences.items()
         ]
     )
     if diffs.empty:
-        diffs = pd.DataFrame([{"key": tr("runs.no_diff", lang)}])
+        diffs = pd.DataFrame([{tr("col.key", lang): tr("runs.no_diff", lang)}])
     return curves, metrics, diffs, ""
 
 
@@ -114,7 +119,10 @@ def build(ctx: UIContext) -> dict[str, Any]:
         )
     w["table"] = t.label(
         gr.Dataframe(
-            headers=list(_COLUMNS), label=tr("lbl.runs", lang), interactive=False, elem_id="tl-runs-table"
+            headers=headers(_COLUMNS, lang),
+            label=tr("lbl.runs", lang),
+            interactive=False,
+            elem_id="tl-runs-table",
         ),
         "lbl.runs",
     )
@@ -124,27 +132,29 @@ def build(ctx: UIContext) -> dict[str, Any]:
         "lbl.compare_curves",
     )
     with gr.Row():
-        w["metrics"] = t.label(
-            gr.Dataframe(headers=["metric"], label=tr("lbl.metrics", lang), interactive=False), "lbl.metrics"
+        metrics = gr.Dataframe(
+            headers=headers(["metric"], lang), label=tr("lbl.metrics", lang), interactive=False
         )
-        w["diffs"] = t.label(
-            gr.Dataframe(headers=["key"], label=tr("lbl.config_diff", lang), interactive=False),
-            "lbl.config_diff",
+        w["metrics"] = t.headers(t.label(metrics, "lbl.metrics"), ["metric"])
+        diffs = gr.Dataframe(
+            headers=headers(["key"], lang), label=tr("lbl.config_diff", lang), interactive=False
         )
+        w["diffs"] = t.headers(t.label(diffs, "lbl.config_diff"), ["key"])
 
-    def refresh(current: list[str] | None) -> list[Any]:
-        table, paths = run_table(ctx)
+    def refresh(lang: str, current: list[str] | None) -> list[Any]:
+        table, paths = run_table(ctx, lang)
         names = [
             str(Path(p).relative_to(ctx.runs_dir)) if Path(p).is_relative_to(ctx.runs_dir) else p
             for p in paths
         ]
         return [table, gr.update(choices=names, value=[c for c in current or [] if c in names])]
 
-    w["refresh"].click(refresh, w["pick"], [w["table"], w["pick"]])
+    w["refresh"].click(refresh, [ctx.lang, w["pick"]], [w["table"], w["pick"]])
+    ctx.lang.change(refresh, [ctx.lang, w["pick"]], [w["table"], w["pick"]])  # headers and statuses
     w["compare"].click(
         lambda lang, names: compare(ctx, lang, names),
         [ctx.lang, w["pick"]],
         [w["curves"], w["metrics"], w["diffs"], w["status"]],
     )
-    w["on_load"] = [(refresh, [w["pick"]], [w["table"], w["pick"]])]
+    w["on_load"] = [(refresh, [ctx.lang, w["pick"]], [w["table"], w["pick"]])]
     return w

@@ -18,7 +18,8 @@ from tunelab.runs.rundir import RunDir
 from tunelab.webui.context import UIContext, error_html, message_html
 from tunelab.webui.devices import Devices, build_devices_group
 from tunelab.webui.forms import flat_to_form, minimal_flat, to_cli_line, to_yaml
-from tunelab.webui.i18n import tr
+from tunelab.webui.i18n import tr, tr_or
+from tunelab.webui.jobview import started_html
 from tunelab.webui.watch import curve_figure, curve_frame, events_html, read_progress
 
 __all__ = [
@@ -192,7 +193,7 @@ def start_training(
     config_path.parent.mkdir(parents=True, exist_ok=True)
     config_path.write_text(dump_config(config), encoding="utf-8")
     job = ctx.jobs.start("train", ["train", str(config_path), *launch], run_dir=run_dir, lang=lang)
-    return job.id, flat["output_dir"], message_html(tr("msg.started", lang, cmd=job.command_line), "info")
+    return job.id, flat["output_dir"], started_html(job, lang)
 
 
 def abort_training(ctx: UIContext, lang: str, job_id: str | None) -> str:
@@ -249,12 +250,14 @@ def poll_training(ctx: UIContext, lang: str, job_id: str | None) -> dict[str, An
         "loss": curve_figure(
             curve_frame(rows, {"loss": "train", "eval_loss": "eval"}, smoothed="train (smoothed)"),
             title=tr("lbl.loss_plot", lang),
-            ylabel="loss",
+            ylabel=tr("plot.loss", lang),
+            lang=lang,
         ),
         "lr": curve_figure(
             curve_frame(rows, {"learning_rate": "learning rate"}),
             title=tr("lbl.lr_plot", lang),
-            ylabel="learning rate",
+            ylabel=tr("plot.learning_rate", lang),
+            lang=lang,
         ),
         "events": events_html(job.run_dir if job else None, lang),
         "log": ctx.jobs.log_tail(job),
@@ -279,7 +282,10 @@ def preview_dataset(ctx: UIContext, lang: str, values: list[Any]) -> str:
         return error_html(exc, lang)
     stats = report.stats
     facts = {k: v for k, v in vars(stats).items() if isinstance(v, (int, float, str)) and k != "cutoff_len"}
-    head = " · ".join(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}" for k, v in facts.items())
+    head = " · ".join(
+        f"{tr_or(f'stat.{k}', lang, k)}: " + (f"{v:.4g}" if isinstance(v, float) else str(v))
+        for k, v in facts.items()
+    )
     samples = []
     for sample in report.samples:
         parts = "".join(
@@ -289,13 +295,13 @@ def preview_dataset(ctx: UIContext, lang: str, values: list[Any]) -> str:
             for text, learned in sample.segments
         )
         note = tr("preview.sample", lang, n=sample.n_tokens, learned=sample.n_learned)
-        note = f"{sample.role} · {note}" if sample.role else note
+        note = f"{tr_or(f'role.{sample.role}', lang, sample.role)} · {note}" if sample.role else note
         samples.append(
             f"<div class='tl-sample'><div class='tl-sample-head'>{html.escape(note)}</div><pre>{parts}</pre></div>"
         )
     legend = html.escape(tr("preview.legend", lang))
     return (
-        f"<div class='tl-preview'><div><b>{html.escape(report.template)}</b> · cutoff_len {report.cutoff_len} · "
+        f"<div class='tl-preview'><div><b>{html.escape(report.template)}</b> · {tr('preview.cutoff', lang, n=report.cutoff_len)} · "
         f"{html.escape(head)}</div><div class='tl-legend'>{legend}</div>{''.join(samples)}{check}</div>"
     )
 
@@ -347,7 +353,11 @@ def build_train_tab(ctx: UIContext) -> dict[str, Any]:
                         ctx.field(key)
     w["devices"] = build_devices_group(ctx)
     with gr.Row():
-        ctx.field("output_dir", scale=2, placeholder=str(ctx.runs_dir / "<stage>-<method>-<time>"))
+        t.placeholder(
+            ctx.field("output_dir", scale=2, placeholder=tr("ph.output_dir", lang, runs=ctx.runs_dir)),
+            "ph.output_dir",
+            runs=ctx.runs_dir,
+        )
         w["config_path"] = t.label(
             gr.Textbox(
                 value="configs/webui.yaml",

@@ -15,7 +15,7 @@ from tunelab.errors import TunelabError
 from tunelab.webui import tune_results as results
 from tunelab.webui.context import UIContext, error_html, message_html
 from tunelab.webui.forms import UNSET_PLACEHOLDER, flat_to_form, optional_number, to_yaml
-from tunelab.webui.i18n import tr
+from tunelab.webui.i18n import choices, headers, tr
 from tunelab.webui.jobview import job_status_html, poll_job, start_job_html
 
 __all__ = ["TOOLS", "apply_flat", "build", "start_study", "start_tool", "tool_args"]
@@ -152,10 +152,14 @@ def build(ctx: UIContext) -> dict[str, Any]:
     with gr.Row():
         w["task"] = t.label(
             gr.Dropdown(
-                choices=list(TASKS), value="auto", label=tr("lbl.task", lang), elem_id="tl-tune-task"
+                choices=choices("task", TASKS, lang),
+                value="auto",
+                label=tr("lbl.task", lang),
+                elem_id="tl-tune-task",
             ),
             "lbl.task",
         )
+        t.choices(w["task"], "task", TASKS)
         w["gpu_mem"] = t.label(
             gr.Textbox(  # not gr.Number, which shows an unset value as 0
                 value="",
@@ -195,15 +199,18 @@ def build(ctx: UIContext) -> dict[str, Any]:
     w["tool_status"] = gr.HTML("", elem_id="tl-tune-tool-status")
     with gr.Row():
         with gr.Column(scale=3):
-            w["tool_table"] = t.label(
-                gr.Dataframe(
-                    headers=["key", "value", "reason"],
-                    label=tr("lbl.tool_result", lang),
-                    interactive=False,
-                    wrap=True,
-                    elem_id="tl-tune-table",
+            w["tool_table"] = t.headers(
+                t.label(
+                    gr.Dataframe(
+                        headers=headers(results.TOOL_COLUMNS, lang),
+                        label=tr("lbl.tool_result", lang),
+                        interactive=False,
+                        wrap=True,
+                        elem_id="tl-tune-table",
+                    ),
+                    "lbl.tool_result",
                 ),
-                "lbl.tool_result",
+                results.TOOL_COLUMNS,
             )
             w["tool_summary"] = gr.HTML("", elem_id="tl-tune-summary")
         with gr.Column(scale=2):
@@ -233,7 +240,7 @@ def build(ctx: UIContext) -> dict[str, Any]:
         with gr.Row():
             w["mode"] = t.label(
                 gr.Radio(
-                    choices=list(STUDY_MODES),
+                    choices=choices("mode", STUDY_MODES, lang),
                     value="tune",
                     label=tr("lbl.study_mode", lang),
                     info=tr("info.study_mode", lang),
@@ -242,6 +249,7 @@ def build(ctx: UIContext) -> dict[str, Any]:
                 "lbl.study_mode",
                 "info.study_mode",
             )
+            t.choices(w["mode"], "mode", STUDY_MODES)
             w["spec"] = t.label(
                 gr.Textbox(
                     lines=2,
@@ -277,14 +285,17 @@ def build(ctx: UIContext) -> dict[str, Any]:
                 "btn.apply_best",
             )
         w["study_status"] = gr.HTML("", elem_id="tl-study-status")
-        w["trials"] = t.label(
-            gr.Dataframe(
-                headers=["trial", "status", "value", "params", "steps", "reason"],
-                label=tr("lbl.trials", lang),
-                interactive=False,
-                elem_id="tl-study-trials-table",
+        w["trials"] = t.headers(
+            t.label(
+                gr.Dataframe(
+                    headers=headers(results.TRIAL_COLUMNS, lang),
+                    label=tr("lbl.trials", lang),
+                    interactive=False,
+                    elem_id="tl-study-trials-table",
+                ),
+                "lbl.trials",
             ),
-            "lbl.trials",
+            results.TRIAL_COLUMNS,
         )
         w["study_plots"] = t.label(
             gr.Gallery(
@@ -396,7 +407,7 @@ def build(ctx: UIContext) -> dict[str, Any]:
     def study_tick(lang: str, job_id: str | None) -> list[Any]:
         job = ctx.jobs.get(job_id)
         study = Path(job.run_dir) if job and job.run_dir else None
-        table = results.trial_table(study) if study else None
+        table = results.trial_table(study, lang) if study else None
         plots = results.study_plots(study) if study else []
         done = job is not None and not job.running
         best = bool(study and done and results.best_config(study) is not None)
