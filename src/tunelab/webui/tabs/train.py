@@ -14,11 +14,12 @@ from typing import Any
 
 from tunelab.config import dump_config
 from tunelab.errors import TunelabError
+from tunelab.runs.resume import ExistingRunError, resume_point
 from tunelab.runs.rundir import RunDir
 from tunelab.webui.context import UIContext, error_html, message_html
 from tunelab.webui.devices import Devices, build_devices_group
-from tunelab.webui.forms import flat_to_form, minimal_flat, to_cli_line, to_yaml
-from tunelab.webui.i18n import tr
+from tunelab.webui.forms import NONE_CHOICE, flat_to_form, minimal_flat, to_cli_line, to_yaml
+from tunelab.webui.i18n import field_label, tr
 from tunelab.webui.watch import curve_figure, curve_frame, events_html, read_progress
 
 __all__ = [
@@ -36,7 +37,9 @@ __all__ = [
     "poll_training",
     "preview_command",
     "preview_dataset",
+    "resume_choices",
     "save_form_config",
+    "start_job",
     "start_training",
 ]
 
@@ -187,11 +190,62 @@ def start_training(
     except TunelabError as exc:
         return None, str(flat.get("output_dir", "")) if "flat" in locals() else "", error_html(exc, lang)
     run_dir = (ctx.jobs.cwd / flat["output_dir"]).resolve()
+    refusal = check_output_dir(ctx, lang, config, run_dir)
+    if refusal:
+        return None, flat["output_dir"], refusal
+    job = start_job(ctx, lang, config, run_dir, launch)
+    return job.id, flat["output_dir"], message_html(tr("msg.started", lang, cmd=job.command_line), "info")
+
+
+def start_job(ctx: UIContext, lang: str, config: Any, run_dir: Path, launch: list[str]) -> Any:
+    """Write ``config`` among the UI's generated configs and run `tunelab train` on it; the Job."""
     config_path = ctx.state_dir / "configs" / f"{run_dir.name}.yaml"
     config_path.parent.mkdir(parents=True, exist_ok=True)
     config_path.write_text(dump_config(config), encoding="utf-8")
-    job = ctx.jobs.start("train", ["train", str(config_path), *launch], run_dir=run_dir, lang=lang)
-    return job.id, flat["output_dir"], message_html(tr("msg.started", lang, cmd=job.command_line), "info")
+    return ctx.jobs.start("train", ["train", str(config_path), *launch], run_dir=run_dir, lang=lang)
+
+
+def check_output_dir(ctx: UIContext, lang: str, config: Any, run_dir: Path) -> str:
+    """Why `tunelab train` would refuse ``run_dir`` (as status html), or "" when it can start.
+
+    The same decision the trainer takes when it starts (tunelab.runs.resume), taken here before a
+    job is launched: an output dir holding a run, with neither resume nor overwrite chosen, is
+    refused at once with the two controls named, instead of by the job 20 seconds later.
+    """
+    resume, overwrite = field_label("resume_from_checkpoint", lang), field_label("overwrite_output_dir", lang)
+    wanted, clear = config.training.resume_from_checkpoint, config.output.overwrite_output_dir
+    if wanted and clear:
+        return message_html(tr("msg.resume_and_overwrite", lang, resume=resume, overwrite=overwrite), "error")
+    try:
+        if wanted and wanted != "auto":
+            wanted = str(ctx.guard.check(ctx.jobs.cwd / wanted, "resume_from_checkpoint"))  # the job's folder
+        resume_point(RunDir(run_dir), wanted, overwrite=clear)
+    except ExistingRunError as exc:
+        what = (
+            tr("run.finished_what", lang)
+            if exc.checkpoint is None
+            else tr("run.checkpoints_what", lang, name=exc.checkpoint.name)
+        )
+        text = tr("msg.run_exists", lang, dir=str(exc.run_dir), what=what, resume=resume,
+                  auto=tr("resume.auto", lang), overwrite=overwrite)  # fmt: skip
+        return message_html(text, "error")
+    except TunelabError as exc:
+        return error_html(exc, lang)
+    return ""
+
+
+def resume_choices(ctx: UIContext, lang: str, output_dir: str | None) -> list[tuple[str, str]]:
+    """The Resume dropdown's (label, value) entries: none, auto, and each checkpoint of ``output_dir``.
+
+    A checkpoint's value is the path as the user wrote the output dir (the job runs in the same folder).
+    """
+    checkpoints = RunDir(ctx.jobs.cwd / output_dir).checkpoints() if output_dir else []
+    auto = tr("resume.auto_at", lang, name=checkpoints[-1].name) if checkpoints else tr("resume.auto", lang)
+    return [
+        (tr("resume.none", lang), NONE_CHOICE),
+        (auto, "auto"),
+        *((p.name, str(Path(str(output_dir)) / p.name)) for p in reversed(checkpoints)),
+    ]
 
 
 def abort_training(ctx: UIContext, lang: str, job_id: str | None) -> str:
@@ -222,7 +276,9 @@ def _ending_html(job: Any, lang: str) -> str:
     run = RunDir(job.run_dir) if job.run_dir else None
     if job.status == "aborted":
         checkpoint = run.latest_checkpoint() if run else None
-        return message_html(tr("msg.aborted", lang, checkpoint=str(checkpoint or "-")), "warn")
+        text = tr("msg.aborted_resume", lang, checkpoint=str(checkpoint or "-"),
+                  resume=field_label("resume_from_checkpoint", lang), auto=tr("resume.auto", lang))  # fmt: skip
+        return message_html(text, "warn")
     if job.status == "finished":
         metrics = run.read_metrics() if run else {}
         shown = ", ".join(
@@ -344,6 +400,13 @@ def build_train_tab(ctx: UIContext) -> dict[str, Any]:
     w["devices"] = build_devices_group(ctx)
     with gr.Row():
         ctx.field("output_dir", scale=2, placeholder=str(ctx.runs_dir / "<stage>-<method>-<time>"))
+        ctx.field(
+            "resume_from_checkpoint",
+            choices=resume_choices(ctx, lang, None),
+            value=NONE_CHOICE,
+            allow_custom_value=True,
+        )
+        ctx.field("overwrite_output_dir")
         w["config_path"] = t.label(
             gr.Textbox(
                 value="configs/webui.yaml",
@@ -433,11 +496,24 @@ def _wire(ctx: UIContext, w: dict[str, Any]) -> None:
     w["start"].click(
         on_start, [*inputs, *w["devices"]], [w["job_id"], ctx.fields["output_dir"], w["status"], w["timer"]]
     )
+
+    resume = ctx.fields["resume_from_checkpoint"]
+
+    def refresh_resume(lang: str, output_dir: str | None, current: str | None) -> Any:
+        choices = resume_choices(ctx, lang, output_dir)
+        # a checkpoint of another output dir is no choice any more: back to "none"
+        return gr.update(
+            choices=choices, value=current if current in {v for _, v in choices} else NONE_CHOICE
+        )
+
+    resume_inputs = [ctx.lang, ctx.fields["output_dir"], resume]
+    ctx.fields["output_dir"].change(refresh_resume, resume_inputs, resume, show_progress="hidden")
+    ctx.lang.change(refresh_resume, resume_inputs, resume, show_progress="hidden")
     w["abort"].click(
         lambda lang, job_id: abort_training(ctx, lang, job_id), [ctx.lang, w["job_id"]], w["status"]
     )
 
-    def on_tick(lang: str, job_id: str | None) -> list[Any]:
+    def on_tick(lang: str, job_id: str | None, output_dir: str | None, current: str | None) -> list[Any]:
         view = poll_training(ctx, lang, job_id)
         outputs = [
             view["progress"],
@@ -447,9 +523,17 @@ def _wire(ctx: UIContext, w: dict[str, Any]) -> None:
             view["log"],
             gr.Timer(active=view["running"]),
         ]
-        return [*outputs, view["status"] if not view["running"] else gr.update()]
+        if view["running"]:
+            return [*outputs, gr.update(), gr.update()]
+        # the job has ended: its checkpoints become choices of the Resume control
+        return [*outputs, view["status"], refresh_resume(lang, output_dir, current)]
 
-    w["timer"].tick(on_tick, [ctx.lang, w["job_id"]], [*watch_outputs, w["status"]], show_progress="hidden")
+    w["timer"].tick(
+        on_tick,
+        [ctx.lang, w["job_id"], ctx.fields["output_dir"], resume],
+        [*watch_outputs, w["status"], resume],
+        show_progress="hidden",
+    )
 
     def reattach(lang: str) -> list[Any]:
         """A (re)loaded page picks up the running train job, or shows the last one."""
@@ -458,7 +542,10 @@ def _wire(ctx: UIContext, w: dict[str, Any]) -> None:
             return [None, gr.update(), gr.Timer(active=False)]
         return [job.id, gr.update(), gr.Timer(active=True)]
 
-    w["on_load"] = [(reattach, [ctx.lang], [w["job_id"], w["status"], w["timer"]])]
+    w["on_load"] = [
+        (reattach, [ctx.lang], [w["job_id"], w["status"], w["timer"]]),
+        (refresh_resume, resume_inputs, resume),
+    ]
 
 
 def _split_devices(values: tuple[Any, ...]) -> tuple[list[Any], Devices]:
