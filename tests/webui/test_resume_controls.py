@@ -19,8 +19,9 @@ from tunelab.config import config_from_dict, dump_config
 from tunelab.webui.context import UIContext
 from tunelab.webui.jobs import Job, JobManager
 from tunelab.webui.paths import PathGuard
-from tunelab.webui.tabs.runs import resume_run, run_details
-from tunelab.webui.tabs.train import resume_choices, start_training
+from tunelab.webui.resume import resume_choices, resume_run
+from tunelab.webui.tabs.runs import run_details
+from tunelab.webui.tabs.train import start_training
 from tunelab.webui.tensorboard import TensorBoardServer, _parse, tensorboard_servers
 
 KEYS = ["model_name_or_path", "dataset", "output_dir", "resume_from_checkpoint", "overwrite_output_dir"]

@@ -10,9 +10,10 @@ from typing import Any
 from tunelab.errors import TunelabError
 from tunelab.webui.context import UIContext, error_html, message_html, table_cell
 from tunelab.webui.i18n import tr
+from tunelab.webui.resume import resumable, resume_run
 from tunelab.webui.watch import curve_figure, curve_frame
 
-__all__ = ["build", "compare", "resume_run", "run_details", "run_table", "wire_resume"]
+__all__ = ["build", "compare", "run_details", "run_table", "wire_resume"]
 
 _COLUMNS = ("run", "status", "stage", "method", "model", "steps", "train_loss", "eval_loss", "when")
 
@@ -87,19 +88,6 @@ def compare(ctx: UIContext, lang: str, names: list[str] | None) -> tuple[Any, An
     return curves, metrics, diffs, ""
 
 
-def _resumable(ctx: UIContext, name: str) -> tuple[Path, str]:
-    """(run directory, "") when run ``name`` can be resumed, else (its directory, the text key saying why not)."""
-    from tunelab.runs.rundir import RunDir
-
-    path = ctx.guard.check(ctx.runs_dir / name, "run")
-    run = RunDir(path)
-    if run.is_finished():
-        return path, "runs.finished"
-    if run.latest_checkpoint() is None:
-        return path, "runs.no_checkpoint"
-    return path, ""
-
-
 def run_details(ctx: UIContext, lang: str, name: str | None) -> tuple[str, bool]:
     """(html about run ``name``: status, last checkpoint, where to see it in TensorBoard; whether it can resume)."""
     from tunelab.runs.rundir import RunDir
@@ -109,7 +97,7 @@ def run_details(ctx: UIContext, lang: str, name: str | None) -> tuple[str, bool]
     if not name:
         return "", False
     try:
-        path, why_not = _resumable(ctx, name)
+        path, why_not = resumable(ctx, name)
     except TunelabError as exc:
         return error_html(exc, lang), False
     summary = summarize_run(path, name=name)
@@ -140,39 +128,6 @@ def run_details(ctx: UIContext, lang: str, name: str | None) -> tuple[str, bool]
                 f"<pre>{html.escape(tensorboard_command(path))}</pre></div>"
             )
     return "".join(parts), not why_not
-
-
-def resume_run(ctx: UIContext, lang: str, name: str | None) -> tuple[str | None, str]:
-    """Start `tunelab train` on run ``name``'s own config with resume_from_checkpoint=auto; (job id or None, status)."""
-    from tunelab.config import config_from_dict, load_config
-    from tunelab.runs.resume import resume_point
-    from tunelab.runs.rundir import RunDir
-    from tunelab.webui.tabs.train import start_job
-
-    if not name:
-        return None, message_html(tr("runs.pick_one", lang), "warn")
-    if ctx.jobs.latest("train", running=True) is not None:
-        return None, message_html(tr("msg.already_running", lang), "warn")
-    try:
-        path, why_not = _resumable(ctx, name)
-        if why_not:
-            return None, message_html(tr(why_not, lang, run=name), "warn")
-        run = RunDir(path)
-        flat = load_config(run.config_path).to_flat()
-        flat.update(resume_from_checkpoint="auto", overwrite_output_dir=False, output_dir=str(path))
-        config = config_from_dict(flat, source=str(run.config_path))
-        checkpoint = resume_point(run, "auto", overwrite=False)  # the trainer's own checks, before launching
-    except TunelabError as exc:
-        return None, error_html(exc, lang)
-    job = start_job(ctx, lang, config, path.resolve(), [])
-    text = tr(
-        "runs.resuming",
-        lang,
-        run=name,
-        checkpoint=checkpoint.name if checkpoint else "-",
-        cmd=job.command_line,
-    )
-    return job.id, message_html(text, "info")
 
 
 def wire_resume(ctx: UIContext, runs_w: dict[str, Any], train_w: dict[str, Any], tab_set: Any) -> None:

@@ -12,14 +12,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tunelab.config import dump_config
 from tunelab.errors import TunelabError
-from tunelab.runs.resume import ExistingRunError, resume_point
 from tunelab.runs.rundir import RunDir
 from tunelab.webui.context import UIContext, error_html, message_html
 from tunelab.webui.devices import Devices, build_devices_group
 from tunelab.webui.forms import NONE_CHOICE, flat_to_form, minimal_flat, to_cli_line, to_yaml
 from tunelab.webui.i18n import field_label, tr
+from tunelab.webui.resume import check_output_dir, resume_choices, resume_update, start_job
 from tunelab.webui.watch import curve_figure, curve_frame, events_html, read_progress
 
 __all__ = [
@@ -195,57 +194,6 @@ def start_training(
         return None, flat["output_dir"], refusal
     job = start_job(ctx, lang, config, run_dir, launch)
     return job.id, flat["output_dir"], message_html(tr("msg.started", lang, cmd=job.command_line), "info")
-
-
-def start_job(ctx: UIContext, lang: str, config: Any, run_dir: Path, launch: list[str]) -> Any:
-    """Write ``config`` among the UI's generated configs and run `tunelab train` on it; the Job."""
-    config_path = ctx.state_dir / "configs" / f"{run_dir.name}.yaml"
-    config_path.parent.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(dump_config(config), encoding="utf-8")
-    return ctx.jobs.start("train", ["train", str(config_path), *launch], run_dir=run_dir, lang=lang)
-
-
-def check_output_dir(ctx: UIContext, lang: str, config: Any, run_dir: Path) -> str:
-    """Why `tunelab train` would refuse ``run_dir`` (as status html), or "" when it can start.
-
-    The same decision the trainer takes when it starts (tunelab.runs.resume), taken here before a
-    job is launched: an output dir holding a run, with neither resume nor overwrite chosen, is
-    refused at once with the two controls named, instead of by the job 20 seconds later.
-    """
-    resume, overwrite = field_label("resume_from_checkpoint", lang), field_label("overwrite_output_dir", lang)
-    wanted, clear = config.training.resume_from_checkpoint, config.output.overwrite_output_dir
-    if wanted and clear:
-        return message_html(tr("msg.resume_and_overwrite", lang, resume=resume, overwrite=overwrite), "error")
-    try:
-        if wanted and wanted != "auto":
-            wanted = str(ctx.guard.check(ctx.jobs.cwd / wanted, "resume_from_checkpoint"))  # the job's folder
-        resume_point(RunDir(run_dir), wanted, overwrite=clear)
-    except ExistingRunError as exc:
-        what = (
-            tr("run.finished_what", lang)
-            if exc.checkpoint is None
-            else tr("run.checkpoints_what", lang, name=exc.checkpoint.name)
-        )
-        text = tr("msg.run_exists", lang, dir=str(exc.run_dir), what=what, resume=resume,
-                  auto=tr("resume.auto", lang), overwrite=overwrite)  # fmt: skip
-        return message_html(text, "error")
-    except TunelabError as exc:
-        return error_html(exc, lang)
-    return ""
-
-
-def resume_choices(ctx: UIContext, lang: str, output_dir: str | None) -> list[tuple[str, str]]:
-    """The Resume dropdown's (label, value) entries: none, auto, and each checkpoint of ``output_dir``.
-
-    A checkpoint's value is the path as the user wrote the output dir (the job runs in the same folder).
-    """
-    checkpoints = RunDir(ctx.jobs.cwd / output_dir).checkpoints() if output_dir else []
-    auto = tr("resume.auto_at", lang, name=checkpoints[-1].name) if checkpoints else tr("resume.auto", lang)
-    return [
-        (tr("resume.none", lang), NONE_CHOICE),
-        (auto, "auto"),
-        *((p.name, str(Path(str(output_dir)) / p.name)) for p in reversed(checkpoints)),
-    ]
 
 
 def abort_training(ctx: UIContext, lang: str, job_id: str | None) -> str:
@@ -500,11 +448,7 @@ def _wire(ctx: UIContext, w: dict[str, Any]) -> None:
     resume = ctx.fields["resume_from_checkpoint"]
 
     def refresh_resume(lang: str, output_dir: str | None, current: str | None) -> Any:
-        choices = resume_choices(ctx, lang, output_dir)
-        # a checkpoint of another output dir is no choice any more: back to "none"
-        return gr.update(
-            choices=choices, value=current if current in {v for _, v in choices} else NONE_CHOICE
-        )
+        return resume_update(ctx, lang, output_dir, current)
 
     resume_inputs = [ctx.lang, ctx.fields["output_dir"], resume]
     ctx.fields["output_dir"].change(refresh_resume, resume_inputs, resume, show_progress="hidden")
