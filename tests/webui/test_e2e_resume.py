@@ -17,7 +17,7 @@ import pytest
 from tunelab.runs.rundir import RunDir
 from tunelab.runs.train_loss import logged_loss_mean
 
-TOTAL = 40  # steps of the whole run
+TOTAL = 300  # steps of the whole run: the aborts land well before its end
 
 
 def _pick(page: Any, elem_id: str, option: str) -> None:
