@@ -64,7 +64,7 @@ def _fill_run(page: Any, tiny_model_dir: Path, run_dir: Path) -> None:
 
 def _abort(page: Any, after_step: int) -> Path:
     """Abort once the run is past ``after_step``; the checkpoint the abort saved."""
-    _wait_for(lambda: _progress(page)[1] > after_step, 180, f"steps past {after_step}")
+    _wait_for(lambda: _progress(page)[1] > after_step, 300, f"steps past {after_step}")
     page.locator("#tl-train-abort").click()
     _wait_for(lambda: "checkpoint saved" in _status(page), 120, "the aborted status")
     assert _progress(page)[0] == "aborted"
