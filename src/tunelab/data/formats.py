@@ -25,6 +25,7 @@ from typing import Any
 
 from tunelab.data.records import new_record
 from tunelab.data.registry import DatasetAttr
+from tunelab.data.suggest import suggest_datasets
 from tunelab.errors import DataError
 
 __all__ = ["STAGES", "to_records"]
@@ -144,7 +145,7 @@ def _check_kind(attr: DatasetAttr, stage: str, present: set[str], name: str, fil
             raise DataError(
                 f'{label} is not pairwise data: stage {stage} expects {missing}"ranking": true '
                 f"in its dataset_info.json entry; its records have columns {has}",
-                "pick a preference dataset (e.g. dpo_en_demo), or train this one with stage sft"
+                f"{suggest_datasets(stage, attr.dataset_dir)}; or train this one with stage sft"
                 if not pairwise_cols
                 else f'add "ranking": true and "columns": {{"chosen": "{chosen}", "rejected": "{rejected}"}} '
                 f"to the '{name}' entry",
@@ -154,7 +155,8 @@ def _check_kind(attr: DatasetAttr, stage: str, present: set[str], name: str, fil
             raise DataError(
                 f"{label} has no kto_tag column: stage kto expects a column of true/false labels "
                 f"(desirable or not) named in the entry's columns; its records have columns {has}",
-                'add "kto_tag": "<column>" to the entry\'s columns (see kto_en_demo), or use stage sft',
+                'add "kto_tag": "<column>" to the entry\'s columns, or use stage sft; '
+                + suggest_datasets(stage, attr.dataset_dir),
             )
     elif stage == "sft":
         if attr.ranking:

@@ -274,6 +274,12 @@ class GracefulStopCallback(TrainerCallback):
         from tunelab.distributed import any_rank
 
         if any_rank(self.requested is not None):
+            if state.max_steps and state.global_step >= state.max_steps:
+                # the signal came during the last step: the run ends here anyway, so finish it (a
+                # checkpoint at max_steps would resume into one step too many: transformers checks
+                # max_steps only after a step)
+                self.requested = None
+                return
             self.requested = self.requested or "a signal to another rank"
             control.should_save = True
             control.should_training_stop = True

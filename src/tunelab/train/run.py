@@ -11,6 +11,7 @@ from tunelab import distributed
 from tunelab.config import RunConfig, dump_config
 from tunelab.config.validate import require_for
 from tunelab.errors import ConfigError
+from tunelab.runs.resume import resume_point
 from tunelab.runs.rundir import RunDir
 from tunelab.train.context import RunContext
 from tunelab.train.runner import RunResult
@@ -60,40 +61,16 @@ def resolve_output_dir(config: RunConfig) -> Path:
 
 
 def resolve_resume(config: RunConfig, run: RunDir) -> Path | None:
-    """The checkpoint to resume from, or None for a fresh run; refuses to overwrite finished work."""
-    wanted = config.training.resume_from_checkpoint
-    if wanted == "auto":
-        latest = run.latest_checkpoint()
-        if latest is None and not config.output.output_dir:
-            raise ConfigError(
-                "resume_from_checkpoint=auto needs the run directory to resume",
-                "add output_dir=<the run directory> (runs/... printed when the run started)",
-            )
-        _check_not_behind_finished_run(run, latest)
-        # None: nothing saved yet, start from the beginning
-        return _check_resumable(latest) if latest is not None else None
-    if wanted:
-        path = Path(wanted)
-        if not (path / "trainer_state.json").is_file():
-            raise ConfigError(
-                f"resume_from_checkpoint={wanted}: no checkpoint there (trainer_state.json missing)",
-                f"use a checkpoint-* folder of the run, or 'auto'; found: {[p.name for p in run.checkpoints()]}",
-            )
-        return _check_resumable(path)
-    if not config.output.overwrite_output_dir and (run.is_finished() or run.checkpoints()):
-        what = "a finished run" if run.is_finished() else f"checkpoints up to {run.latest_checkpoint().name}"  # type: ignore[union-attr]
-        raise ConfigError(
-            f"output_dir {run.path} already holds {what}",
-            "resume it with resume_from_checkpoint=auto, choose another output_dir, "
-            "or set overwrite_output_dir=true to start over",
-            code="output_dir_exists",
-            params={
-                "path": str(run.path),
-                "finished": run.is_finished(),
-                "checkpoint": getattr(run.latest_checkpoint(), "name", ""),
-            },
-        )
-    return None
+    """The checkpoint to resume from, or None for a fresh run; refuses to overwrite finished work.
+
+    The decision itself lives in :mod:`tunelab.runs.resume`, where the web UI takes it too before
+    it launches a job."""
+    return resume_point(
+        run,
+        config.training.resume_from_checkpoint,
+        overwrite=config.output.overwrite_output_dir,
+        output_dir_given=bool(config.output.output_dir),
+    )
 
 
 def train(config: RunConfig, *, console: Any = None, callbacks: Sequence[Any] = ()) -> RunResult:
@@ -185,22 +162,6 @@ def _clear_run(run: RunDir) -> None:
         (run.path / name).unlink(missing_ok=True)
 
 
-def _check_resumable(checkpoint: Path) -> Path:
-    """``checkpoint``, if it holds the training state (not only weights) needed to resume exactly.
-
-    The Trainer saves RNG state together with optimizer and scheduler state, and skips all three
-    with save_only_model; without them a "resumed" run would silently restart the optimizer.
-    """
-    if not any(checkpoint.glob("rng_state*.pth")):
-        raise ConfigError(
-            f"{checkpoint} holds weights only (saved with save_only_model=true): no optimizer, "
-            "scheduler or RNG state to resume from",
-            f"start a new run from its weights instead: adapter_name_or_path={checkpoint} (LoRA) or "
-            f"model_name_or_path={checkpoint} (full), with another output_dir",
-        )
-    return checkpoint
-
-
 def _torn_checkpoints(run: RunDir) -> list[Path]:
     """checkpoint-* folders whose save never finished (the process died while writing them)."""
     complete = set(run.checkpoints())
@@ -218,20 +179,3 @@ def _remove_torn_checkpoints(run: RunDir) -> list[Path]:
     for path in torn:
         shutil.rmtree(path)
     return torn
-
-
-def _check_not_behind_finished_run(run: RunDir, latest: Path | None) -> None:
-    """Refuse to resume a finished run from a checkpoint older than its end: that would redo
-    (and overwrite) finished steps. It happens when save_total_limit=1 kept only the best checkpoint,
-    which transformers does at the end of a run; the final weights are in the run directory itself."""
-    finished_at = run.read_metrics().get("global_step") if run.is_finished() else None
-    if not isinstance(finished_at, int):
-        return
-    at = int(latest.name.split("-")[-1]) if latest is not None else 0
-    if at < finished_at:
-        kept = f"its latest checkpoint is {latest.name}" if latest is not None else "it kept no checkpoint"
-        raise ConfigError(
-            f"{run.path} finished at step {finished_at}, but {kept}: resuming would redo steps {at + 1}-{finished_at}",
-            f"to train on, start a new run from its final weights (adapter_name_or_path={run.path} for LoRA, "
-            f"model_name_or_path={run.path} otherwise) with another output_dir",
-        )

@@ -108,7 +108,7 @@ def create_app(
         title = gr.Markdown(f"## tunelab · {tr('app.subtitle', lang)}", elem_id="tl-title")
         build_topbar(ctx)
         tabs: dict[str, Any] = {}
-        with gr.Tabs():
+        with gr.Tabs() as tab_set:
             for name, module in (
                 ("train", train),
                 ("tune", tune),
@@ -120,6 +120,7 @@ def create_app(
                 with gr.Tab(tr(f"tab.{name}", lang), id=name, elem_id=f"tl-tab-{name}") as tab:
                     ctx.translator.label(tab, f"tab.{name}")
                     tabs[name] = module.build(ctx)
+        runs.wire_resume(ctx, tabs["runs"], tabs["train"], tab_set)  # Resume there shows the job in Train
         boosters = ctx.extra_inputs
 
         def relabel(new_lang: str) -> list[Any]:

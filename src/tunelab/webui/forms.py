@@ -194,7 +194,8 @@ def config_value(spec: FieldSpec, shown: Any) -> Any:
         return yaml.safe_load(shown) if isinstance(shown, str) and shown.strip() else None
     if spec.kind == "text":
         text = "" if shown is None else str(shown).strip()
-        return text or None
+        # an optional text key offered as a dropdown (resume_from_checkpoint) has a "none" entry too
+        return None if spec.optional and text == NONE_CHOICE else text or None
     if spec.kind in ("int", "float"):
         if shown is None or str(shown).strip() == "":
             return None

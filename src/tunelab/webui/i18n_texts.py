@@ -132,6 +132,9 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {
     "export_device": ("Export device", "导出设备"),
     "export_hub_model_id": ("Hub model id", "Hub 模型 ID"),
     "export_verify": ("Verify after export", "导出后校验"),
+    # resume and overwrite (train tab)
+    "resume_from_checkpoint": ("Resume", "断点续训"),
+    "overwrite_output_dir": ("Overwrite output dir", "覆盖输出目录"),
 }
 
 
@@ -198,10 +201,6 @@ TEXTS: dict[str, dict[str, str]] = {
     "msg.aborting": _t(
         "Stopping: the current step finishes, then a checkpoint is saved…",
         "正在停止：完成当前步后保存检查点…",
-    ),
-    "msg.aborted": _t(
-        "Stopped; checkpoint saved at {checkpoint}. Start again with resume_from_checkpoint=auto to continue.",
-        "已停止，检查点保存在 {checkpoint}。设置 resume_from_checkpoint=auto 后再次开始即可继续训练。",
     ),
     "msg.finished": _t("Finished: {run}  {metrics}", "训练完成：{run}  {metrics}"),
     "msg.stopped": _t(
@@ -522,4 +521,43 @@ TEXTS: dict[str, dict[str, str]] = {
     # plot axes drawn by the UI itself
     "plot.loss": _t("loss", "损失"),
     "plot.learning_rate": _t("learning rate", "学习率"),
+    # resume and overwrite: the train tab's controls, the Start decision, the runs tab's Resume
+    "resume.none": _t("none: a new run", "无：新的运行"),
+    "resume.auto": _t("auto: last checkpoint", "auto：最新检查点"),
+    "resume.auto_at": _t("auto: last checkpoint ({name})", "auto：最新检查点（{name}）"),
+    "run.finished_what": _t("a finished run", "一次已完成的运行"),
+    "run.checkpoints_what": _t("checkpoints up to {name}", "截至 {name} 的检查点"),
+    "msg.run_exists": _t(
+        "{dir} already holds {what}. To continue it, set “{resume}” to “{auto}” (or one of its "
+        "checkpoints) and press Start again; to start over, tick “{overwrite}”; or choose another output dir.",
+        "{dir} 中已有{what}。要继续训练，请把“{resume}”设为“{auto}”（或其中某个检查点）后再次点击开始；"
+        "要从头开始，请勾选“{overwrite}”；也可以换一个输出目录。",
+    ),
+    "msg.resume_and_overwrite": _t(
+        "Choose “{resume}” or “{overwrite}”, not both: resuming keeps the run, overwriting deletes it.",
+        "“{resume}”和“{overwrite}”只能选一个：续训保留已有运行，覆盖会删除它。",
+    ),
+    "msg.aborted_resume": _t(
+        "Stopped; checkpoint saved at {checkpoint}. To continue, set “{resume}” to “{auto}” and press Start.",
+        "已停止，检查点保存在 {checkpoint}。要继续训练，请把“{resume}”设为“{auto}”后点击开始。",
+    ),
+    "lbl.run_selected": _t("Run", "运行"),
+    "btn.resume_run": _t("Resume training", "继续训练"),
+    "runs.pick_one": _t("Pick a run first.", "请先选择一个运行。"),
+    "runs.details": _t(
+        "{run} · {status} · last checkpoint: {checkpoint}", "{run} · {status} · 最新检查点：{checkpoint}"
+    ),
+    "runs.finished": _t("{run} has finished: there is nothing to resume.", "{run} 已完成，无需继续训练。"),
+    "runs.no_checkpoint": _t(
+        "{run} has no checkpoint to resume from (one is saved every save_steps steps and on Abort).",
+        "{run} 没有可恢复的检查点（每 save_steps 步及中断时会保存一个）。",
+    ),
+    "runs.resuming": _t(
+        "Resuming {run} from {checkpoint}: {cmd}", "正在从 {checkpoint} 继续训练 {run}：{cmd}"
+    ),
+    "runs.tb_link": _t("TensorBoard of this run:", "本运行的 TensorBoard："),
+    "runs.tb_command": _t(
+        "This run logs to TensorBoard; no TensorBoard server shows it yet. Start one with:",
+        "本运行记录到 TensorBoard，但还没有 TensorBoard 服务显示它。可以这样启动：",
+    ),
 }

@@ -1,16 +1,19 @@
-"""The Runs tab: every run under the runs folder; compare several (curves overlaid, config differences)."""
+"""The Runs tab: every run under the runs folder; compare several (curves overlaid, config differences);
+resume an interrupted one; where to see one in TensorBoard."""
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any
 
 from tunelab.errors import TunelabError
-from tunelab.webui.context import UIContext, error_html, table_cell
+from tunelab.webui.context import UIContext, error_html, message_html, table_cell
 from tunelab.webui.i18n import headers, tr, tr_or
+from tunelab.webui.resume import resumable, resume_run
 from tunelab.webui.watch import curve_figure, curve_frame
 
-__all__ = ["build", "compare", "run_table"]
+__all__ = ["build", "compare", "run_details", "run_table", "wire_resume"]
 
 _COLUMNS = ("run", "status", "stage", "method", "model", "steps", "train_loss", "eval_loss", "when")
 
@@ -90,6 +93,65 @@ def compare(ctx: UIContext, lang: str, names: list[str] | None) -> tuple[Any, An
     return curves, metrics, diffs, ""
 
 
+def run_details(ctx: UIContext, lang: str, name: str | None) -> tuple[str, bool]:
+    """(html about run ``name``: status, last checkpoint, where to see it in TensorBoard; whether it can resume)."""
+    from tunelab.runs.rundir import RunDir
+    from tunelab.runs.summary import summarize_run
+    from tunelab.webui.tensorboard import find_tensorboard, logs_to_tensorboard, tensorboard_command
+
+    if not name:
+        return "", False
+    try:
+        path, why_not = resumable(ctx, name)
+    except TunelabError as exc:
+        return error_html(exc, lang), False
+    summary = summarize_run(path, name=name)
+    checkpoint = RunDir(path).latest_checkpoint()
+    parts = [
+        message_html(
+            tr(
+                "runs.details",
+                lang,
+                run=name,
+                status=summary.status,
+                checkpoint=checkpoint.name if checkpoint else "-",
+            ),
+            "info",
+        )
+    ]
+    if logs_to_tensorboard(summary.config.get("report_to")):
+        server = find_tensorboard(path)
+        if server is not None:
+            url = html.escape(server.url)
+            parts.append(
+                f"<div class='tl-msg tl-info' id='tl-runs-tensorboard'>{html.escape(tr('runs.tb_link', lang))} "
+                f"<a href='{url}' target='_blank' rel='noopener'>{url}</a></div>"
+            )
+        else:
+            parts.append(
+                f"<div class='tl-msg tl-info' id='tl-runs-tensorboard'>{html.escape(tr('runs.tb_command', lang))}"
+                f"<pre>{html.escape(tensorboard_command(path))}</pre></div>"
+            )
+    return "".join(parts), not why_not
+
+
+def wire_resume(ctx: UIContext, runs_w: dict[str, Any], train_w: dict[str, Any], tab_set: Any) -> None:
+    """Resume in the Runs tab starts the job and switches to the Train tab, which shows it."""
+    import gradio as gr
+
+    def on_resume(lang: str, name: str | None) -> list[Any]:
+        job_id, status = resume_run(ctx, lang, name)
+        if job_id is None:
+            return [gr.update(), gr.update(), gr.update(), gr.update(), status]
+        return [job_id, status, gr.Timer(active=True), gr.Tabs(selected="train"), status]
+
+    runs_w["resume"].click(
+        on_resume,
+        [ctx.lang, runs_w["selected"]],
+        [train_w["job_id"], train_w["status"], train_w["timer"], tab_set, runs_w["details"]],
+    )
+
+
 def build(ctx: UIContext) -> dict[str, Any]:
     """Build the Runs tab inside the current Blocks and wire its events."""
     import gradio as gr
@@ -126,6 +188,22 @@ def build(ctx: UIContext) -> dict[str, Any]:
         ),
         "lbl.runs",
     )
+    with gr.Row():
+        w["selected"] = t.label(
+            gr.Dropdown(choices=[], label=tr("lbl.run_selected", lang), elem_id="tl-runs-selected", scale=4),
+            "lbl.run_selected",
+        )
+        w["resume"] = t.value(
+            gr.Button(
+                tr("btn.resume_run", lang),
+                scale=0,
+                min_width=140,
+                interactive=False,
+                elem_id="tl-runs-resume",
+            ),
+            "btn.resume_run",
+        )
+    w["details"] = gr.HTML("", elem_id="tl-runs-details")
     w["status"] = gr.HTML("")
     w["curves"] = t.label(
         gr.Plot(label=tr("lbl.compare_curves", lang), elem_id="tl-runs-curves", format="png"),
@@ -141,20 +219,30 @@ def build(ctx: UIContext) -> dict[str, Any]:
         )
         w["diffs"] = t.headers(t.label(diffs, "lbl.config_diff"), ["key"])
 
-    def refresh(lang: str, current: list[str] | None) -> list[Any]:
+    def refresh(lang: str, current: list[str] | None, selected: str | None = None) -> list[Any]:
         table, paths = run_table(ctx, lang)
         names = [
             str(Path(p).relative_to(ctx.runs_dir)) if Path(p).is_relative_to(ctx.runs_dir) else p
             for p in paths
         ]
-        return [table, gr.update(choices=names, value=[c for c in current or [] if c in names])]
+        return [
+            table,
+            gr.update(choices=names, value=[c for c in current or [] if c in names]),
+            gr.update(choices=names, value=selected if selected in names else None),
+        ]
 
-    w["refresh"].click(refresh, [ctx.lang, w["pick"]], [w["table"], w["pick"]])
-    ctx.lang.change(refresh, [ctx.lang, w["pick"]], [w["table"], w["pick"]])  # headers and statuses
+    def show(lang: str, name: str | None) -> list[Any]:
+        details, resumable = run_details(ctx, lang, name)
+        return [details, gr.update(interactive=resumable)]
+
+    listing = ([ctx.lang, w["pick"], w["selected"]], [w["table"], w["pick"], w["selected"]])
+    w["refresh"].click(refresh, *listing)
+    ctx.lang.change(refresh, *listing)  # headers and statuses
+    w["selected"].change(show, [ctx.lang, w["selected"]], [w["details"], w["resume"]])
     w["compare"].click(
         lambda lang, names: compare(ctx, lang, names),
         [ctx.lang, w["pick"]],
         [w["curves"], w["metrics"], w["diffs"], w["status"]],
     )
-    w["on_load"] = [(refresh, [ctx.lang, w["pick"]], [w["table"], w["pick"]])]
+    w["on_load"] = [(refresh, *listing)]
     return w

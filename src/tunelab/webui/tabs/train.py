@@ -12,14 +12,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tunelab.config import dump_config
 from tunelab.errors import TunelabError
 from tunelab.runs.rundir import RunDir
 from tunelab.webui.context import UIContext, error_html, message_html
 from tunelab.webui.devices import Devices, build_devices_group
-from tunelab.webui.forms import flat_to_form, minimal_flat, to_cli_line, to_yaml
-from tunelab.webui.i18n import tr, tr_or
+from tunelab.webui.forms import NONE_CHOICE, flat_to_form, minimal_flat, to_cli_line, to_yaml
+from tunelab.webui.i18n import field_label, tr, tr_or
 from tunelab.webui.jobview import started_html
+from tunelab.webui.resume import check_output_dir, resume_choices, resume_update, start_job
 from tunelab.webui.watch import curve_figure, curve_frame, events_html, read_progress
 
 __all__ = [
@@ -37,7 +37,9 @@ __all__ = [
     "poll_training",
     "preview_command",
     "preview_dataset",
+    "resume_choices",
     "save_form_config",
+    "start_job",
     "start_training",
 ]
 
@@ -189,10 +191,10 @@ def start_training(
     except TunelabError as exc:
         return None, str(flat.get("output_dir", "")) if "flat" in locals() else "", error_html(exc, lang)
     run_dir = (ctx.jobs.cwd / flat["output_dir"]).resolve()
-    config_path = ctx.state_dir / "configs" / f"{run_dir.name}.yaml"
-    config_path.parent.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(dump_config(config), encoding="utf-8")
-    job = ctx.jobs.start("train", ["train", str(config_path), *launch], run_dir=run_dir, lang=lang)
+    refusal = check_output_dir(ctx, lang, config, run_dir)
+    if refusal:
+        return None, flat["output_dir"], refusal
+    job = start_job(ctx, lang, config, run_dir, launch)
     return job.id, flat["output_dir"], started_html(job, lang)
 
 
@@ -224,7 +226,9 @@ def _ending_html(job: Any, lang: str) -> str:
     run = RunDir(job.run_dir) if job.run_dir else None
     if job.status == "aborted":
         checkpoint = run.latest_checkpoint() if run else None
-        return message_html(tr("msg.aborted", lang, checkpoint=str(checkpoint or "-")), "warn")
+        text = tr("msg.aborted_resume", lang, checkpoint=str(checkpoint or "-"),
+                  resume=field_label("resume_from_checkpoint", lang), auto=tr("resume.auto", lang))  # fmt: skip
+        return message_html(text, "warn")
     if job.status == "finished":
         metrics = run.read_metrics() if run else {}
         shown = ", ".join(
@@ -358,6 +362,13 @@ def build_train_tab(ctx: UIContext) -> dict[str, Any]:
             "ph.output_dir",
             runs=ctx.runs_dir,
         )
+        ctx.field(
+            "resume_from_checkpoint",
+            choices=resume_choices(ctx, lang, None),
+            value=NONE_CHOICE,
+            allow_custom_value=True,
+        )
+        ctx.field("overwrite_output_dir")
         w["config_path"] = t.label(
             gr.Textbox(
                 value="configs/webui.yaml",
@@ -447,11 +458,20 @@ def _wire(ctx: UIContext, w: dict[str, Any]) -> None:
     w["start"].click(
         on_start, [*inputs, *w["devices"]], [w["job_id"], ctx.fields["output_dir"], w["status"], w["timer"]]
     )
+
+    resume = ctx.fields["resume_from_checkpoint"]
+
+    def refresh_resume(lang: str, output_dir: str | None, current: str | None) -> Any:
+        return resume_update(ctx, lang, output_dir, current)
+
+    resume_inputs = [ctx.lang, ctx.fields["output_dir"], resume]
+    ctx.fields["output_dir"].change(refresh_resume, resume_inputs, resume, show_progress="hidden")
+    ctx.lang.change(refresh_resume, resume_inputs, resume, show_progress="hidden")
     w["abort"].click(
         lambda lang, job_id: abort_training(ctx, lang, job_id), [ctx.lang, w["job_id"]], w["status"]
     )
 
-    def on_tick(lang: str, job_id: str | None) -> list[Any]:
+    def on_tick(lang: str, job_id: str | None, output_dir: str | None, current: str | None) -> list[Any]:
         view = poll_training(ctx, lang, job_id)
         outputs = [
             view["progress"],
@@ -461,9 +481,17 @@ def _wire(ctx: UIContext, w: dict[str, Any]) -> None:
             view["log"],
             gr.Timer(active=view["running"]),
         ]
-        return [*outputs, view["status"] if not view["running"] else gr.update()]
+        if view["running"]:
+            return [*outputs, gr.update(), gr.update()]
+        # the job has ended: its checkpoints become choices of the Resume control
+        return [*outputs, view["status"], refresh_resume(lang, output_dir, current)]
 
-    w["timer"].tick(on_tick, [ctx.lang, w["job_id"]], [*watch_outputs, w["status"]], show_progress="hidden")
+    w["timer"].tick(
+        on_tick,
+        [ctx.lang, w["job_id"], ctx.fields["output_dir"], resume],
+        [*watch_outputs, w["status"], resume],
+        show_progress="hidden",
+    )
 
     def reattach(lang: str) -> list[Any]:
         """A (re)loaded page picks up the running train job, or shows the last one."""
@@ -472,7 +500,10 @@ def _wire(ctx: UIContext, w: dict[str, Any]) -> None:
             return [None, gr.update(), gr.Timer(active=False)]
         return [job.id, gr.update(), gr.Timer(active=True)]
 
-    w["on_load"] = [(reattach, [ctx.lang], [w["job_id"], w["status"], w["timer"]])]
+    w["on_load"] = [
+        (reattach, [ctx.lang], [w["job_id"], w["status"], w["timer"]]),
+        (refresh_resume, resume_inputs, resume),
+    ]
 
 
 def _split_devices(values: tuple[Any, ...]) -> tuple[list[Any], Devices]:
