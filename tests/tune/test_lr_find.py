@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -79,7 +80,7 @@ def test_lr_find_on_a_tiny_model(tiny_model_dir: Path, tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     shown = " ".join(result.output.split())  # the suggestion's source, and the recipe's rate beside it
-    assert "suggestion (source: lr-find)" in shown and "source:" in shown and "recipe 0." in shown
+    assert "suggestion (source: lr-find)" in shown and re.search(r"source: .*\(recipe \d", shown)
     assert json.loads((tmp_path / "lrf" / "lr_answer.json").read_text())["lr_find"] is not None
     data = json.loads((tmp_path / "lrf" / "lr_find.json").read_text())
     assert (tmp_path / "lrf" / "lr_find.png").stat().st_size > 10_000

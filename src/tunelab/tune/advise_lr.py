@@ -40,11 +40,6 @@ __all__ = [
 ]
 
 
-def _sig(value: float) -> float:
-    """Two significant digits: learning rates are not known more precisely than that."""
-    return float(f"{value:.2g}")
-
-
 def recipe_learning_rate(
     task: str, method: str, n_params: float, batch: int, optim: str
 ) -> tuple[LrEstimate, str, str]:
@@ -80,7 +75,7 @@ def recipe_learning_rate(
         )
         lr = scaled
     prior = recipe_estimate(
-        _sig(lr),
+        float(f"{lr:.2g}"),  # two significant digits: learning rates are not known more precisely
         band_low=band.low,
         band_high=band.high,
         size_factor=factor,
