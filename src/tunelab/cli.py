@@ -769,6 +769,7 @@ def lr_find_cmd(
 
     def go() -> None:
         from tunelab.config import load_config
+        from tunelab.tune.advise_lr import lr_find_answer
         from tunelab.tune.lr_find import lr_find
         from tunelab.tune.views import render_lr_find, write_lr_answer
 
@@ -776,8 +777,6 @@ def lr_find_cmd(
         result = lr_find(
             cfg, start_lr=start_lr, end_lr=end_lr, num_steps=steps, output_dir=output_dir, console=_console()
         )
-        from tunelab.tune.advise_lr import lr_find_answer
-
         answer = lr_find_answer(cfg, result, config_path=path)
         render_lr_find(result, _console(stderr=False), lang or _lang_default(), answer)
         if result.json_path is not None:
