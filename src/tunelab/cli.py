@@ -662,25 +662,28 @@ def advise_cmd(
     output: str | None = typer.Option(None, "-o", "--output", help=t("advise.output")),
     nproc_per_node: int | None = typer.Option(None, "--nproc-per-node", help=t("hw.nproc_per_node")),
     nnodes: int = typer.Option(1, "--nnodes", help=t("hw.nnodes")),
+    measure: bool = typer.Option(False, "--measure", help=t("advise.measure")),
+    measure_steps: int = typer.Option(100, "--measure-steps", help=t("advise.measure_steps")),
+    lr_dir: str | None = typer.Option(None, "--lr-dir", help=t("advise.lr_dir")),
+    study: str | None = typer.Option(None, "--study", help=t("advise.study")),
     lang: str | None = typer.Option(None, "--lang", help=t("lang")),
 ) -> None:
     path, items = _split_config_args(config, overrides or [])
 
     def go() -> None:
         from tunelab.tune.advise import advise
-        from tunelab.tune.views import render_advice
+        from tunelab.tune.views import render_advice, write_lr_answer
 
         language = lang or _lang_default()
         cfg = _tune_config(path, items, model_config)
         advice = advise(
-            cfg,
-            task=task,
-            gpu_mem=gpu_mem,
-            model_config=model_config,
-            nproc_per_node=nproc_per_node,
-            nnodes=nnodes,
-        )
+            cfg, task=task, gpu_mem=gpu_mem, model_config=model_config, nproc_per_node=nproc_per_node,
+            nnodes=nnodes, measure=measure, measure_steps=measure_steps, lr_dir=lr_dir, config_path=path,
+            study=study, console=_console(),
+        )  # fmt: skip
         render_advice(advice, _console(stderr=False), language)
+        if lr_dir and advice.lr is not None:
+            write_lr_answer(advice.lr, Path(lr_dir))
         if output:
             header = "\n".join(
                 (f"tunelab advise: task {advice.task}", advice.shape.describe(), advice.hardware.describe())
@@ -783,16 +786,23 @@ def lr_find_cmd(
 
     def go() -> None:
         from tunelab.config import load_config
+        from tunelab.tune.advise_lr import lr_find_answer
         from tunelab.tune.lr_find import lr_find
-        from tunelab.tune.views import render_lr_find
+        from tunelab.tune.views import render_lr_find, write_lr_answer
 
         cfg = load_config(path, items)
         result = lr_find(
             cfg, start_lr=start_lr, end_lr=end_lr, num_steps=steps, output_dir=output_dir, console=_console()
         )
-        render_lr_find(result, _console(stderr=False), lang or _lang_default())
+        answer = lr_find_answer(cfg, result, config_path=path)
+        render_lr_find(result, _console(stderr=False), lang or _lang_default(), answer)
+        if result.json_path is not None:
+            write_lr_answer(answer, result.json_path.parent)
         if output:
-            comment = f"tunelab lr-find: {result.method} (see {result.plot_path})"
+            from tunelab.tune.lr_answer import describe_answer
+
+            comment = f"tunelab lr-find: source lr-find, {result.method} (see {result.plot_path})"
+            comment += f"; with the recipe: {describe_answer(answer)}"
             updates, comments = {"learning_rate": result.suggestion}, {"learning_rate": comment}
             _write_answer(output, path, items, updates, comments, "tunelab lr-find")
 
@@ -802,6 +812,16 @@ def lr_find_cmd(
 # --- hyperparameter search and run comparison ---------------------------------------------------
 runs_app = typer.Typer(help=t("runs"), no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
+
+
+def _render_study_lr(cfg: Any, study_dir: Path) -> None:
+    """The study's best learning rate with its source and the recipe's next to it."""
+    from tunelab.tune.advise_lr import study_answer
+    from tunelab.tune.views import render_lr_answer
+
+    answer = study_answer(cfg, study_dir)
+    if answer is not None:
+        render_lr_answer(answer, _console(stderr=False), _lang_default())
 
 
 @app.command("sweep", help=t("sweep"))
@@ -830,6 +850,7 @@ def sweep_cmd(
         out = study_dir or default_study_dir("sweep", path)
         result = sweep(cfg, out, plans, n_workers=workers, console=_console(), nproc_per_node=nproc_per_node)
         render_study(result.study_dir, result.trials, result.summary, _console(stderr=False))
+        _render_study_lr(cfg, result.study_dir)
         if result.interrupted:
             raise typer.Exit(130)
 
@@ -875,6 +896,7 @@ def tune_cmd(
             nproc_per_node=nproc_per_node,
         )
         render_study(result.study_dir, result.trials, result.summary, _console(stderr=False))
+        _render_study_lr(cfg, result.study_dir)
         if result.interrupted:
             _console().print(
                 f"interrupted: run the same command again to continue the study in {result.study_dir}"

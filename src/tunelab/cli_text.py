@@ -446,6 +446,27 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Task: classification, dialogue, code, instruction or preference (default: from the stage).",
         "zh": "任务类型：classification、dialogue、code、instruction 或 preference（默认由 stage 推断）。",
     },
+    "advise.measure": {
+        "en": "Also run the LR range test on the advised config and combine its suggestion with the recipe's "
+        "learning rate (precision-weighted in log space); a study of this config still overrides both.",
+        "zh": "同时在推荐配置上运行学习率范围测试，并与推荐规则的学习率合并（对数尺度按精度加权）；"
+        "若本配置已有超参搜索，以其结果为准。",
+    },
+    "advise.measure_steps": {
+        "en": "Optimizer steps of the range test (--measure).",
+        "zh": "范围测试的优化步数（--measure）。",
+    },
+    "advise.lr_dir": {
+        "en": "Folder for lr_answer.json (the learning rate, its source and every source) and, with --measure, "
+        "lr_find.png / lr_find.json (default: runs/lr-find-<time>, no lr_answer.json).",
+        "zh": "lr_answer.json（学习率、来源及各来源数值）的保存目录；配合 --measure 时也保存 lr_find.png / "
+        "lr_find.json（默认 runs/lr-find-<时间>，不写 lr_answer.json）。",
+    },
+    "advise.study": {
+        "en": "A sweep/tune study folder whose best learning rate answers (default: the newest study of this "
+        "config in runs/ or beside output_dir).",
+        "zh": "以该 sweep/tune 研究目录的最佳学习率为准（默认：runs/ 或 output_dir 旁本配置最新的研究）。",
+    },
     "advise.output": {
         "en": "Write the recommended config (your keys plus the advice, with comments) to this YAML file.",
         "zh": "把推荐配置（你的配置项加上建议值及注释）写入该 YAML 文件。",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,9 @@ def test_lr_find_on_a_tiny_model(tiny_model_dir: Path, tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
+    shown = " ".join(result.output.split())  # the suggestion's source, and the recipe's rate beside it
+    assert "suggestion (source: lr-find)" in shown and re.search(r"source: .*\(recipe \d", shown)
+    assert json.loads((tmp_path / "lrf" / "lr_answer.json").read_text())["lr_find"] is not None
     data = json.loads((tmp_path / "lrf" / "lr_find.json").read_text())
     assert (tmp_path / "lrf" / "lr_find.png").stat().st_size > 10_000
     assert 1e-5 <= data["suggestion"] <= 1.0 and set(data["suggestions"]) == {

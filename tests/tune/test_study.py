@@ -99,6 +99,7 @@ def test_tiny_study_prunes_fails_resumes_and_writes_best(tiny_model_dir: Path, t
     assert [t.params["learning_rate"] for t in study.trials[:3]] == [BASE_LR, 1e-7, 30.0]
     summary = json.loads((study_dir / "summary.json").read_text())
     assert summary["n_trials"] == 4 and "ranked by eval_loss" in cli.stdout
+    assert summary["base_config"] and "source: study" in " ".join(cli.stdout.split())  # advise finds it
 
     # best.yaml is a config ready to train
     best = load_config(study_dir / "best.yaml", ["max_steps=2"])

@@ -4,32 +4,34 @@ Each value comes from one rule of `tunelab.tune.recipes` (or the arithmetic of `
 and carries one line saying which rule and which numbers produced it, in English and Chinese. Memory
 is checked with `tunelab.tune.memory`; when the run would not fit, the fixes are tried in this order —
 gradient checkpointing, a smaller micro-batch with more accumulation, 8-bit then 4-bit quantization
-(QLoRA) — and the estimate after each one is reported.
+(QLoRA) — and the estimate after each one is reported (`tunelab.tune.advise_memory`). The learning
+rate is one answer from the recipe, the LR range test and a study, with its source
+(`tunelab.tune.advise_lr`, `tunelab.tune.lr_answer`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tunelab.config import RunConfig, config_from_dict
 from tunelab.errors import ConfigError
 from tunelab.tune import recipes
 from tunelab.tune.advise_data import data_quality_notes
-from tunelab.tune.advise_zero import deepspeed_reason, too_big_note, zero_ladder
+from tunelab.tune.advise_lr import advise_learning_rate, settle_learning_rate
+from tunelab.tune.advise_memory import LadderStep, advise_memory, can_fit, seq_len_for
 from tunelab.tune.datafacts import DataFacts, load_data_facts
-from tunelab.tune.estimate import compute_bytes_for, model_shape_for, setup_from_config
+from tunelab.tune.estimate import model_shape_for
 from tunelab.tune.hardware import GIB, Hardware, planned_hardware
-from tunelab.tune.memory import estimate_memory
-from tunelab.tune.scaling import cutoff_from_lengths, lr_scaling_rule, scale_learning_rate
+from tunelab.tune.lr_answer import LrAnswer
+from tunelab.tune.scaling import cutoff_from_lengths
 from tunelab.tune.shape import ModelShape, fmt_params
-from tunelab.tune.zero import configured_engine, per_device_memory
 
 __all__ = ["DISPLAY_ONLY", "Advice", "LadderStep", "Recommendation", "advise", "apply_updates"]
 
 DISPLAY_ONLY = frozenset({"effective_batch"})  # shown with a reason, but not a config key
-_START_MICRO = 8  # the micro-batch the memory ladder starts from when the whole effective batch does not fit
 
 
 @dataclass(frozen=True)
@@ -43,16 +45,6 @@ class Recommendation:
 
     def why(self, lang: str) -> str:
         return self.zh if lang == "zh" else self.en
-
-
-@dataclass(frozen=True)
-class LadderStep:
-    """One memory fix tried, with the estimated peak after it."""
-
-    en: str
-    zh: str
-    peak: int
-    fits: bool
 
 
 @dataclass
@@ -69,9 +61,17 @@ class Advice:
     fits: bool = True
     world_size: int = 1  # devices training together (processes per node x nodes)
     notes: list[tuple[str, str]] = field(default_factory=list)
+    lr: LrAnswer | None = None  # the learning rate's answer: its source and every source beside it
+    rule_lr: tuple[str, str] = ("", "")  # the recipe rule's reasoning for it (en, zh)
 
     def add(self, key: str, value: Any, en: str, zh: str) -> None:
         self.items = [item for item in self.items if item.key != key] + [Recommendation(key, value, en, zh)]
+
+    def put(self, key: str, value: Any, en: str, zh: str) -> None:
+        """Like `add`, but a key already advised keeps its place in the table."""
+        if all(item.key != key for item in self.items):
+            return self.add(key, value, en, zh)
+        self.items = [Recommendation(key, value, en, zh) if i.key == key else i for i in self.items]
 
     def updates(self) -> dict[str, Any]:
         """Flat config keys -> recommended values (nested groups as dicts), for YAML or overrides."""
@@ -99,11 +99,6 @@ class Advice:
         return out
 
 
-def _sig(value: float) -> float:
-    """Two significant digits: learning rates are not known more precisely than that."""
-    return float(f"{value:.2g}")
-
-
 def _power_of_two_at_most(value: float) -> int:
     return 1 << max(0, int(math.floor(math.log2(max(1.0, value)))))
 
@@ -116,11 +111,21 @@ def advise(
     model_config: str | None = None,
     nproc_per_node: int | None = None,
     nnodes: int = 1,
+    measure: bool = False,
+    measure_steps: int = 100,
+    lr_dir: str | Path | None = None,
+    config_path: str | Path | None = None,
+    study: str | Path | None = None,
+    console: Any = None,
 ) -> Advice:
     """Recommend a config for ``config``'s model and data (see the module docstring).
 
     ``nproc_per_node`` x ``nnodes`` devices train together (default: the devices found here); the
-    batch is then global and the memory per device, and DeepSpeed ZeRO joins the memory ladder."""
+    batch is then global and the memory per device, and DeepSpeed ZeRO joins the memory ladder.
+
+    The learning rate is one answer from the recipe, the LR range test (``measure``: ``measure_steps``
+    steps, plot in ``lr_dir``) and a study of this config (``study``, or one found in the runs folder
+    or beside ``config_path``), each shown with its source (`tunelab.tune.advise_lr`)."""
     if task is not None and task not in recipes.TASKS:
         raise ConfigError(f"--task {task!r} is not known", f"choose one of: {', '.join(recipes.TASKS)}")
     task = task or recipes.task_for_stage(config.finetuning.stage)
@@ -140,7 +145,7 @@ def advise(
 
     cutoff = _advise_cutoff(advice, config)
     batch = _advise_batch(advice, n)
-    if method != "lora" and not _can_fit(config, advice, _seq_len(advice, config, cutoff)):
+    if method != "lora" and not can_fit(config, advice, seq_len_for(advice, config, cutoff)):
         method = "lora"
         advice.add(
             "finetuning_type",
@@ -150,7 +155,7 @@ def advise(
             f"{size} 参数的 {config.finetuning.finetuning_type} 微调即使开启梯度检查点、微批为 1 也放不下 "
             f"{hardware.budget_bytes / GIB:.1f} GiB（仅权重、梯度和优化器状态就超出）：改用 LoRA",
         )
-    lr = _advise_learning_rate(advice, method, n_params, size, batch, config.training.optim)
+    lr = advise_learning_rate(advice, method, n_params, batch, config.training.optim)
     _advise_schedule(advice, task, method, lr)
     if method == "lora":  # also when the ladder above switched a full/freeze run to LoRA
         rank = recipes.lora_rank_for(n)
@@ -176,8 +181,12 @@ def advise(
     _advise_precision(advice, config, hardware)
     has_eval_set, taken = _existing_split(config, n)
     _advise_eval(advice, n, batch, has_eval_set=has_eval_set, taken=taken)
-    _advise_memory(advice, config, cutoff, batch)
+    advise_memory(advice, config, cutoff, batch, apply_updates(config, advice.updates()))
     advice.notes += data_quality_notes(config)
+    settle_learning_rate(
+        advice, config, measure=measure, measure_steps=measure_steps, lr_dir=lr_dir,
+        config_path=config_path, study=study, console=console,
+    )  # fmt: skip
     if config.finetuning.stage == "kd":
         from tunelab.tune.advise_kd import advise_kd
 
@@ -224,43 +233,6 @@ def _advise_batch(advice: Advice, n: int) -> int:
         f"{n} 条数据：有效批大小 {base}（1 千以下 8，1 万以下 16，10 万以下 32，更多 64）{extra_zh}",
     )
     return batch
-
-
-def _advise_learning_rate(
-    advice: Advice, method: str, n_params: float, size: str, batch: int, optim: str
-) -> float:
-    band = recipes.lr_range(advice.task, method)
-    position = recipes.position_in_band(n_params)
-    lr = band.high * (band.low / band.high) ** position
-    en = [
-        f"{method} {advice.task} on a {size} model: {band.low:.0e}-{band.high:.0e} at batch {band.ref_batch} ({band.source}); {lr:.2g} for this size"
-    ]
-    zh = [
-        f"{size} 模型上做 {advice.task}（{method}）：批大小 {band.ref_batch} 时 {band.low:.0e}-{band.high:.0e}（{band.source}）；按模型大小取 {lr:.2g}"
-    ]
-    factor = recipes.model_size_factor(n_params)
-    if factor > 1:
-        lr *= factor
-        en.append(f"x{factor:.2g} for a model under 1B (smaller models take larger steps, GPT-3 Table 2.1)")
-        zh.append(f"小于 1B 的模型乘以 {factor:.2g}（模型越小步长越大，GPT-3 表 2.1）")
-    if method != "lora" and n_params >= recipes.FULL_FT_LARGE_PARAMS and lr > recipes.FULL_FT_LARGE_CAP:
-        lr = recipes.FULL_FT_LARGE_CAP
-        en.append("capped at 1e-4 (full fine-tuning of a 6B+ model)")
-        zh.append("上限 1e-4（6B 以上模型全参微调）")
-    if batch != band.ref_batch:
-        rule = lr_scaling_rule(optim)
-        scaled = scale_learning_rate(lr, band.ref_batch, batch, optim)
-        how_en = f"sqrt({batch}/{band.ref_batch})" if rule == "sqrt" else f"{batch}/{band.ref_batch}"
-        en.append(
-            f"x{scaled / lr:.2f} = {how_en} for effective batch {batch} ({'square-root rule for Adam-family' if rule == 'sqrt' else 'linear rule for SGD'})"
-        )
-        zh.append(
-            f"有效批大小 {batch}：乘以 {scaled / lr:.2f} = {how_en}（{'Adam 类优化器用平方根规则' if rule == 'sqrt' else 'SGD 用线性规则'}）"
-        )
-        lr = scaled
-    lr = _sig(lr)
-    advice.add("learning_rate", lr, "; ".join(en), "；".join(zh))
-    return lr
 
 
 def _advise_schedule(advice: Advice, task: str, method: str, lr: float) -> None:
@@ -374,167 +346,6 @@ def _advise_eval(advice: Advice, n: int, batch: int, *, has_eval_set: bool, take
     advice.add(
         "early_stopping.patience", 3, "after 3 evaluations without improvement", "连续 3 次评估没有提升"
     )
-
-
-def _seq_len(advice: Advice, config: RunConfig, cutoff: int) -> int:
-    """The longest row training will see: the cutoff, or the longest sample when all are shorter."""
-    if config.data.packing or not advice.facts.lengths:
-        return cutoff
-    return min(cutoff, max(advice.facts.lengths))
-
-
-def _can_fit(config: RunConfig, advice: Advice, seq_len: int) -> bool:
-    """Whether the config's method fits at all: gradient checkpointing and micro-batch 1."""
-    compute = compute_bytes_for(config, advice.hardware)
-    setup = setup_from_config(config, compute_bytes=compute, device=advice.hardware.device, seq_len=seq_len)
-    setup = replace(
-        setup, micro_batch=1, gradient_checkpointing=True, masked=config.data.packing, grad_accum=1
-    )
-    budget = advice.hardware.budget_bytes
-    if estimate_memory(advice.shape, setup).peak <= budget:
-        return True
-    # sharding across devices keeps the method; offloading a full fine-tune to CPU RAM is a last resort
-    rungs = zero_ladder(advice.shape, setup, budget=budget, world_size=advice.world_size, offload=False)
-    return bool(rungs) and rungs[-1].fits
-
-
-def _advise_memory(advice: Advice, config: RunConfig, cutoff: int, batch: int) -> None:
-    """Pick micro-batch / accumulation, and walk the memory ladder when the run does not fit."""
-    hardware, shape = advice.hardware, advice.shape
-    budget = hardware.budget_bytes
-    seq_len = _seq_len(advice, config, cutoff)
-    devices, t = advice.world_size, config.training
-    per_device = max(1, math.ceil(batch / devices))
-    candidate = apply_updates(config, advice.updates())
-    compute = compute_bytes_for(candidate, hardware)
-    base = setup_from_config(
-        candidate, compute_bytes=compute, device=hardware.device, seq_len=seq_len, micro_batch=1
-    )
-
-    stage, offload, offload_params = configured_engine(t.deepspeed, t.fsdp, t.fsdp_config)
-
-    def peak(**changes: Any) -> int:  # per device, for the config's own engine (DDP when several)
-        setup = replace(base, **changes)
-        setup = replace(setup, masked=config.data.packing or setup.micro_batch > 1)
-        return per_device_memory(
-            shape, setup, world_size=devices, stage=stage, offload_optimizer=offload, offload_params=offload_params
-        ).peak  # fmt: skip
-
-    micro = per_device
-    while micro > min(per_device, _START_MICRO) and peak(micro_batch=micro) > budget:
-        micro //= 2
-    state: dict[str, Any] = {"micro_batch": micro}
-    current = peak(**state)
-    if current > budget:
-        advice.ladder.append(
-            LadderStep(f"micro-batch {micro}, as planned", f"按计划微批 {micro}", current, False)
-        )
-        state["gradient_checkpointing"] = True
-        current = peak(**state)
-        advice.ladder.append(LadderStep("gradient checkpointing", "梯度检查点", current, current <= budget))
-        while current > budget and state["micro_batch"] > 1:
-            state["micro_batch"] //= 2
-            current = peak(**state)
-            b = state["micro_batch"]
-            advice.ladder.append(
-                LadderStep(
-                    f"micro-batch {b} + accumulation {math.ceil(per_device / b)}",
-                    f"微批 {b} + 累积 {math.ceil(per_device / b)}",
-                    current,
-                    current <= budget,
-                )
-            )
-        if current > budget and stage is None:  # shard the states with DeepSpeed rather than quantize
-            current = _zero_rungs(advice, replace(base, **state), state, budget, offload=False) or current
-        for bits in (8, 4):
-            if current <= budget:
-                break
-            state["quantization_bit"] = bits
-            if base.method != "lora":
-                state["method"] = "lora"
-            current = peak(**state)
-            switch_en = (
-                " (switching to LoRA: quantized weights cannot train directly)"
-                if base.method != "lora"
-                else ""
-            )
-            switch_zh = "（改用 LoRA：量化权重不能直接训练）" if base.method != "lora" else ""
-            advice.ladder.append(
-                LadderStep(
-                    f"{bits}-bit quantization (QLoRA){switch_en}",
-                    f"{bits} 比特量化（QLoRA）{switch_zh}",
-                    current,
-                    current <= budget,
-                )
-            )
-    if current > budget and stage is None and hardware.device == "cuda":  # last resort: CPU offload
-        unquantized = {k: v for k, v in state.items() if k not in ("quantization_bit", "method")}
-        after = _zero_rungs(advice, replace(base, **unquantized), unquantized, budget, offload=True)
-        if after is not None:
-            state, current = unquantized, after
-    micro = state["micro_batch"]
-    accum = math.ceil(per_device / micro)
-    advice.peak, advice.fits = current, current <= budget
-    fit_en = f"estimated peak {current / GIB:.2f} GiB of {budget / GIB:.1f} GiB usable on {hardware.name}"
-    fit_zh = f"预计峰值 {current / GIB:.2f} GiB，{hardware.name} 可用 {budget / GIB:.1f} GiB"
-    advice.add(
-        "per_device_train_batch_size",
-        micro,
-        f"{fit_en}; micro-batch x accumulation x devices = {micro} x {accum} x {devices}",
-        f"{fit_zh}；微批 × 累积 × 设备数 = {micro} × {accum} × {devices}",
-    )
-    advice.add(
-        "gradient_accumulation_steps",
-        accum,
-        f"reaches the effective batch {micro * accum * devices}",
-        f"达到有效批大小 {micro * accum * devices}",
-    )
-    advice.add(
-        "per_device_eval_batch_size",
-        micro * 2,
-        "no gradients in evaluation: twice the micro-batch (`tunelab find-batch` measures it)",
-        "评估不需要梯度：微批的两倍（`tunelab find-batch` 可实测）",
-    )
-    if state.get("gradient_checkpointing"):
-        advice.add(
-            "gradient_checkpointing",
-            True,
-            "memory is short: recompute activations in the backward pass (~30% slower)",
-            "显存不足：反向传播时重算激活值（约慢 30%）",
-        )
-    if "deepspeed" in state:
-        advice.add("deepspeed", state["deepspeed"], *deepspeed_reason(state["deepspeed"]))
-    if "quantization_bit" in state:
-        advice.add(
-            "quantization_bit",
-            state["quantization_bit"],
-            "memory is short: quantized base weights (QLoRA; needs a CUDA GPU + bitsandbytes)",
-            "显存不足：量化基座权重（QLoRA；需要 CUDA GPU 和 bitsandbytes）",
-        )
-        if state.get("method") == "lora":
-            advice.add(
-                "finetuning_type",
-                "lora",
-                "quantized weights train through LoRA adapters",
-                "量化权重需通过 LoRA 适配器训练",
-            )
-    if not advice.fits:
-        setup = replace(base, micro_batch=1, gradient_checkpointing=True, masked=config.data.packing)
-        advice.notes.append(too_big_note(shape, setup, budget=budget, devices=devices))
-
-
-def _zero_rungs(
-    advice: Advice, setup: Any, state: dict[str, Any], budget: int, *, offload: bool
-) -> int | None:
-    """Walk the DeepSpeed rungs (`advise_zero`) onto the ladder; the peak of the first that fits
-    (recorded as ``state["deepspeed"]``), or None."""
-    setup = replace(setup, masked=setup.masked or setup.micro_batch > 1)
-    rungs = zero_ladder(advice.shape, setup, budget=budget, world_size=advice.world_size, offload=offload)
-    advice.ladder += [LadderStep(r.en, r.zh, r.peak, r.fits) for r in rungs]
-    if not (rungs and rungs[-1].fits):
-        return None
-    state["deepspeed"] = rungs[-1].preset
-    return rungs[-1].peak
 
 
 def apply_updates(config: RunConfig, updates: dict[str, Any]) -> RunConfig:

@@ -359,6 +359,7 @@ def _finish(
     log_params = [k for k, s in space.items() if s.log or (k in _LOG_DEFAULT and s.choices is None)]
     extra = {
         "kind": "tune",
+        "base_config": config_fingerprint(config),  # how advise finds the study of a config
         "study_name": name,
         "storage": _hide_password(url),
         "sampler": config.tune.sampler,

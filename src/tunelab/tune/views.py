@@ -6,12 +6,14 @@ same results can feed the web UI or JSON without a second formatting path.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tunelab.tune.advise import Advice
     from tunelab.tune.estimate import EstimateReport
     from tunelab.tune.find_batch import BatchSearch
+    from tunelab.tune.lr_answer import LrAnswer
     from tunelab.tune.lr_find import LRFindResult
 
 __all__ = [
@@ -20,7 +22,9 @@ __all__ = [
     "render_advice",
     "render_estimate",
     "render_find_batch",
+    "render_lr_answer",
     "render_lr_find",
+    "write_lr_answer",
 ]
 
 _T: dict[str, tuple[str, str]] = {
@@ -58,6 +62,11 @@ _T: dict[str, tuple[str, str]] = {
     "time": ("time", "时间"),
     "notes": ("notes", "备注"),
     "written": ("written", "已写入"),
+    "lr_answer": ("learning rate", "学习率"),
+    "lr_with_recipe": (
+        "learning rate with the recipe (tunelab advise --measure)",
+        "与推荐规则合并后的学习率（tunelab advise --measure）",
+    ),
 }
 
 
@@ -128,6 +137,8 @@ def render_advice(advice: Advice, console: Any, lang: str = "en") -> None:
     for item in advice.items:
         table.add_row(item.key, str(item.value), item.why(lang))
     console.print(table)
+    if advice.lr is not None:
+        render_lr_answer(advice.lr, console, lang)
     if advice.ladder:
         ladder = _table(_t("fix", lang), _t("peak", lang), _t("fits", lang), title=_t("ladder", lang))
         for step in advice.ladder:
@@ -311,8 +322,28 @@ def render_find_batch(search: BatchSearch, console: Any, lang: str = "en") -> No
         console.print(f"[yellow]{_t('notes', lang)}:[/] {_l(lang, en, zh)}", highlight=False, emoji=False)
 
 
-def render_lr_find(result: LRFindResult, console: Any, lang: str = "en") -> None:
-    """The suggestions and where the curve and data were written."""
+def render_lr_answer(answer: LrAnswer, console: Any, lang: str = "en", key: str = "lr_answer") -> None:
+    """One line: the learning rate, its source, and every other source next to it."""
+    from tunelab.tune.lr_answer import describe_answer
+
+    console.print(f"[bold]{_t(key, lang)}:[/] {describe_answer(answer, lang)}", highlight=False, emoji=False)
+
+
+def write_lr_answer(answer: LrAnswer, folder: Path) -> Path:
+    """``folder``/lr_answer.json: the answer, its source and every source (what the web UI reads)."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "lr_answer.json"
+    path.write_text(json.dumps(answer.as_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def render_lr_find(
+    result: LRFindResult, console: Any, lang: str = "en", answer: LrAnswer | None = None
+) -> None:
+    """The suggestions and where the curve and data were written; with ``answer``, the suggestion's
+    source and the recipe / combined / study learning rates next to it."""
     zh = lang == "zh"
     s = result.suggestions
     lines = (
@@ -320,18 +351,20 @@ def render_lr_find(result: LRFindResult, console: Any, lang: str = "en") -> None
             f"学习率范围测试：{result.n_steps} 步，{result.lrs[0]:.1e} → {result.lrs[-1]:.1e}"
             + ("（损失发散，提前停止）" if result.diverged else ""),
             f"最陡下降点：{s['steepest']:.2e}；最小损失处：{s['minimum']:.2e}；最小损失/10：{s['min_div_10']:.2e}；"
-            f"[bold]建议：{result.suggestion:.2e}[/]（最陡下降点与最小损失处学习率的几何平均）",
+            f"[bold]建议（来源：学习率范围测试）：{result.suggestion:.2e}[/]（最陡下降点与最小损失处学习率的几何平均）",
         ]
         if zh
         else [
             f"LR range test: {result.n_steps} steps, {result.lrs[0]:.1e} -> {result.lrs[-1]:.1e}"
             + (" (stopped: loss diverged)" if result.diverged else ""),
             f"steepest descent: {s['steepest']:.2e}; minimum: {s['minimum']:.2e}; minimum/10: {s['min_div_10']:.2e}; "
-            f"[bold]suggestion: {result.suggestion:.2e}[/] ({result.method})",
+            f"[bold]suggestion (source: lr-find): {result.suggestion:.2e}[/] ({result.method})",
         ]
     )
     for line in lines:
         console.print(line, highlight=False, emoji=False)
+    if answer is not None:
+        render_lr_answer(answer, console, lang, "lr_with_recipe")
     for path in (result.plot_path, result.json_path):
         if path is not None:
             console.print(f"{_t('written', lang)}: {path}", highlight=False, emoji=False)

@@ -42,6 +42,9 @@ CSS = """
 .tl-event.tl-info { background: #f3f4f6; }
 mark.tl-learned { background: #d9f99d; }
 .tl-sample pre { white-space: pre-wrap; }
+/* study plots: cells shaped like the plots (Gradio's are square) so each shows whole, no inner scroll */
+#tl-study-plots .thumbnail-item { aspect-ratio: 4 / 3; }
+#tl-study-plots .grid-wrap { height: auto !important; max-height: none !important; }
 """
 
 

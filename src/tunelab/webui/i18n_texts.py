@@ -392,7 +392,16 @@ TEXTS: dict[str, dict[str, str]] = {
         "Largest micro-batch: {micro}; gradient accumulation {accum} reaches the target batch.",
         "最大微批：{micro}；梯度累积 {accum} 可达到目标批大小。",
     ),
-    "tool.lr_found": _t("Suggested learning rate: {lr}", "建议学习率：{lr}"),
+    "tool.lr_found": _t(
+        "Suggested learning rate (source: lr-find): {lr}", "建议学习率（来源：学习率范围测试）：{lr}"
+    ),
+    "lbl.measure": _t("Measure the learning rate (advise)", "实测学习率（推荐超参数时）"),
+    "info.measure": _t(
+        "advise also runs the LR range test and combines it with the recipe; a study in the study dir overrides both",
+        "推荐时同时运行学习率范围测试并与推荐规则合并；实验目录中已有的超参搜索结果优先",
+    ),
+    "tool.lr_answer": _t("Learning rate {text}", "学习率 {text}"),
+    "study.lr_answer": _t("Best learning rate of this study: {text}", "本次搜索的最佳学习率：{text}"),
     # ---- tables, job view, events, choices (issue 17: every user-facing string in en and zh) ----
     # table headers: col.<column name as the English table shows it>
     "col.key": _t("key", "配置项"),

@@ -21,10 +21,12 @@ __all__ = [
     "TRIAL_COLUMNS",
     "ToolView",
     "best_config",
+    "lr_answer_html",
     "output_args",
     "read_answer_config",
     "read_tool_result",
     "stdout_file",
+    "study_lr_html",
     "study_plots",
     "trial_table",
 ]
@@ -104,9 +106,11 @@ def read_tool_result(tool: str, out_dir: Path, lang: str) -> ToolView:
         table.columns = headers(TOOL_COLUMNS, lang)
         values = {k: v for k, v, _ in rows}
         if tool == "advise":
-            return ToolView(
-                table, message_html(tr("tool.advise_done", lang, n=len(rows)), "ok"), apply=values
+            summary = message_html(tr("tool.advise_done", lang, n=len(rows)), "ok") + lr_answer_html(
+                out_dir, lang
             )
+            plot = out_dir / "lr_find.png"  # advise --measure ran the range test
+            return ToolView(table, summary, str(plot) if plot.is_file() else None, values)
         micro, accum = (
             values.get("per_device_train_batch_size", "-"),
             values.get("gradient_accumulation_steps", "-"),
@@ -130,10 +134,44 @@ def read_tool_result(tool: str, out_dir: Path, lang: str) -> ToolView:
     text = tr("tool.lr_found", lang, lr=_cell(suggestion)) if suggestion else tr("tool.no_result", lang)
     return ToolView(
         pd.DataFrame(rows).rename(columns=dict(zip(TOOL_COLUMNS, headers(TOOL_COLUMNS, lang)))),
-        message_html(text, "ok" if suggestion else "warn"),
+        message_html(text, "ok" if suggestion else "warn") + lr_answer_html(out_dir, lang),
         str(plot) if plot.is_file() else None,
         values,
     )
+
+
+def lr_answer_html(out_dir: Path, lang: str) -> str:
+    """The learning-rate answer advise wrote (lr_answer.json): value, source, every source beside it."""
+    from tunelab.tune.lr_answer import LrAnswer, LrEstimate, describe_answer
+
+    data = _load(out_dir / "lr_answer.json")
+    if data is None:
+        return ""
+    parts = {k: LrEstimate(**data[k]) if data.get(k) else None for k in ("recipe", "lr_find", "study")}
+    answer = LrAnswer(**{**data, **parts})
+    return message_html(tr("tool.lr_answer", lang, text=describe_answer(answer, lang)), "info")
+
+
+def study_lr_html(study_dir: Path, lang: str) -> str:
+    """The study's best learning rate (source: study) with the recipe's for its config beside it."""
+    from tunelab.config import load_config
+    from tunelab.errors import TunelabError
+    from tunelab.tune.advise_lr import study_answer
+    from tunelab.tune.lr_answer import describe_answer
+
+    best_yaml = study_dir / "best.yaml"
+    summary = _load(study_dir / "summary.json") or {}
+    run_dir = (summary.get("best") or {}).get("run_dir")
+    source = best_yaml if best_yaml.is_file() else Path(run_dir or "") / "config.yaml"
+    if not source.is_file():
+        return ""
+    try:
+        answer = study_answer(load_config(source), study_dir)
+    except TunelabError as exc:  # the study's model is gone: the recipe prior cannot be sized
+        return message_html(f"{exc.message}", "warn")
+    if answer is None:
+        return ""
+    return message_html(tr("study.lr_answer", lang, text=describe_answer(answer, lang)), "info")
 
 
 def _estimate_view(data: dict[str, Any], lang: str) -> ToolView:

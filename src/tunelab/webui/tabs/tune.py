@@ -52,12 +52,24 @@ def tool_args(
     gpu_mem: float | str | None = None,
     max_mem: float | str | None = None,
     lr_steps: int | None = None,
+    measure: bool = False,
+    study_dir: str | None = None,
 ) -> list[str]:
-    """The command line of a tool, writing its machine-readable result into ``out_dir``."""
+    """The command line of a tool, writing its machine-readable result into ``out_dir``.
+
+    advise also writes its learning-rate answer there (``--lr-dir``); with ``measure`` it runs the
+    range test (``lr_steps`` steps) and combines it with the recipe; the study in ``study_dir``,
+    when that folder holds one, overrides both."""
     args = [tool, str(config_path)]
     args += results.output_args(tool, out_dir)
     if tool == "advise" and task and task != "auto":
         args += ["--task", task]
+    if tool == "advise":
+        args += ["--lr-dir", str(out_dir)]
+        if measure:
+            args += ["--measure"] + (["--measure-steps", str(int(lr_steps))] if lr_steps else [])
+        if study_dir and (Path(study_dir) / "summary.json").is_file():
+            args += ["--study", str(study_dir)]
     gpu_gb = optional_number(gpu_mem, "memory budget (GB)")
     max_gb = optional_number(max_mem, "memory ceiling (GB)")
     if tool in ("advise", "estimate") and gpu_gb:
@@ -75,6 +87,8 @@ def start_tool(
     """Start one of the tools on the form's config; (job id or None, status html)."""
     try:
         _, path = _write_form_config(ctx, tool, values)
+        if options.get("study_dir"):
+            ctx.guard.check(options["study_dir"], "study dir")
     except TunelabError as exc:
         return None, error_html(exc, lang)
     out_dir = ctx.state_dir / "tools" / path.stem
@@ -188,6 +202,16 @@ def build(ctx: UIContext) -> dict[str, Any]:
             ),
             "lbl.lr_steps",
         )
+        w["measure"] = t.label(
+            gr.Checkbox(
+                value=False,
+                label=tr("lbl.measure", lang),
+                info=tr("info.measure", lang),
+                elem_id="tl-tune-measure",
+            ),
+            "lbl.measure",
+            "info.measure",
+        )
     with gr.Row():
         for tool in TOOLS:
             w[f"btn_{tool}"] = t.value(
@@ -206,6 +230,8 @@ def build(ctx: UIContext) -> dict[str, Any]:
                         label=tr("lbl.tool_result", lang),
                         interactive=False,
                         wrap=True,
+                        # long reasons wrap inside the column instead of pushing it off-screen
+                        column_widths=["24%", "14%", "62%"],
                         elem_id="tl-tune-table",
                     ),
                     "lbl.tool_result",
@@ -300,8 +326,9 @@ def build(ctx: UIContext) -> dict[str, Any]:
         w["study_plots"] = t.label(
             gr.Gallery(
                 label=tr("lbl.study_plots", lang),
-                columns=2,
-                height=420,
+                columns=3,
+                # Gradio's fixed-height grid of square cells showed half of each plot; app.CSS lets
+                # the grid grow and shapes the cells like the plots
                 object_fit="contain",
                 elem_id="tl-study-plots",
             ),
@@ -321,11 +348,14 @@ def build(ctx: UIContext) -> dict[str, Any]:
             gpu_mem: str | None,
             max_mem: str | None,
             lr_steps: float | None,
+            measure: bool,
+            study_dir: str | None,
             *values: Any,
         ) -> list[Any]:
             job_id, status = start_tool(
-                ctx, lang, tool, list(values), task=task, gpu_mem=gpu_mem, max_mem=max_mem, lr_steps=lr_steps
-            )
+                ctx, lang, tool, list(values), task=task, gpu_mem=gpu_mem, max_mem=max_mem, lr_steps=lr_steps,
+                measure=measure, study_dir=study_dir,
+            )  # fmt: skip
             return [
                 job_id,
                 status,
@@ -350,7 +380,16 @@ def build(ctx: UIContext) -> dict[str, Any]:
     for tool in TOOLS:
         w[f"btn_{tool}"].click(
             starter(tool),
-            [ctx.lang, w["task"], w["gpu_mem"], w["max_mem"], w["lr_steps"], *ctx.form_inputs],
+            [
+                ctx.lang,
+                w["task"],
+                w["gpu_mem"],
+                w["max_mem"],
+                w["lr_steps"],
+                w["measure"],
+                w["study_dir"],
+                *ctx.form_inputs,
+            ],  # fmt: skip
             tool_outputs,
         )
     w["abort_tool"].click(lambda job_id: ctx.jobs.abort(job_id) and None, w["tool_job"], None)
@@ -411,8 +450,9 @@ def build(ctx: UIContext) -> dict[str, Any]:
         plots = results.study_plots(study) if study else []
         done = job is not None and not job.running
         best = bool(study and done and results.best_config(study) is not None)
+        lr_line = results.study_lr_html(study, lang) if best and study else ""  # source: study
         return [
-            job_status_html(job, lang),
+            job_status_html(job, lang) + lr_line,
             ctx.jobs.log_tail(job),
             table,
             plots,

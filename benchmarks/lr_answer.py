@@ -1,0 +1,133 @@
+"""Is the one learning-rate answer at least as good as either of its sources alone?
+
+For each task of benchmarks/hparam_quality.py: `tunelab advise --measure` on the task's config gives
+the recipe's learning rate, the range test's suggestion (run on the advised config, so at the same
+effective batch) and the combined answer (tune/lr_answer.py). Then the advised config is trained
+three times, changing only the learning rate: recipe, lr-find, answer. Same data split, seed, steps
+(early stopping off, so every arm gets the same training budget) and evaluation cadence; the figure
+is the held-out eval loss at the end of training. An arm whose learning rate equals another's is
+not trained twice.
+
+    python benchmarks/lr_answer.py --quick        # the two tiny tasks, 1 seed (~10 min on 2 busy cores)
+    python benchmarks/lr_answer.py                # + SmolLM2-135M LoRA and MiniLM cls, 2 seeds (an hour+)
+    python benchmarks/lr_answer.py --tasks tiny-instruct --seeds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _tune_docs import machine_lines, markdown_table, print_table, update_docs  # noqa: E402
+from hparam_quality import _RUN, DEFAULT_TASKS, TASKS  # noqa: E402
+
+ARMS = ("recipe", "lr-find", "answer")
+
+
+def final_eval_loss(config: Any, out: Path) -> float:
+    """Train ``config`` into ``out``; the eval loss at the end (inf when there is none)."""
+    from tunelab.train import train
+
+    config = config.model_copy(update={"output": config.output.model_copy(update={"output_dir": str(out)})})
+    loss = train(config).metrics.get("eval_loss")
+    return float(loss) if isinstance(loss, (int, float)) and math.isfinite(loss) else math.inf
+
+
+def run_task(key: str, spec: dict[str, Any], scratch: Path, seeds: list[int], steps: int) -> dict[str, Any]:
+    from tunelab.config import config_from_dict, load_config
+    from tunelab.tune.advise import advise, apply_updates
+
+    base = load_config(None, [*spec["items"], *_RUN])
+    start = time.time()
+    advice = advise(base, task=spec["task"], measure=True, measure_steps=steps, lr_dir=scratch / f"{key}-lrf")
+    answer = advice.lr
+    assert answer is not None and answer.lr_find is not None
+    lrs = {"recipe": answer.recipe.value, "lr-find": answer.lr_find.value, "answer": answer.value}
+    print(f"  {key}: recipe {lrs['recipe']:.2g}, lr-find {lrs['lr-find']:.2g}, answer {answer.value:.2g} "
+          f"({answer.source}) in {time.time() - start:.0f} s", flush=True)  # fmt: skip
+    advised = apply_updates(base, advice.updates())  # every arm: no early stop, the last weights evaluated
+    losses: dict[str, list[float]] = {}
+    for seed in seeds:
+        done: dict[float, float] = {}
+        for arm in ARMS:
+            lr = lrs[arm]
+            if lr not in done:
+                start = time.time()
+                flat = advised.to_flat()
+                flat.update(learning_rate=lr, seed=seed, load_best_model_at_end=False)
+                flat["early_stopping"] = {**flat.get("early_stopping", {}), "enabled": False}
+                config = config_from_dict(flat, source="benchmark")
+                done[lr] = final_eval_loss(config, scratch / f"{key}-{arm}-{seed}")
+                print(f"  {key} seed {seed}: {arm} lr {lr:.2g} -> eval loss {done[lr]:.4f} "
+                      f"({time.time() - start:.0f} s)", flush=True)  # fmt: skip
+            losses.setdefault(arm, []).append(done[lr])
+    return {"title": spec["title"], "lrs": lrs, "source": answer.source, "losses": losses}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="the two tiny tasks, one seed")
+    parser.add_argument("--tasks", help=f"comma-separated, from: {', '.join(TASKS)}")
+    parser.add_argument("--seeds", type=int, help="seeds per arm (default 1 with --quick, else 2)")
+    parser.add_argument("--steps", type=int, default=100, help="range-test steps (default 100)")
+    parser.add_argument("--no-docs", action="store_true", help="leave docs/benchmarks.md alone")
+    args = parser.parse_args(argv)
+    names = args.tasks.split(",") if args.tasks else list(DEFAULT_TASKS if args.quick else TASKS)
+    unknown = [n for n in names if n not in TASKS]
+    if unknown:
+        parser.error(f"unknown task(s) {unknown}; choose from {list(TASKS)}")
+    seeds = [42 + i for i in range(args.seeds or (1 if args.quick else 2))]
+    from tunelab.quiet import quiet_libraries
+
+    quiet_libraries()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="tunelab-lra-") as tmp:
+        for name in names:
+            results.append(run_task(name, TASKS[name], Path(tmp), seeds, args.steps))
+    columns = ["task", "recipe", "lr-find", "answer (source)", "answer vs better source", "answer <= both"]
+    rows = []
+    for r in results:
+        mean = {arm: statistics.fmean(r["losses"][arm]) for arm in ARMS}
+        better = min(mean["recipe"], mean["lr-find"])
+        cells = [f"{r['lrs'][arm]:.2g} -> {mean[arm]:.4f}" for arm in ARMS]
+        cells[2] = f"{cells[2]} ({r['source']})"
+        ok = mean["answer"] <= better + 1e-9
+        rows.append([r["title"], *cells, f"{(mean['answer'] - better) / better:+.1%}", "yes" if ok else "no"])
+    print_table(
+        "held-out eval loss after the same budget (learning rate -> loss; lower is better)", columns, rows
+    )
+    if not args.no_docs:
+        command = "python benchmarks/lr_answer.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        section = "\n".join(
+            [
+                "### One learning-rate answer: recipe vs lr-find vs the combined answer",
+                "",
+                f"- command: `{command.strip()}`",
+                *machine_lines(),
+                "- **measured under load**: other jobs shared the 2 cores; the losses do not depend on speed, "
+                "but re-run on a quiet machine for the record",
+                f"- per task: `tunelab advise --measure` ({args.steps}-step range test on the advised config), then "
+                "the advised config trained with each learning rate (early stopping off, the same steps for every arm), "
+                f"final eval loss on the held-out split, mean of {len(seeds)} seed(s)",
+                "- answer sources: recipe+lr-find = precision-weighted in log space; lr-find = the two disagreed "
+                "by more than 2 standard deviations and the measurement was kept (tune/lr_answer.py)",
+                "",
+                *markdown_table(columns, rows),
+                "",
+            ]
+        )
+        update_docs("lr_answer", section)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
