@@ -29,7 +29,7 @@ class EvalArgs(Group):
         None,
         en="eval: multiple-choice benchmark (MMLU/C-Eval/CMMLU layout: question, A-D, answer, subject): "
         "a name in task_dir/benchmark_info.json, a .json/.jsonl/.csv file, or a folder of per-subject CSVs.",
-        zh="eval：多项选择基准（MMLU/C-Eval/CMMLU 格式：question、A-D、answer、subject）："
+        zh="eval：多项选择基准（MMLU/C-Eval/CMMLU 格式：`question`、A-D、`answer`、`subject` 列）："
         "task_dir/benchmark_info.json 中的名称、.json/.jsonl/.csv 文件，或按科目分文件的 CSV 目录。",
     )
     task_dir: str = field(

@@ -119,7 +119,7 @@ class KDArgs(Group):
         en="kd: share of optimizer steps that are on-policy (GKD's lmbda): the student samples its own "
         "responses to the batch's prompts (with the generation settings temperature, top_p, top_k) and "
         "the teacher scores them; the loss is the KD loss over the generated tokens. Needs a live teacher.",
-        zh="kd：在线策略（on-policy）优化步的比例（GKD 的 lmbda）：学生按生成设置（temperature、top_p、"
+        zh="kd：同策略（在线）优化步的比例（即 TRL GKD 的 `lmbda`）：学生按生成设置（temperature、top_p、"
         "top_k）自己回答该批的提示，教师为这些 token 打分，损失为生成 token 上的 KD 损失。需要加载教师模型。",
         ge=0,
         le=1,

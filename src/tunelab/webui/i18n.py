@@ -62,6 +62,7 @@ class Translator:
 
     def __init__(self) -> None:
         self._entries: list[_Entry] = []
+        self._own_choices: set[int] = set()
 
     def field(self, component: Any, key: str) -> Any:
         """A config-key widget: label from FIELD_LABELS, info from the schema's help."""
@@ -86,6 +87,12 @@ class Translator:
     def choices(self, component: Any, prefix: str, values: list[str] | tuple[str, ...]) -> Any:
         """A dropdown or radio whose choice labels (prefix.<value> texts) follow the language."""
         self._entries.append(_Entry(component, "choices", prefix, extra=tuple(values)))
+        return component
+
+    def own_choices(self, component: Any) -> Any:
+        """A field whose choices its tab rebuilds on a language switch (e.g. from the files on disk):
+        the translator relabels its label and info only, so a stale list never overwrites the tab's."""
+        self._own_choices.add(id(component))
         return component
 
     def placeholder(self, component: Any, key: str, **values: Any) -> Any:
@@ -117,7 +124,8 @@ class Translator:
         if entry.kind == "field":
             texts = {"label": field_label(entry.key, lang), "info": field_spec(entry.key).help(lang)}
             shown = [tuple(c) for c in getattr(entry.component, "choices", None) or []]  # (label, value)
-            if any(value == NONE_CHOICE for _, value in shown):  # relabel the "unset" entry
+            owned = id(entry.component) in self._own_choices
+            if not owned and any(value == NONE_CHOICE for _, value in shown):  # relabel the "unset" entry
                 texts["choices"] = unset_choice_label(
                     [NONE_CHOICE if value == NONE_CHOICE else (label, value) for label, value in shown], lang
                 )

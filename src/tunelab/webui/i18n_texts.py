@@ -280,7 +280,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "benchmark dir to the folder that holds {bench}/.",
         "{task} 需要 LLaMA-Factory 的 {bench} 评测数据，本机上没有（tunelab 不会下载任何数据）。"
         "请把解压后的 {bench}/ 目录放到 {folder}：dev/ 下每个科目一个 CSV（少样本示例），test/ 或 val/ 下"
-        "每个科目一个 CSV（待评分题目，含 answer 列）；或把基准目录设为包含 {bench}/ 的目录。",
+        "每个科目一个 CSV（待评分题目，含 `answer` 列）；或把基准目录设为包含 {bench}/ 的目录。",
     ),
     "bench.invalid": _t("The benchmark {task} cannot be used:", "无法使用评测基准 {task}："),
     "acc.dataset_view": _t("Upload data / browse raw records", "上传数据 / 浏览原始记录"),

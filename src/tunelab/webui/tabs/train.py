@@ -459,7 +459,7 @@ def _wire(ctx: UIContext, w: dict[str, Any]) -> None:
         on_start, [*inputs, *w["devices"]], [w["job_id"], ctx.fields["output_dir"], w["status"], w["timer"]]
     )
 
-    resume = ctx.fields["resume_from_checkpoint"]
+    resume = ctx.translator.own_choices(ctx.fields["resume_from_checkpoint"])  # relabelled just below
 
     def refresh_resume(lang: str, output_dir: str | None, current: str | None) -> Any:
         return resume_update(ctx, lang, output_dir, current)
