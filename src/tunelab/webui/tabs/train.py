@@ -438,18 +438,31 @@ def _wire(ctx: UIContext, w: dict[str, Any]) -> None:
     )
 
     def on_tick(lang: str, job_id: str | None) -> list[Any]:
-        view = poll_training(ctx, lang, job_id)
+        running = ctx.jobs.latest("train", running=True)
+        view = poll_training(ctx, lang, running.id if running else job_id)
+        # a tick (or page load) that raced with Start can carry the previous job's id, or end after
+        # Start while it drew the plots: keep watching the job that runs now, never show the old
+        # job's ending over it, and never stop the timer the new job needs
+        watched = view["job"].id if view["job"] else job_id
+        now = ctx.jobs.latest("train", running=True)
+        stale = now is not None and now.id != watched
         outputs = [
             view["progress"],
             view["loss"],
             view["lr"],
             view["events"],
             view["log"],
-            gr.Timer(active=view["running"]),
+            gr.Timer(active=view["running"] or stale),
         ]
-        return [*outputs, view["status"] if not view["running"] else gr.update()]
+        ending = view["status"] if not (view["running"] or stale) else gr.update()
+        return [*outputs, ending, now.id if stale and now else watched]
 
-    w["timer"].tick(on_tick, [ctx.lang, w["job_id"]], [*watch_outputs, w["status"]], show_progress="hidden")
+    w["timer"].tick(
+        on_tick,
+        [ctx.lang, w["job_id"]],
+        [*watch_outputs, w["status"], w["job_id"]],
+        show_progress="hidden",
+    )
 
     def reattach(lang: str) -> list[Any]:
         """A (re)loaded page picks up the running train job, or shows the last one."""
