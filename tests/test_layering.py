@@ -1,22 +1,28 @@
-"""The layering rules of DESIGN.md, checked on the source by parsing every import with ``ast``.
+"""The layering rules of docs/architecture.md, checked on the source by parsing every import with ``ast``.
 
-cli/webui -> feature modules (train, tune, evaluate, infer, export) -> config, data, model, runs;
-no cycle between packages (so none between train and evaluate); nothing under config/, data/ or
-runs/ imports torch when imported (``tunelab --help`` and the web UI start fast).
+interface (cli, webui, ...) -> features (train, tune, evaluate, infer, export, quality) -> base (config,
+data, model, runs) -> foundation (compat, distributed, errors, ...); no cycle between packages (so none
+between train and evaluate); nothing under config/, data/ or runs/ imports torch when imported
+(``tunelab --help`` and the web UI start fast); only distributed.py reads rank variables or calls
+collectives. The document's layer table must name every package in the layer used here.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-UI = {"cli", "webui"}
+DOC = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
+UI = {"__init__", "__main__", "cli", "demo", "envinfo", "launch", "webui"}
 FEATURES = {"train", "tune", "evaluate", "infer", "export", "quality"}
 BASE = {"config", "data", "model", "runs"}
+FOUNDATION = {"compat", "distributed", "errors", "quiet", "cli_text", "_callable", "resources"}
+LAYERS = {"interface": UI, "features": FEATURES, "base": BASE, "foundation": FOUNDATION}
 LIGHT = {"config", "data", "runs"}
 HEAVY = {"torch", "transformers", "peft", "trl", "accelerate", "bitsandbytes", "deepspeed"}
 
@@ -70,8 +76,9 @@ IMPORTS = [imp for module in sorted(MODULES) for imp in _imports(module)]
 
 
 def _package(module: str) -> str:
+    """tunelab.train.runner -> train; tunelab.errors -> errors; tunelab (its __init__) -> __init__."""
     parts = module.split(".")
-    return parts[1] if len(parts) > 1 else ""
+    return parts[1] if len(parts) > 1 else "__init__"
 
 
 def _where(imp: Import) -> str:
@@ -90,8 +97,24 @@ def test_the_scan_sees_the_imports_it_checks() -> None:
     assert any(s == "tunelab.cli" and _package(t) in FEATURES and not eager for s, t, eager in pairs)
 
 
+def test_every_package_has_one_layer_and_the_document_agrees() -> None:
+    packages = {_package(m) for m in MODULES}
+    placed = [name for layer in LAYERS.values() for name in layer]
+    assert sorted(packages) == sorted(placed), (
+        "a package in no layer (or in two), or a layer naming a gone one"
+    )
+    documented = {}
+    for line in DOC.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 2 and cells[0] in LAYERS:
+            documented[cells[0]] = set(re.findall(r"`([^`]+)`", cells[1]))
+    assert documented == LAYERS, f"the layer table of {DOC.name} differs from this test's layers"
+
+
 @pytest.mark.parametrize(
-    ("layer", "forbidden"), [(BASE, FEATURES | UI), (FEATURES, UI)], ids=["base", "features"]
+    ("layer", "forbidden"),
+    [(FOUNDATION, BASE | FEATURES | UI), (BASE, FEATURES | UI), (FEATURES, UI)],
+    ids=["foundation", "base", "features"],
 )
 def test_imports_point_one_way(layer: set[str], forbidden: set[str]) -> None:
     wrong = [
@@ -99,7 +122,7 @@ def test_imports_point_one_way(layer: set[str], forbidden: set[str]) -> None:
         for i in IMPORTS
         if _internal(i) and _package(i.source) in layer and _package(i.target) in forbidden
     ]
-    assert not wrong, "an import against the layering of DESIGN.md:\n" + "\n".join(wrong)
+    assert not wrong, "an import against the layering of docs/architecture.md:\n" + "\n".join(wrong)
 
 
 def test_no_cycle_between_packages() -> None:
@@ -161,3 +184,49 @@ def test_light_packages_do_not_import_torch_at_import_time(package: str) -> None
             if i.at_import_time and i.source in loaded and i.target.split(".")[0] in HEAVY
         ]
     assert not heavy, "torch (or a library that imports it) at import time:\n" + "\n".join(sorted(set(heavy)))
+
+
+# what a launcher tells each process about its place (NODE_RANK & co. are the launcher's own inputs)
+RANK_VARIABLES = {"RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE"}
+COLLECTIVES = {
+    "all_gather",
+    "all_gather_object",
+    "all_reduce",
+    "barrier",
+    "broadcast",
+    "broadcast_object_list",
+    "destroy_process_group",
+    "gather",
+    "get_rank",
+    "get_world_size",
+    "init_process_group",
+    "is_initialized",
+    "new_group",
+    "reduce",
+    "scatter",
+}
+
+
+def test_only_distributed_reads_ranks_and_calls_collectives() -> None:
+    """Rank logic in one place (distributed.py): elsewhere a rank variable's name or a torch.distributed
+    collective is a second, drifting copy of it. torch's launcher itself (launch.py) is not a collective;
+    tunelab.distributed's own functions are what feature code is meant to call."""
+    wrong = []
+    for module, path in sorted(MODULES.items()):
+        if module == "tunelab.distributed":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            line = getattr(node, "lineno", 0)
+            if isinstance(node, ast.Constant) and node.value in RANK_VARIABLES:  # os.environ["RANK"] & co.
+                wrong.append(f"{path.relative_to(SRC)}:{line} reads {node.value}")
+            elif isinstance(node, ast.Attribute) and node.attr in COLLECTIVES:
+                owner = ast.unparse(node.value)  # torch.distributed.x / dist.x, not tunelab's distributed.x
+                if owner.endswith("torch.distributed") or owner == "dist":
+                    wrong.append(f"{path.relative_to(SRC)}:{line} calls {owner}.{node.attr}")
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("torch.distributed"):
+                wrong += [
+                    f"{path.relative_to(SRC)}:{line} imports {node.module}.{a.name}"
+                    for a in node.names
+                    if a.name in COLLECTIVES
+                ]
+    assert not wrong, "rank logic outside tunelab/distributed.py (ask it instead):\n" + "\n".join(wrong)

@@ -74,7 +74,8 @@ def test_deepspeed_on_a_cpu_needs_fp32_and_a_launcher(monkeypatch: pytest.Monkey
     with pytest.raises(ConfigError, match="fp32 only") as caught:
         engine_arguments(training(deepspeed="z2"), use_cuda=False, half_precision=True)
     assert "bf16=false" in caught.value.hint  # an LF config's bf16: true would contradict compute_type
-    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):  # no launcher started this process
+        monkeypatch.delenv(name, raising=False)
     with pytest.raises(ConfigError) as caught:
         engine_arguments(training(deepspeed="z2"), use_cuda=False, half_precision=False)
     assert "--nproc-per-node 2" in caught.value.hint

@@ -177,7 +177,8 @@ def test_tune_show_space_prints_yaml(tmp_path: Path) -> None:
     assert yaml.safe_load(result.stdout)["tune"]["space"]["lora_rank"] == [4, 8, 16, 32]
 
 
-@pytest.mark.slow  # not in CI yet: two workers can both start a last trial (n_trials + 1)
+@pytest.mark.slow
+@pytest.mark.ci
 def test_two_workers_share_one_sqlite_study(tiny_model_dir: Path, tmp_path: Path) -> None:
     values = study_values(tiny_model_dir, n_workers=2, pruner="none")
     values["tune"]["space"] = {"learning_rate": {"low": 1e-3, "high": 2e-2, "log": True}}
@@ -190,6 +191,16 @@ def test_two_workers_share_one_sqlite_study(tiny_model_dir: Path, tmp_path: Path
     assert all(RunDir(t.run_dir).is_finished() for t in result.trials)
     with sqlite3.connect(tmp_path / "study" / "study.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    _assert_no_extra_trial_trained(f"sqlite:///{tmp_path / 'study' / 'study.db'}", tmp_path / "study")
+
+
+def _assert_no_extra_trial_trained(url: str, study_dir: Path) -> None:
+    """A trial beyond n_trials (both workers started the last one) is marked surplus, never trained."""
+    stored = optuna.load_study(study_name="study", storage=url).trials
+    extra = [t for t in stored if t.number >= 4]
+    assert all(t.user_attrs.get("surplus") and t.state.name == "FAIL" for t in extra), extra
+    assert sorted(p.name[:9] for p in study_dir.glob("trial-*")) == [f"trial-{i:03d}" for i in range(4)]
+    assert json.loads((study_dir / "summary.json").read_text())["n_surplus"] == len(extra)
 
 
 def _start_postgres() -> tuple[str, Path]:
@@ -215,7 +226,8 @@ def _start_postgres() -> tuple[str, Path]:
     return f"postgresql://postgres@127.0.0.1:{port}/optuna", data
 
 
-@pytest.mark.slow  # not in CI yet: two workers can both start a last trial (n_trials + 1)
+@pytest.mark.slow
+@pytest.mark.ci
 def test_two_workers_share_a_postgresql_study(tiny_model_dir: Path, tmp_path: Path) -> None:
     url, data = _start_postgres()
     try:
@@ -226,6 +238,7 @@ def test_two_workers_share_a_postgresql_study(tiny_model_dir: Path, tmp_path: Pa
         assert all(t.status == "complete" for t in result.trials)
         assert not (tmp_path / "study" / "study.db").exists()
         assert result.storage.startswith("postgresql")
+        _assert_no_extra_trial_trained(storage_url(url, tmp_path), tmp_path / "study")
     finally:
         stop = ["runuser", "-u", "postgres", "--", "pg_ctl", "-D", str(data / "db"), "-m", "fast", "stop"]
         subprocess.run(stop, check=False, capture_output=True, cwd=data)

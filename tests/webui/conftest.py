@@ -68,22 +68,39 @@ def ui_context(tmp_path: Path) -> Any:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+def playwright_driver() -> Iterator[Any]:
+    """Playwright, once per session (its sync API allows one driver per thread)."""
     if not CHROMIUM.is_file():
         pytest.skip(
             "end-to-end web UI tests need Debian's chromium at /usr/bin/chromium (make browser installs it)"
         )
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
     with sync_api.sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            tempfile.mkdtemp(prefix="tunelab-chromium-"),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 1000},
-        )
-        yield context
-        context.close()
+        yield playwright
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_driver: Any) -> Iterator[Any]:
+    """One browser profile (a persistent context): its tabs share cookies, like one user's tabs."""
+    context = playwright_driver.chromium.launch_persistent_context(
+        tempfile.mkdtemp(prefix="tunelab-chromium-"),
+        executable_path=str(CHROMIUM),
+        headless=True,
+        args=CHROMIUM_ARGS,
+        viewport={"width": 1400, "height": 1000},
+    )
+    yield context
+    context.close()
+
+
+@pytest.fixture(scope="session")
+def chromium(playwright_driver: Any) -> Iterator[Any]:
+    """Headless Chromium whose ``new_context()`` gives separate users (no shared cookies or storage)."""
+    launched = playwright_driver.chromium.launch(
+        executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+    )
+    yield launched
+    launched.close()
 
 
 @pytest.fixture

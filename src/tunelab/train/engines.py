@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from tunelab.config.engines import DEEPSPEED_PRESETS, deepspeed_preset_path
-from tunelab.distributed import world_size
+from tunelab.distributed import is_launched, world_size
 from tunelab.errors import ConfigError, ResourceError
 
 if TYPE_CHECKING:
@@ -107,9 +107,9 @@ def _deepspeed_on_cpu(training: TrainingArgs, *, half_precision: bool) -> dict[s
             "for a DeepSpeed run on this machine set bf16=false / fp16=false (the keys LLaMA-Factory and HF "
             "configs carry; compute_type: fp32 where neither is set), or train on a GPU",
         )
-    if int(os.environ.get("LOCAL_RANK", -1)) == -1:
+    if not is_launched():
         raise ConfigError(
-            "DeepSpeed on a CPU needs a launcher that starts every rank (LOCAL_RANK is unset)",
+            "DeepSpeed on a CPU needs a launcher that starts every rank (this process was started without one)",
             "run `tunelab train CFG --nproc-per-node 2` (or `torchrun --nproc-per-node 2 -m tunelab train CFG`)",
         )
     from accelerate import PartialState

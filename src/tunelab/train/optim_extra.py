@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from tunelab.config.schema import FinetuningArgs, TrainingArgs
+from tunelab.distributed import is_distributed
 from tunelab.errors import ConfigError, ResourceError
 
 __all__ = ["MuonWithAdamW", "build_extra_optimizer", "uses_extra_optimizer"]
@@ -165,11 +166,7 @@ def _maybe_layerwise(
     """``cls(groups)``, or with ``layerwise`` one ``cls`` per parameter stepping during backward."""
     if not layerwise:
         return cls(groups, **kwargs)
-    if (
-        torch.distributed.is_available()
-        and torch.distributed.is_initialized()
-        and torch.distributed.get_world_size() > 1
-    ):
+    if is_distributed():
         raise ConfigError(
             "galore_layerwise / apollo_layerwise steps each weight during backward, before the gradients of "
             "several processes are averaged, so it cannot run distributed",

@@ -4,7 +4,9 @@ The study lives in an Optuna storage (SQLite in the study directory unless ``tun
 an RDB URL), so it survives the process: running the command again continues it up to
 ``tune.n_trials`` trials in total, and several workers (local processes, or `tunelab tune` on other
 machines against one PostgreSQL URL) share it. Trials report each evaluation to the pruner from
-inside training (tune/pruning.py); a pruned trial still leaves a complete run directory.
+inside training (tune/pruning.py); a pruned trial still leaves a complete run directory. Workers
+never run more than ``n_trials`` trials together: see tune/budget.py for how a trial that two
+workers started for the same last slot is refused.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from tunelab.config import RunConfig, config_from_dict
 from tunelab.config.schema_tune import ParamSpec
 from tunelab.errors import ConfigError
+from tunelab.tune.budget import SURPLUS, count_trials, surplus_reason
 from tunelab.tune.search import build_pruner, build_sampler, suggest_params
 from tunelab.tune.space import apply_params, baseline_params, resolve_space
 from tunelab.tune.storage import open_storage, storage_url
@@ -52,7 +55,12 @@ class StudyResult:
 
 
 def _objective(
-    base: RunConfig, study_dir: Path, space: Mapping[str, ParamSpec], console: Any, nproc_per_node: int = 1
+    base: RunConfig,
+    study_dir: Path,
+    space: Mapping[str, ParamSpec],
+    console: Any,
+    n_trials: int,
+    nproc_per_node: int = 1,
 ) -> Any:
     from tunelab.tune.pruning import PruningCallback
 
@@ -61,6 +69,12 @@ def _objective(
     prunes = base.tune.pruner != "none" and metric.startswith("eval_") and nproc_per_node == 1
 
     def objective(trial: Any) -> float:
+        # first, before any parameter is drawn or a directory made: another worker may have started
+        # the last trial of the budget at the same moment as this one (tune/budget.py)
+        if (reason := surplus_reason(trial, n_trials)) is not None:
+            say(console, f"trial {trial.number}: {reason}")
+            trial.study.stop()
+            raise TrialFailed(reason)
         params = suggest_params(trial, space)
         run_dir = study_dir / trial_dir_name(trial.number, params)
         trial.set_user_attr("run_dir", str(run_dir))
@@ -90,18 +104,8 @@ def _objective(
 
 def _counted(study: Any) -> tuple[int, int]:
     """(trials that count towards n_trials, trials running now). Interrupted and crashed trials
-    (failed without a recorded reason) do not count: resuming the study runs them again."""
-    from optuna.trial import TrialState
-
-    done = running = 0
-    for t in study.get_trials(deepcopy=False):
-        if t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
-            t.state == TrialState.FAIL and "reason" in t.user_attrs
-        ):
-            done += 1
-        elif t.state == TrialState.RUNNING:
-            running += 1
-    return done, running
+    (failed without a recorded reason) and surplus ones do not count: resuming the study runs them again."""
+    return count_trials(study.get_trials(deepcopy=False))
 
 
 def _optimize(
@@ -113,7 +117,11 @@ def _optimize(
     console: Any,
     nproc_per_node: int = 1,
 ) -> None:
-    """Run trials until the study holds ``n_trials`` counted trials (or ``timeout`` passes)."""
+    """Run trials until the study holds ``n_trials`` counted trials (or ``timeout`` passes).
+
+    The checks here (before the first trial and after each) only save starting a trial that would be
+    refused; the objective's own check is the one that keeps the budget when workers race.
+    """
     space = resolve_space(base)
 
     def enough(study: Any, trial: Any) -> None:
@@ -127,7 +135,7 @@ def _optimize(
     if done + running >= n_trials:
         return
     study.optimize(
-        _objective(base, study_dir, space, console, nproc_per_node),
+        _objective(base, study_dir, space, console, n_trials, nproc_per_node),
         n_trials=n_trials - done - running,
         timeout=timeout,
         catch=(TrialFailed,),
@@ -166,6 +174,7 @@ def _worker_main(
 
 
 def _outcomes(study: Any) -> list[TrialOutcome]:
+    """Every trial of the study but the surplus ones (refused before training, see tune/budget.py)."""
     from optuna.trial import TrialState
 
     states = {
@@ -178,6 +187,8 @@ def _outcomes(study: Any) -> list[TrialOutcome]:
     outcomes = []
     for t in study.get_trials(deepcopy=False):
         attrs = t.user_attrs
+        if attrs.get(SURPLUS):
+            continue
         status = "interrupted" if attrs.get("interrupted") else states[t.state]
         reason = attrs.get("reason")
         if status == "failed" and not reason:
@@ -280,7 +291,8 @@ def tune(
 
 
 def _was_interrupted(study: Any) -> bool:
-    return any(t.user_attrs.get("interrupted") for t in study.get_trials(deepcopy=False)[-1:])
+    trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(SURPLUS)]
+    return any(t.user_attrs.get("interrupted") for t in trials[-1:])
 
 
 def _check_same_base(study: Any, config: RunConfig, name: str) -> None:
@@ -365,6 +377,8 @@ def _finish(
         "sampler": config.tune.sampler,
         "pruner": config.tune.pruner,
         "best_config": str(best_config) if best_config else None,
+        # trials refused because the budget was full when they started: in no table, plot or best
+        "n_surplus": sum(1 for t in study.get_trials(deepcopy=False) if t.user_attrs.get(SURPLUS)),
     }
     summary = write_study_files(
         study_dir, outcomes, metric=metric, lower_is_better=lower, log_params=log_params, extra=extra

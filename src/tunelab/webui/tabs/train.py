@@ -472,24 +472,32 @@ def _wire(ctx: UIContext, w: dict[str, Any]) -> None:
     )
 
     def on_tick(lang: str, job_id: str | None, output_dir: str | None, current: str | None) -> list[Any]:
-        view = poll_training(ctx, lang, job_id)
+        running = ctx.jobs.latest("train", running=True)
+        view = poll_training(ctx, lang, running.id if running else job_id)
+        # a tick (or page load) that raced with Start can carry the previous job's id, or end after
+        # Start while it drew the plots: keep watching the job that runs now, never show the old
+        # job's ending over it, and never stop the timer the new job needs
+        watched = view["job"].id if view["job"] else job_id
+        now = ctx.jobs.latest("train", running=True)
+        stale = now is not None and now.id != watched
         outputs = [
             view["progress"],
             view["loss"],
             view["lr"],
             view["events"],
             view["log"],
-            gr.Timer(active=view["running"]),
+            gr.Timer(active=view["running"] or stale),
         ]
-        if view["running"]:
-            return [*outputs, gr.update(), gr.update()]
+        watching = now.id if stale and now else watched
+        if view["running"] or stale:
+            return [*outputs, gr.update(), gr.update(), watching]
         # the job has ended: its checkpoints become choices of the Resume control
-        return [*outputs, view["status"], refresh_resume(lang, output_dir, current)]
+        return [*outputs, view["status"], refresh_resume(lang, output_dir, current), watching]
 
     w["timer"].tick(
         on_tick,
         [ctx.lang, w["job_id"], ctx.fields["output_dir"], resume],
-        [*watch_outputs, w["status"], resume],
+        [*watch_outputs, w["status"], resume, w["job_id"]],
         show_progress="hidden",
     )
 
