@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from tunelab.config import GenerationArgs
 from tunelab.errors import ConfigError, DataError
 from tunelab.infer.streaming import CancelCriteria, PieceFilter, ReplyStream, TokenStreamer, first_stop
+from tunelab.model import dtype_guard
 
 if TYPE_CHECKING:
     from tunelab.config import RunConfig
@@ -195,7 +196,7 @@ class ChatEngine:
             chunk = [list(p) for p in prompts[start : start + batch_size]]
             max_new = self.room(chunk, settings.max_new_tokens)
             input_ids, attention = self._left_pad(chunk)
-            with self._lock, torch.inference_mode():
+            with self._lock, dtype_guard.running(), torch.inference_mode():
                 output = self.model.generate(
                     input_ids=input_ids,
                     attention_mask=attention,
@@ -239,7 +240,7 @@ class ChatEngine:
 
         def work() -> None:
             try:
-                with self._lock, torch.inference_mode():
+                with self._lock, dtype_guard.running(), torch.inference_mode():
                     self.model.generate(
                         input_ids=input_ids, attention_mask=attention, streamer=streamer, **kwargs
                     )
@@ -291,7 +292,7 @@ class ChatEngine:
             input_ids, attention = self._left_pad(chunk)
             # left padding shifts positions; count them from each row's first real token instead
             positions = (attention.cumsum(-1) - 1).clamp(min=0)
-            with self._lock, torch.inference_mode():
+            with self._lock, dtype_guard.running(), torch.inference_mode():
                 out = self.model(
                     input_ids=input_ids, attention_mask=attention, position_ids=positions, logits_to_keep=1
                 )

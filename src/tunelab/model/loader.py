@@ -11,6 +11,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from tunelab.errors import ConfigError, ModelError, ResourceError
+from tunelab.model import dtype_guard
 from tunelab.model.attention import resolve_attn_implementation
 from tunelab.model.resolve import resolve_model_path
 
@@ -140,7 +141,8 @@ def load_model(
         "the directory needs model.safetensors (or sharded safetensors + index) matching config.json"
     )
     try:
-        model, info = AutoModelForCausalLM.from_pretrained(path, output_loading_info=True, **kwargs)
+        with dtype_guard.loading():  # from_pretrained changes torch's process-wide default dtype
+            model, info = AutoModelForCausalLM.from_pretrained(path, output_loading_info=True, **kwargs)
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:
         raise ModelError(f"cannot load the model weights in {path}: {err}", weights_hint) from err
     if info.get("missing_keys"):
