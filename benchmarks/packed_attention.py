@@ -2,7 +2,7 @@
 
     python benchmarks/packed_attention.py                      # SmolLM2 shapes, bf16 and fp32, 2 threads
     python benchmarks/packed_attention.py --quick              # bf16 only, fewer repeats
-    python benchmarks/packed_attention.py --buckets 16,32,64,512 --flex
+    python benchmarks/packed_attention.py --buckets 16,32,64,512   # bucket widths to compare
 
 The rows are what a tunelab run trains: SmolLM2's tokenizer, ``instruct_en,chat_sharegpt`` through
 tunelab's pipeline, packed at ``--cutoff`` and collated ``--batch`` rows at a time. q, k and v are
@@ -28,7 +28,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dataset", default="instruct_en,chat_sharegpt")
     parser.add_argument("--cutoff", type=int, default=512)
     parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="1: timed in CPU time (robust to load)")
     parser.add_argument("--dtypes", default="bf16,fp32")
     parser.add_argument("--buckets", default="32", help="bucket widths of per-sample sdpa to compare")
     parser.add_argument(
@@ -70,14 +70,12 @@ def attention_runner(how: Any, q: Any, k: Any, v: Any, mask: Any, positions: Any
     scale = q.shape[-1] ** -0.5
     if how is None:
         return lambda: sdpa_attention_forward(module, q, k, v, mask, scaling=scale)[0]
-    if how == "flex":
-        return flex_runner(q, k, v, positions)
     packed.BUCKET = how
     return lambda: packed.packed_sdpa_forward(module, q, k, v, mask, scaling=scale, position_ids=positions)[0]
 
 
 def measure_batch(
-    variants: dict[str, Any], batch: dict[str, Any], dtype: Any, config: Any, module: Any
+    variants: dict[str, Any], batch: dict[str, Any], dtype: Any, config: Any, module: Any, clock: Any
 ) -> tuple[dict[str, float], float, float]:
     """Seconds of forward + backward per variant on one batch, and the mask's and plan's build times."""
     import torch
@@ -93,21 +91,21 @@ def measure_batch(
     v = torch.randn(b, s, kv_heads, dim, dtype=dtype).transpose(1, 2).requires_grad_()
     grad = torch.randn(b, s, heads, dim, dtype=dtype)
     embeds = torch.zeros(b, s, 1, dtype=dtype)
-    started = time.perf_counter()
+    started = clock()
     mask = create_causal_mask(config, embeds, None, None, positions)
-    mask_s = time.perf_counter() - started
+    mask_s = clock() - started
     packed._last[:] = [None, None, None]  # a new forward pass: plan afresh
-    started = time.perf_counter()
+    started = clock()
     packed._plan_for(positions, mask, b, s)
-    plan_s = time.perf_counter() - started
+    plan_s = clock() - started
     seconds = {}
     for name, how in variants.items():
         packed._last[:] = [None, None, None]
         run = attention_runner(how, q, k, v, mask, positions, module)
         run()  # warm-up (and the plan's cache)
-        started = time.perf_counter()
+        started = clock()
         torch.autograd.grad(run(), (q, k, v), grad)
-        seconds[name] = time.perf_counter() - started
+        seconds[name] = clock() - started
     return seconds, mask_s, plan_s
 
 
@@ -122,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     quiet_libraries()
     torch.set_num_threads(args.threads)
     batches = packed_batches(args)
+    # one thread: CPU time of this thread, which other processes on a loaded machine barely change
+    clock = time.thread_time if args.threads == 1 else time.perf_counter
     heads, kv_heads, dim = 9, 3, 64  # SmolLM2-135M
     module = torch.nn.Module()
     module.is_causal, module.num_key_value_groups = True, heads // kv_heads
@@ -130,15 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     variants: dict[str, Any] = {"sdpa + block mask (transformers)": None}
     for width in (int(w) for w in args.buckets.split(",")):
         variants[f"per-sample sdpa, buckets of {width}"] = width
-    if args.flex:
-        variants["flex_attention (eager) + block mask"] = "flex"
     times: dict[tuple[str, str], list[float]] = {}
     setup: dict[str, list[float]] = {"mask": [], "plan": []}
     for dtype_name in args.dtypes.split(","):
         dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[dtype_name]
         for _ in range(args.repeats):
             for batch in batches:
-                seconds, mask_s, plan_s = measure_batch(variants, batch, dtype, config, module)
+                seconds, mask_s, plan_s = measure_batch(variants, batch, dtype, config, module, clock)
                 setup["mask"].append(mask_s)
                 setup["plan"].append(plan_s)
                 for name, value in seconds.items():
@@ -148,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\n{args.model} attention shapes ({heads} heads, {kv_heads} kv heads, dim {dim}), batch {args.batch} x "
         f"{args.cutoff} packed, {statistics.mean(n_segments):.1f} segments per batch; torch threads "
-        f"{args.threads}; load average {load}; mask {1000 * statistics.median(setup['mask']):.2f} ms, "
+        f"{args.threads} ({clock.__name__}); load average {load}; mask {1000 * statistics.median(setup['mask']):.2f} ms, "
         f"plan {1000 * statistics.median(setup['plan'] or [0]):.2f} ms per forward pass"
     )
     dtypes = args.dtypes.split(",")
@@ -162,23 +160,6 @@ def main(argv: list[str] | None = None) -> int:
             cells.append(f"{1000 * ms:.1f} ({base[d] / ms:.1f}x)")
         print(f"| {name} | " + " | ".join(cells) + " |")
     return 0
-
-
-def flex_runner(q: Any, k: Any, v: Any, positions: Any) -> Any:
-    """flex_attention without compile, with a block mask of the packed segments."""
-    import torch
-    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
-
-    b, s = positions.shape
-    starts = torch.ones_like(positions, dtype=torch.bool)
-    starts[:, 1:] = positions[:, 1:] - positions[:, :-1] != 1
-    segment = starts.cumsum(-1)
-
-    def same_sample_causal(batch: Any, head: Any, q_idx: Any, kv_idx: Any) -> Any:
-        return (segment[batch, q_idx] == segment[batch, kv_idx]) & (q_idx >= kv_idx)
-
-    block = create_block_mask(same_sample_causal, b, None, s, s, device="cpu")
-    return lambda: flex_attention(q, k, v, block_mask=block, enable_gqa=True).transpose(1, 2)
 
 
 if __name__ == "__main__":

@@ -138,20 +138,27 @@ def packed_sdpa_forward(
     if plan is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
 
+    import torch
+
     def tokens(tensor: Any) -> Any:  # [b, h, s, d] -> [b * s, h, d] (a view for rotary's layout)
         return tensor.transpose(1, 2).reshape(batch * length, tensor.shape[1], tensor.shape[3])
 
+    # torch 2.13's CPU flash kernel takes about as long for short bf16/fp16 segments as for a whole
+    # 512-token row, while its fp32 kernel scales with the work (docs/benchmarks.md): small blocks run
+    # in fp32, which is also the more exact of the two, and the output is cast back.
+    upcast = query.device.type == "cpu" and query.dtype in (torch.bfloat16, torch.float16)
     sizes = [n * padded for n, padded in plan.shapes]
-    parts = [tokens(t).index_select(0, plan.gather).split(sizes) for t in (query, key, value)]
+    parts = []
+    for tensor in (query, key, value):
+        gathered = tokens(tensor).index_select(0, plan.gather)
+        parts.append((gathered.float() if upcast else gathered).split(sizes))
     outputs = []
     for (n, padded), q, k, v in zip(plan.shapes, *parts):
         # [n * L, h, d] -> [n, h, L, d]; sdpa returns [n, L, h, d]
         q, k, v = (t.view(n, padded, t.shape[1], dim).transpose(1, 2) for t in (q, k, v))
         out, _ = sdpa_attention_forward(module, q, k, v, None, **{**kwargs, "is_causal": True})
         outputs.append(out.reshape(n * padded, n_heads, dim))
-    import torch
-
-    out = torch.cat(outputs).index_select(0, plan.scatter)
+    out = torch.cat(outputs).index_select(0, plan.scatter).to(query.dtype)
     return out.view(batch, length, n_heads, dim), None
 
 
