@@ -5,7 +5,8 @@
 
 Two copies of the model are built as a tunelab run builds them (``profile_step.build``): one with
 ``flash_attn=sdpa`` (transformers' sdpa and its block-diagonal mask), one with ``flash_attn=auto``
-(per-sample sdpa on CPU). They train the same batches, one step each in turn, so load changes hit
+(per-sample sdpa on CPU). They train the same batches (spread over the epoch, since packed rows come longest samples
+first), one step each in turn, so load changes hit
 both alike. With ``--threads 1`` (the default) a step is timed in CPU time of the training thread,
 which other processes on a shared machine barely change; with more threads, in wall time.
 Output: a markdown table of the median step time and tokens per second.
@@ -66,8 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16)
     seconds: dict[str, list[float]] = {name: [] for name in runs}
     tokens = []
+    # packed rows come longest samples first (first-fit-decreasing): spread the steps over the epoch
+    stride = max(args.batch, len(rows) // (args.warmup + args.steps) // args.batch * args.batch)
     for i in range(args.warmup + args.steps):
-        batch = collate(rows[(i * args.batch) % len(rows) :][: args.batch])
+        batch = collate(rows[i * stride :][: args.batch])
         for name, (model, params, optimizer, _) in runs.items():
             started = clock()
             with autocast:

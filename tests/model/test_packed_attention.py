@@ -98,3 +98,24 @@ def test_auto_picks_per_sample_sdpa_for_packed_rows_on_cpu(tiny_model_dir, tiny_
     assert attn_implementation(model.config) == PACKED_SDPA
     model = load_model_for_training(tiny_sft_config(tiny_model_dir, tmp_path), torch.float32)
     assert attn_implementation(model.config) == "sdpa"
+
+
+def test_short_blocks_run_in_fp32_under_bf16_autocast(models, monkeypatch) -> None:
+    """torch's CPU flash kernel is slow on short bf16 blocks: they run in fp32, autocast or not."""
+    _, packed = models
+    positions = torch.tensor([[0, 1, 2, 3, 0, 1, 2, 3]])
+    seen: list[torch.dtype] = []
+    original = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(query: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        out = original(query, *args, **kwargs)
+        seen.append(out.dtype)
+        return out
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = packed(
+            input_ids=torch.randint(3, 200, (1, 8)), position_ids=positions, use_cache=False
+        ).logits
+    assert seen == [torch.float32] * packed.config.num_hidden_layers
+    assert logits.dtype == torch.bfloat16  # the rest of the model still runs under autocast

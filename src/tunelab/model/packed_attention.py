@@ -20,6 +20,7 @@ transformers' sdpa function unchanged, so the two always give the same result.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,20 +146,25 @@ def packed_sdpa_forward(
 
     # torch 2.13's CPU flash kernel takes about as long for short bf16/fp16 segments as for a whole
     # 512-token row, while its fp32 kernel scales with the work (docs/benchmarks.md): small blocks run
-    # in fp32, which is also the more exact of the two, and the output is cast back.
-    upcast = query.device.type == "cpu" and query.dtype in (torch.bfloat16, torch.float16)
+    # in fp32, which is also the more exact of the two, and the output is cast back. Autocast (bf16=True)
+    # is paused around the kernel, or it would cast the blocks straight back to bf16.
+    on_cpu = query.device.type == "cpu"
+    out_dtype = query.dtype
+    if on_cpu and torch.is_autocast_enabled("cpu"):  # what autocast's sdpa would have returned
+        out_dtype = torch.get_autocast_dtype("cpu")
     sizes = [n * padded for n, padded in plan.shapes]
     parts = []
     for tensor in (query, key, value):
         gathered = tokens(tensor).index_select(0, plan.gather)
-        parts.append((gathered.float() if upcast else gathered).split(sizes))
+        parts.append((gathered.float() if on_cpu else gathered).split(sizes))
     outputs = []
     for (n, padded), q, k, v in zip(plan.shapes, *parts):
         # [n * L, h, d] -> [n, h, L, d]; sdpa returns [n, L, h, d]
         q, k, v = (t.view(n, padded, t.shape[1], dim).transpose(1, 2) for t in (q, k, v))
-        out, _ = sdpa_attention_forward(module, q, k, v, None, **{**kwargs, "is_causal": True})
+        with torch.autocast("cpu", enabled=False) if on_cpu else contextlib.nullcontext():
+            out, _ = sdpa_attention_forward(module, q, k, v, None, **{**kwargs, "is_causal": True})
         outputs.append(out.reshape(n * padded, n_heads, dim))
-    out = torch.cat(outputs).index_select(0, plan.scatter).to(query.dtype)
+    out = torch.cat(outputs).index_select(0, plan.scatter).to(out_dtype)
     return out.view(batch, length, n_heads, dim), None
 
 
