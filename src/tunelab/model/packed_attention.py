@@ -16,6 +16,10 @@ mask), like :mod:`tunelab.model.shift_attn`. The block path is taken only when t
 transformers built is exactly the block-diagonal causal mask of those segments (checked once per
 forward pass); any other batch (unpacked, padded, a KV cache, sliding windows, soft-capping) runs
 transformers' sdpa function unchanged, so the two always give the same result.
+
+On CPU the blocks run in fp32 (also under bf16 autocast, which is paused around the kernel): torch
+2.13's bf16 CPU flash kernel costs about as much for short blocks as for a whole row. The plan of the
+latest forward pass is kept in this module (with its position ids and mask) until the next one.
 """
 
 from __future__ import annotations
@@ -42,18 +46,24 @@ class SegmentPlan:
     lengths: tuple[int, ...]  # segment lengths, in row order (for tests and statistics)
 
 
+def _segment_starts(position_ids: Any, batch: int) -> Any:
+    """[batch, length] bool: True where a segment starts (a position that is not its predecessor + 1)."""
+    import torch
+
+    positions = position_ids.expand(batch, -1)
+    starts = torch.ones_like(positions, dtype=torch.bool)
+    starts[:, 1:] = positions[:, 1:] - positions[:, :-1] != 1
+    return starts
+
+
 def plan_segments(position_ids: Any, batch: int, *, bucket: int = BUCKET) -> SegmentPlan | None:
     """The packing plan of ``position_ids`` [batch or 1, length], or None when no row holds two segments.
 
     A segment starts wherever a position is not its predecessor + 1 (transformers'
     ``find_packed_sequence_indices`` rule), so a padding run that restarts at 0 is a segment too.
     """
-    import torch
-
-    positions = position_ids.expand(batch, -1)
-    length = positions.shape[1]
-    starts = torch.ones_like(positions, dtype=torch.bool)
-    starts[:, 1:] = positions[:, 1:] - positions[:, :-1] != 1
+    starts = _segment_starts(position_ids, batch)
+    length = starts.shape[1]
     rows, cols = (t.tolist() for t in starts.nonzero(as_tuple=True))
     if len(rows) == batch:
         return None
@@ -77,6 +87,8 @@ def plan_segments(position_ids: Any, batch: int, *, bucket: int = BUCKET) -> Seg
             gather.extend(range(offset, offset + size))
             gather.extend([last] * (padded - size))
         shapes.append((len(members), padded))
+    import torch
+
     device = position_ids.device
     return SegmentPlan(
         gather=torch.tensor(gather, dtype=torch.long, device=device),
@@ -90,11 +102,8 @@ def _is_block_causal(mask: Any, position_ids: Any, batch: int) -> bool:
     """Whether ``mask`` [b, 1, s, s] is exactly the causal mask restricted to each segment."""
     import torch
 
-    positions = position_ids.expand(batch, -1)
-    length = positions.shape[1]
-    starts = torch.ones_like(positions, dtype=torch.bool)
-    starts[:, 1:] = positions[:, 1:] - positions[:, :-1] != 1
-    segment = starts.cumsum(-1)
+    segment = _segment_starts(position_ids, batch).cumsum(-1)
+    length = segment.shape[1]
     causal = torch.ones(length, length, dtype=torch.bool, device=mask.device).tril()
     expected = (segment[:, :, None] == segment[:, None, :]) & causal
     return bool(torch.equal(mask.expand(batch, 1, length, length)[:, 0], expected))
@@ -104,9 +113,9 @@ def _plan_for(position_ids: Any, mask: Any, batch: int, length: int) -> SegmentP
     """The plan for this forward pass, computed at its first layer and reused by the others."""
     if _last[0] is position_ids and _last[1] is mask:
         return _last[2]
-    plan = None
     import torch
 
+    plan = None
     usable = (
         getattr(position_ids, "ndim", 0) == 2
         and position_ids.shape[-1] == length
