@@ -422,6 +422,11 @@ def run_all(args: argparse.Namespace, setup: Setup, scratch: Path) -> dict[str, 
     return results
 
 
+def reference_of(results: dict[str, Any]) -> str:
+    """The variant the ratios are taken against: plain fp32 Trainer + PEFT, else its bf16 run."""
+    return "baseline" if "baseline" in results else "baseline-bf16"
+
+
 def summarise(
     results: dict[str, list[Measurement]], n_params: int, peaks: dict[str, float]
 ) -> list[list[str]]:
@@ -430,7 +435,7 @@ def summarise(
     The tokens/s ratio is what a user gets (periodic work such as plots included); the median-step
     ratio ignores rare slow steps, so it isolates per-step overhead and shrugs off noise spikes.
     """
-    base = results["baseline"]
+    base = results[reference_of(results)]
     rows = []
     for name, runs in results.items():
         steps_ms = [1000 * s for m in runs for s in m.step_seconds]
@@ -505,9 +510,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if "lf" in args.variants and not args.lf_python:
         args.variants.remove("lf")  # skipped: no LLaMA-Factory interpreter given
     unknown = [v for v in args.variants if v not in ALL_VARIANTS and not v.startswith("tunelab+")]
-    if unknown or "baseline" not in args.variants:
+    if unknown or not {"baseline", "baseline-bf16"} & set(args.variants):
         parser.error(
-            f"--variants must include baseline and take {', '.join(ALL_VARIANTS)} or tunelab+key=value"
+            f"--variants must include baseline (or baseline-bf16, then the reference) and take {', '.join(ALL_VARIANTS)} or tunelab+key=value"
         )
     if args.warmup < 1 or args.steps < 1 or args.repeats < 1:
         parser.error("--warmup, --steps and --repeats must be >= 1")
@@ -536,6 +541,8 @@ def main(argv: list[str] | None = None) -> int:
         + f"; model parameters N = {setup.n_params:,}"
     )
     rows = summarise(results, setup.n_params, peaks)
+    if reference_of(results) != "baseline":
+        setup.notes.append(f"ratios (the vs baseline columns) are against {reference_of(results)}")
     print_table(
         f"training throughput, {args.model}: {args.steps} measured steps after {args.warmup} warm-up, "
         f"batch {args.batch}, cutoff {args.cutoff}, median of {args.repeats}",

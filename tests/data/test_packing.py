@@ -9,9 +9,11 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
+from tunelab.compat.transformers import attn_implementation
 from tunelab.data.collator import build_collator
 from tunelab.data.packing import first_fit_decreasing, pack_sequences, packing_mode
 from tunelab.errors import DataError
+from tunelab.model.packed_attention import PACKED_SDPA, enable_packed_sdpa
 
 M = -100
 
@@ -105,24 +107,40 @@ def random_samples(tiny_tokenizer):
     return samples
 
 
-@pytest.mark.parametrize("attn", ["sdpa", "eager"])
-def test_packed_samples_do_not_attend_to_each_other(tiny_model_dir, tiny_tokenizer, random_samples, attn):
-    model = AutoModelForCausalLM.from_pretrained(
-        tiny_model_dir, attn_implementation=attn, dtype=torch.float32
-    )
+# atol = rtol per precision: fp32 is exact up to summation order; bf16 carries 8 mantissa bits, and the
+# packed and lone runs round their (differently shaped) matmuls and reductions differently.
+TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 2e-2}
+
+
+def _load(model_dir, attn: str, dtype: torch.dtype):
+    if attn != PACKED_SDPA:
+        return AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation=attn, dtype=dtype)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="sdpa", dtype=dtype)
+    enable_packed_sdpa(model)
+    return model
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+@pytest.mark.parametrize("attn", ["sdpa", "eager", PACKED_SDPA])
+def test_packed_samples_do_not_attend_to_each_other(
+    tiny_model_dir, tiny_tokenizer, random_samples, attn, dtype
+):
+    """Each sample of a packed batch gets the logits, loss and gradients it gets alone."""
+    model = _load(tiny_model_dir, attn, dtype)
     model.train()  # what training sees (the tiny model has no dropout, so outputs are deterministic)
     assert model.config.use_cache  # the default the collator has to override
-    assert packing_mode(attn) == "rows"
+    assert packing_mode(attn_implementation(model.config)) == "rows"
     packed = pack_sequences(datasets.Dataset.from_list(random_samples), cutoff_len=24)
     assert len(packed) == 2 and all(row["position_ids"].count(0) >= 2 for row in packed)
     batch = build_collator(tiny_tokenizer, packing=True)(list(packed))
-    with torch.no_grad():
-        packed_out = model(**batch)
-        alone = [model(input_ids=torch.tensor([s["input_ids"]])).logits[0] for s in random_samples]
-        alone_losses = [
-            model(input_ids=torch.tensor([s["input_ids"]]), labels=torch.tensor([s["labels"]])).loss
-            for s in random_samples
-        ]
+    params = list(model.parameters())
+    packed_out = model(**batch)
+    packed_grads = torch.autograd.grad(packed_out.loss, params)
+    alone = []
+    for s in random_samples:
+        out = model(input_ids=torch.tensor([s["input_ids"]]), labels=torch.tensor([s["labels"]]))
+        alone.append((out.logits[0].detach(), out.loss))
+    tol = {"atol": TOLERANCE[dtype], "rtol": TOLERANCE[dtype]}
     n_checked = 0
     for row, row_positions in enumerate(batch["position_ids"].tolist()):
         starts = [i for i, p in enumerate(row_positions) if p == 0]
@@ -132,14 +150,18 @@ def test_packed_samples_do_not_attend_to_each_other(tiny_model_dir, tiny_tokeniz
             if not match:
                 continue  # the padding segment
             sample = random_samples[match[0]]
-            got = packed_out.logits[row, start : start + len(sample["input_ids"])]
-            torch.testing.assert_close(got, alone[match[0]], atol=1e-5, rtol=1e-5)
+            got = packed_out.logits[row, start : start + len(sample["input_ids"])].detach()
+            torch.testing.assert_close(got, alone[match[0]][0], **tol)
             n_checked += 1
     assert n_checked == len(random_samples)
-    # The packed loss is the token-weighted mean of the per-sample losses: no sample learns from another.
+    # The packed loss is the token-weighted mean of the per-sample losses: no sample learns from another,
+    # and so are its gradients.
     n_targets = [sum(1 for label in s["labels"][1:] if label != M) for s in random_samples]
-    expected = sum(loss * n for loss, n in zip(alone_losses, n_targets)) / sum(n_targets)
-    torch.testing.assert_close(packed_out.loss, expected, atol=1e-5, rtol=1e-5)
+    expected = sum(loss * n for (_, loss), n in zip(alone, n_targets)) / sum(n_targets)
+    torch.testing.assert_close(packed_out.loss, expected, **tol)
+    for got, want in zip(packed_grads, torch.autograd.grad(expected, params)):
+        scale = want.abs().max().item() or 1.0  # bf16 rounds relative to each tensor's magnitude
+        torch.testing.assert_close(got / scale, want / scale, **tol)
 
 
 def test_without_disabling_the_cache_packed_samples_leak(tiny_model_dir, tiny_tokenizer, random_samples):

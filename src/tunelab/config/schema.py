@@ -65,9 +65,9 @@ class ModelArgs(Group):
     )
     flash_attn: Literal["auto", "disabled", "eager", "sdpa", "fa2"] = field(
         "auto",
-        en="Attention implementation: auto (fa2 on a CUDA GPU with flash-attn, else sdpa), "
-        "disabled or eager (plain PyTorch), sdpa, fa2 (flash-attention 2, CUDA).",
-        zh="注意力实现：auto（CUDA GPU 且装有 flash-attn 时用 fa2，否则 sdpa）、"
+        en="Attention implementation: auto (fa2 on a CUDA GPU with flash-attn, else sdpa; packed rows on "
+        "CPU: sdpa per sample), disabled or eager (plain PyTorch), sdpa, fa2 (flash-attention 2, CUDA).",
+        zh="注意力实现：auto（CUDA GPU 且装有 flash-attn 时用 fa2，否则 sdpa；CPU 上的打包行逐样本 sdpa）、"
         "disabled 或 eager（普通 PyTorch）、sdpa、fa2（flash-attention 2，需 CUDA）。",
     )
     loss_kernel: Literal["auto", "chunked", "liger", "cce", "standard"] = field(

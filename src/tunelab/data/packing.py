@@ -8,8 +8,11 @@ batch comes with ``position_ids`` but *no* ``attention_mask`` and *no* KV cache,
 attends only to earlier tokens of its own sample. This holds for eager, sdpa and flex attention with
 any number of rows per batch; flash-attention 2/3 only isolate samples in a batch of *one* row (they
 read ``cu_seqlens`` from the position ids only when batch size is 1), so the collator must flatten
-the batch for them (``build_collator(..., flatten=True)``). ``tests/data/test_packing.py`` checks
-the eager and sdpa claims: logits of a sample run alone equal those of its slice in a packed row.
+the batch for them (``build_collator(..., flatten=True)``). On CPU, ``flash_attn: auto`` runs packed
+rows through ``tunelab.model.packed_attention``, which computes only each sample's own causal block
+(same layout, same result, less work). ``tests/data/test_packing.py`` checks the eager, sdpa and
+per-sample claims: logits, loss and gradients of a sample run alone equal those of its slice in a
+packed row.
 
 The label of each sample's first token is set to -100: it would otherwise be "predicted" from the
 last token of the previous sample.
@@ -34,6 +37,7 @@ PACKING_MODES: dict[str, str] = {
     "eager": "rows",
     "sdpa": "rows",
     "flex_attention": "rows",
+    "tunelab_packed_sdpa": "rows",  # tunelab.model.packed_attention: sdpa per sample, same layout
     "flash_attention_2": "flatten",
     "flash_attention_3": "flatten",
 }

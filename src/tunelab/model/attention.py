@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tunelab.errors import ConfigError, ResourceError
 
-__all__ = ["choose_attn_implementation", "resolve_attn_implementation"]
+__all__ = ["choose_attn_implementation", "resolve_attn_implementation", "uses_packed_sdpa"]
 
 _CHOICES = ("auto", "disabled", "eager", "sdpa", "fa2")
 
@@ -40,3 +40,12 @@ def resolve_attn_implementation(flash_attn: str) -> str:
     return choose_attn_implementation(
         flash_attn, fa2_available=cuda and is_flash_attn_2_available(), cuda_available=cuda
     )
+
+
+def uses_packed_sdpa(flash_attn: str, implementation: str, *, packing: bool, device_type: str) -> bool:
+    """Whether ``flash_attn: auto`` switches a model to per-sample sdpa (tunelab.model.packed_attention).
+
+    Only for packed rows on CPU, where it was measured faster than sdpa with the block-diagonal mask
+    (docs/benchmarks.md); an explicit ``flash_attn: sdpa`` keeps transformers' own sdpa.
+    """
+    return packing and flash_attn == "auto" and implementation == "sdpa" and device_type == "cpu"

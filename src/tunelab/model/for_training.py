@@ -18,8 +18,10 @@ __all__ = ["load_model_for_training"]
 
 def load_model_for_training(config: RunConfig, compute_dtype: torch.dtype) -> Any:
     """``config``'s model in ``compute_dtype``, with its adapters loaded and its finetuning method applied."""
+    from tunelab.compat.transformers import attn_implementation
     from tunelab.config.engines import shards_parameters
     from tunelab.model.adapters import apply_finetuning, load_adapters
+    from tunelab.model.attention import uses_packed_sdpa
     from tunelab.model.loader import load_model
 
     if config.model.use_unsloth:  # Unsloth loads and wraps the model itself (CUDA, checked before)
@@ -35,6 +37,15 @@ def load_model_for_training(config: RunConfig, compute_dtype: torch.dtype) -> An
         sharded=shards_parameters(config.training.deepspeed, config.training.fsdp),
     )
     model.config.use_cache = False  # a KV cache is useless in training and breaks packed-sample isolation
+    if uses_packed_sdpa(
+        config.model.flash_attn,
+        attn_implementation(model.config),
+        packing=config.data.packing,
+        device_type=model.device.type,
+    ):
+        from tunelab.model.packed_attention import enable_packed_sdpa
+
+        enable_packed_sdpa(model)  # per-sample attention blocks instead of full masked rows
     if config.model.shift_attn:
         from tunelab.model.shift_attn import enable_shift_attn
 
