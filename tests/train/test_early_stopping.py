@@ -77,6 +77,7 @@ def test_plateau_halves_the_lr_then_stops_keeping_the_best_checkpoint(
     events = [e for e in run.read_events() if e["kind"] == "early_stopping"]
     assert [e["action"] for e in events] == ["halve_lr", "stop"]
     halved, stopped = events
+    assert all(e["message_zh"] and e["message_zh"] != e["message"] for e in events)  # shown by the web UI
     evals = {r["current_steps"]: r["eval_loss"] for r in run.read_log() if "eval_loss" in r}
     best_step = min((s for s in evals if s <= stopped["step"]), key=lambda s: evals[s])
     assert stopped["best_step"] == best_step and stopped["best"] == pytest.approx(evals[best_step])

@@ -27,3 +27,4 @@ def test_a_run_whose_student_cannot_move_gets_one_warning(
     train(config)
     events = [e for e in RunDir(tmp_path / "run").read_events() if e["kind"] == "kd_flat"]
     assert len(events) == 1 and "teacher fits this data" in events[0]["message"]
+    assert "学生没有向教师靠近" in events[0]["message_zh"]  # what the Chinese web UI shows

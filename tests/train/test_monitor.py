@@ -157,6 +157,11 @@ def test_monitor_rolls_back_halves_lr_and_speaks_chinese(tmp_path: Path) -> None
     printed = out.getvalue()
     assert "健康检查" in printed and "NaN/Inf" in printed and "learning_rate=1e-4" in printed
     assert "Likely cause" in event["message"]  # events keep English
+    # ... and the Chinese text, which the web UI's event list shows in Chinese
+    from tunelab.webui.watch import events_html
+
+    assert "可能原因" in event["message_zh"] and "可能原因" in events_html(run.path, "zh")
+    assert "Likely cause" in events_html(run.path, "en")
 
 
 # end to end -----------------------------------------------------------------------------------------

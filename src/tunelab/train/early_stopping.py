@@ -159,6 +159,7 @@ class EarlyStopCallback(TrainerCallback):
         self.run.write_event(
             self.kind,
             text(key, "en", **values),
+            message_zh=text(key, "zh", **values),
             step=step,
             action=action,
             metric=s.metric,

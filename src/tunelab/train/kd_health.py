@@ -46,6 +46,11 @@ class KDFlatLossCallback(TrainerCallback):
                 "the student is not moving towards the teacher. Check that the teacher fits this data "
                 "(same chat template and task; eval_teacher_perplexity should be low), or raise learning_rate"
             )
-            self.run.write_event("kd_flat", message, step=state.global_step)
+            message_zh = (
+                f"kd_loss 自第一个日志步起一直停在 {self.values[0]:.4g}（现在 {self.values[-1]:.4g}）："
+                "学生没有向教师靠近。请检查教师是否适合这份数据（相同的对话模板和任务；"
+                "eval_teacher_perplexity 应当较低），或提高 learning_rate"
+            )
+            self.run.write_event("kd_flat", message, step=state.global_step, message_zh=message_zh)
             if self.say is not None:
                 self.say(f"[warning] {message}")

@@ -380,6 +380,7 @@ class HealthMonitor(TrainerCallback):
         self.run.write_event(
             self.kind,
             message("en"),
+            message_zh=message("zh"),  # the web UI shows it in Chinese without the train package
             rule=finding.rule,
             step=finding.step,
             action=action,

@@ -225,6 +225,8 @@ class PlateauCallback(TrainerCallback):
                 "lr_reduced",
                 f"{self.metric} has not improved on {reduction.best:.4g} for {reduction.n_bad} evaluation(s): "
                 f"learning rate {reduction.old_lr:.3g} -> {reduction.new_lr:.3g}",
+                message_zh=f"{self.metric} 已连续 {reduction.n_bad} 次评估未优于 {reduction.best:.4g}："
+                f"学习率 {reduction.old_lr:.3g} -> {reduction.new_lr:.3g}",
                 step=state.global_step,
                 metric=self.metric,
                 value=float(metrics[self.metric]),

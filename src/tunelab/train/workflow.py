@@ -33,6 +33,7 @@ def evaluate_after_training(config: RunConfig, result: RunResult, console: Any =
     run.write_event(
         "after_training",
         f"do_eval={config.training.do_eval} do_predict={config.training.do_predict}: results in {out}",
+        message_zh=f"do_eval={config.training.do_eval} do_predict={config.training.do_predict}：结果在 {out}",
         files=[str(p) for p in measured.files],
     )
     numbers = {f"after_{k}": v for k, v in measured.metrics.items() if isinstance(v, (int, float))}

@@ -84,7 +84,21 @@ def describe_resume_world(run: RunDir, checkpoint: Path, config: RunConfig, ctx:
             f"done, so about {abs(step * ((old_batch or 0) - new_batch))} samples are skipped or seen twice, "
             f"and the schedule's length changes; to resume exactly, keep the global batch: {fix}"
         )
-    run.write_event("resume_world", message, step=step, before=before, now=now, exact=old_batch == new_batch)
+    message_zh = (
+        f"无法精确续训：{checkpoint.name} 训练时的全局批大小为 {old_batch}（{before.get('world_size')} 个进程），"
+        f"本次为 {new_batch}（{now['world_size']} 个进程）。数据位置按已完成的 {step} 个优化步重新计算，"
+        f"约 {abs(step * ((old_batch or 0) - new_batch))} 个样本会被跳过或重复，学习率计划的长度也会改变；"
+        f"要精确续训，请保持全局批大小：{fix}"
+    )
+    run.write_event(
+        "resume_world",
+        message,
+        step=step,
+        before=before,
+        now=now,
+        exact=old_batch == new_batch,
+        message_zh=message_zh,
+    )
     ctx.say(message)
 
 

@@ -183,9 +183,12 @@ def events_html(run_dir: str | Path | None, lang: str, *, limit: int = 12) -> st
 
 
 def _event_message(event: dict[str, Any], lang: str) -> str:
-    """An event's message: events.jsonl keeps English; the kinds with their facts recorded are rendered
-    again in ``lang`` (others, e.g. a health finding, show as the run wrote them)."""
+    """An event's message: events.jsonl keeps English, and health and early-stopping events their
+    Chinese text too (message_zh); the kinds with their facts recorded are rendered again in ``lang``
+    (others show as the run wrote them)."""
     kind, message = str(event.get("kind", "")), str(event.get("message", ""))
+    if lang != "en" and event.get(f"message_{lang}"):
+        return str(event[f"message_{lang}"])
     if lang == "en" or f"eventmsg.{kind}" not in TEXTS:
         return message
     checkpoint = Path(str(event.get("checkpoint") or "-")).name

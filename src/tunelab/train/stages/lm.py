@@ -48,7 +48,10 @@ def run_lm(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path | 
     if config.data.tokenized_path:
         verb = "loaded from" if reused else "saved to"
         run.write_event(
-            "tokenized_path", f"tokenized datasets {verb} {config.data.tokenized_path}", reused=reused
+            "tokenized_path",
+            f"tokenized datasets {verb} {config.data.tokenized_path}",
+            reused=reused,
+            message_zh=f"分词后的数据集{'读取自' if reused else '已保存到'} {config.data.tokenized_path}",
         )
         ctx.say(
             f"tokenized datasets {verb} {config.data.tokenized_path}"
