@@ -29,8 +29,9 @@ from typing import Any
 
 import pytest
 
-# slow, not yet ci: every leg up to export passes, but picking the second run in the Runs tab's
-# "Runs to compare" list times out (its option is not offered to the click) and is not yet understood
+# slow, not yet ci: every leg up to export passes, but picking runs in the Runs tab's "Runs to compare"
+# list times out intermittently (both runs are offered in the list; the click does not land), not yet
+# understood
 pytestmark = [pytest.mark.slow]
 
 # the status words a finished job must never show (the bug of a re-attached job)
@@ -108,12 +109,10 @@ def _open(context: Any, url: str) -> Any:
 
 
 def _pick(page: Any, elem_id: str, option: str) -> None:
-    # type the option's name to filter the list, then click it: a multiselect that already holds a
-    # choice does not reopen its list on a click, and the list is re-rendered while a refresh lands
+    # the list is re-rendered while a refresh lands (the option detaches): open it again
     box = page.locator(f"#{elem_id} input")
     for attempt in range(3):
         box.click()
-        box.fill(option)
         try:
             # a run outside the runs folder is listed by its path: match the last part
             name = re.compile(rf"(^|\/){re.escape(option)}$")  # "\/": playwright writes the regex as /.../
@@ -320,6 +319,7 @@ def test_a_new_user_trains_restarts_the_ui_evaluates_chats_exports_and_compares(
                 cells = row.inner_text()
                 if "walk-a" in cells or "walk-b" in cells:
                     assert "finished" in cells and "failed" not in cells, cells
+            page.wait_for_timeout(2000)  # let the refresh's other outputs land before picking
             _pick(page, "tl-runs-pick", "walk-a")
             _pick(page, "tl-runs-pick", "walk-b")
             page.locator("#tl-runs-compare").click()
