@@ -70,6 +70,10 @@ def describe_resume_world(run: RunDir, checkpoint: Path, config: RunConfig, ctx:
             "(up to the order of floating-point sums, and random numbers such as dropout masks, which each "
             "rank draws for itself)"
         )
+        message_zh = (
+            f"用 {now['world_size']} 个进程续训 {before.get('world_size')} 个进程保存的检查点，全局批大小同为 {new_batch}："
+            f"第 {step} 步从同一个样本继续，续训是精确的（浮点求和顺序以及各进程自行抽取的随机数，如 dropout 掩码，除外）"
+        )
     else:
         per_step = now["per_device_train_batch_size"] * now["world_size"]
         fix = (
@@ -84,12 +88,12 @@ def describe_resume_world(run: RunDir, checkpoint: Path, config: RunConfig, ctx:
             f"done, so about {abs(step * ((old_batch or 0) - new_batch))} samples are skipped or seen twice, "
             f"and the schedule's length changes; to resume exactly, keep the global batch: {fix}"
         )
-    message_zh = (
-        f"无法精确续训：{checkpoint.name} 训练时的全局批大小为 {old_batch}（{before.get('world_size')} 个进程），"
-        f"本次为 {new_batch}（{now['world_size']} 个进程）。数据位置按已完成的 {step} 个优化步重新计算，"
-        f"约 {abs(step * ((old_batch or 0) - new_batch))} 个样本会被跳过或重复，学习率计划的长度也会改变；"
-        f"要精确续训，请保持全局批大小：{fix}"
-    )
+        message_zh = (
+            f"无法精确续训：{checkpoint.name} 训练时的全局批大小为 {old_batch}（{before.get('world_size')} 个进程），"
+            f"本次为 {new_batch}（{now['world_size']} 个进程）。数据位置按已完成的 {step} 个优化步重新计算，"
+            f"约 {abs(step * ((old_batch or 0) - new_batch))} 个样本会被跳过或重复，学习率计划的长度也会改变；"
+            f"要精确续训，请保持全局批大小：{fix}"
+        )
     run.write_event(
         "resume_world",
         message,
