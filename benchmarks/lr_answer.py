@@ -71,6 +71,45 @@ def run_task(key: str, spec: dict[str, Any], scratch: Path, seeds: list[int], st
     return {"title": spec["title"], "lrs": lrs, "source": answer.source, "losses": losses}
 
 
+def paired_gap(answer: list[float], source: list[float]) -> tuple[float, float]:
+    """(mean of answer - source over seeds, 2 standard errors of that mean; 0 with one seed).
+
+    Paired by seed: both arms saw the same data order and initialisation, so what is left of their
+    difference is the learning rate's, and its spread over seeds says how much of it is noise."""
+    gaps = [a - b for a, b in zip(answer, source)]
+    mean = statistics.fmean(gaps)
+    noise = 2 * statistics.stdev(gaps) / math.sqrt(len(gaps)) if len(gaps) > 1 else 0.0
+    return mean, noise
+
+
+def _row(r: dict[str, Any]) -> list[str]:
+    mean = {arm: statistics.fmean(r["losses"][arm]) for arm in ARMS}
+    better = min(("recipe", "lr-find"), key=lambda arm: mean[arm])
+    gap, noise = paired_gap(r["losses"]["answer"], r["losses"][better])
+    cells = [f"{r['lrs'][arm]:.2g} -> {mean[arm]:.4f}" for arm in ARMS]
+    cells[2] = f"{cells[2]} ({r['source']})"
+    if gap <= 1e-9:
+        verdict = "yes"
+    elif gap <= noise:
+        verdict = "yes, within seed noise"
+    else:
+        verdict = "no"
+    return [r["title"], *cells, f"{gap:+.4f} ({noise:.4f}) vs {better}", verdict]
+
+
+def _policy_row(results: list[dict[str, Any]]) -> list[str]:
+    """Each arm as a policy over all tasks: mean relative excess over the best arm of each task."""
+    excess: dict[str, list[float]] = {arm: [] for arm in ARMS}
+    for r in results:
+        mean = {arm: statistics.fmean(r["losses"][arm]) for arm in ARMS}
+        best = min(mean.values())
+        for arm in ARMS:
+            excess[arm].append((mean[arm] - best) / best)
+    cells = [f"+{100 * statistics.fmean(excess[arm]):.2f}%" for arm in ARMS]
+    ranked = sorted(ARMS, key=lambda arm: statistics.fmean(excess[arm]))
+    return ["all tasks: mean excess over each task's best arm", *cells, "", f"best policy: {ranked[0]}"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -93,15 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="tunelab-lra-") as tmp:
         for name in names:
             results.append(run_task(name, TASKS[name], Path(tmp), seeds, args.steps))
-    columns = ["task", "recipe", "lr-find", "answer (source)", "answer vs better source", "answer <= both"]
-    rows = []
-    for r in results:
-        mean = {arm: statistics.fmean(r["losses"][arm]) for arm in ARMS}
-        better = min(mean["recipe"], mean["lr-find"])
-        cells = [f"{r['lrs'][arm]:.2g} -> {mean[arm]:.4f}" for arm in ARMS]
-        cells[2] = f"{cells[2]} ({r['source']})"
-        ok = mean["answer"] <= better + 1e-9
-        rows.append([r["title"], *cells, f"{(mean['answer'] - better) / better:+.1%}", "yes" if ok else "no"])
+    columns = ["task", "recipe", "lr-find", "answer (source)", "answer - better source (2 SE)", "as good?"]
+    rows = [_row(r) for r in results]
+    rows.append(_policy_row(results))
     print_table(
         "held-out eval loss after the same budget (learning rate -> loss; lower is better)", columns, rows
     )
@@ -113,11 +146,14 @@ def main(argv: list[str] | None = None) -> int:
                 "",
                 f"- command: `{command.strip()}`",
                 *machine_lines(),
-                "- **measured under load**: other jobs shared the 2 cores; the losses do not depend on speed, "
-                "but re-run on a quiet machine for the record",
+                "- other jobs may have shared the 2 cores; the losses do not depend on speed",
                 f"- per task: `tunelab advise --measure` ({args.steps}-step range test on the advised config), then "
                 "the advised config trained with each learning rate (early stopping off, the same steps for every arm), "
                 f"final eval loss on the held-out split, mean of {len(seeds)} seed(s)",
+                "- 'answer - better source': the answer's loss minus the better source's, paired by seed, with 2 "
+                "standard errors of that mean in brackets; 'as good' when the gap is <= 0 or within those 2 SE",
+                "- last row: each arm used as a policy on every task, its loss above the best of the three "
+                "arms on that task, averaged over tasks",
                 "- answer sources: recipe+lr-find = precision-weighted in log space; lr-find = the two disagreed "
                 "by more than 2 standard deviations and the measurement was kept (tune/lr_answer.py)",
                 "",
