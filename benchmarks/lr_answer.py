@@ -16,6 +16,7 @@ not trained twice.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import sys
@@ -71,6 +72,14 @@ def run_task(key: str, spec: dict[str, Any], scratch: Path, seeds: list[int], st
     return {"title": spec["title"], "lrs": lrs, "source": answer.source, "losses": losses}
 
 
+def _read_results(path: Path | None, seeds: list[int], steps: int) -> dict[str, dict[str, Any]]:
+    """Tasks finished by an earlier invocation with the same seeds and range-test steps."""
+    if path is None or not path.is_file():
+        return {}
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return {r["task"]: r for r in rows if r["seeds"] == seeds and r["steps"] == steps}
+
+
 def paired_gap(answer: list[float], source: list[float]) -> tuple[float, float]:
     """(mean of answer - source over seeds, 2 standard errors of that mean; 0 with one seed).
 
@@ -119,6 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, help="seeds per arm (default 1 with --quick, else 2)")
     parser.add_argument("--steps", type=int, default=100, help="range-test steps (default 100)")
     parser.add_argument("--no-docs", action="store_true", help="leave docs/benchmarks.md alone")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        help="JSON lines file: each finished task is appended; a task already there with the same seeds "
+        "and steps is read back instead of re-run (split a long run over several invocations)",
+    )
     args = parser.parse_args(argv)
     names = args.tasks.split(",") if args.tasks else list(DEFAULT_TASKS if args.quick else TASKS)
     unknown = [n for n in names if n not in TASKS]
@@ -129,9 +144,18 @@ def main(argv: list[str] | None = None) -> int:
 
     quiet_libraries()
     results = []
+    done = _read_results(args.results, seeds, args.steps)
     with tempfile.TemporaryDirectory(prefix="tunelab-lra-") as tmp:
         for name in names:
-            results.append(run_task(name, TASKS[name], Path(tmp), seeds, args.steps))
+            if name in done:
+                print(f"  {name}: read back from {args.results}", flush=True)
+                results.append(done[name])
+                continue
+            result = run_task(name, TASKS[name], Path(tmp), seeds, args.steps)
+            results.append(result)
+            if args.results is not None:
+                with args.results.open("a", encoding="utf-8") as f:
+                    f.write(json.dumps({"task": name, "seeds": seeds, "steps": args.steps, **result}) + "\n")
     columns = ["task", "recipe", "lr-find", "answer (source)", "answer - better source (2 SE)", "as good?"]
     rows = [_row(r) for r in results]
     rows.append(_policy_row(results))

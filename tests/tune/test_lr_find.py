@@ -140,3 +140,27 @@ def test_suggestion_lands_where_a_sweep_found_the_best_learning_rate(
     result = lr_find(config, num_steps=100, output_dir=tmp_path / "lrf")
     assert 7.8e-3 / 3 <= result.suggestion <= 7.8e-3 * 3, result.suggestions
     assert result.suggestions["steepest"] < result.suggestions["minimum"]
+
+
+def test_advise_measure_on_a_classifier_ramps_the_classifier(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    """Stage cls: the range test trains the encoder with its new head on the labelled splits
+    (it used to load the encoder as a masked LM and fail on the missing MLM head)."""
+    from tunelab.tune.advise import advise
+    from tunelab.tune.probe import TrainingProbe
+
+    config = load_config(
+        None,
+        [f"model_name_or_path={tiny_bert_dir}", "stage=cls", "finetuning_type=lora", "dataset=sentiment_en",
+         "dataset_dir=builtin", "cutoff_len=32", "per_device_train_batch_size=8", "compute_type=fp32"],
+    )  # fmt: skip
+    probe = TrainingProbe(config)
+    assert type(probe.model.base_model.model).__name__.endswith("ForSequenceClassification")
+    assert any("classifier" in name for name, p in probe.model.named_parameters() if p.requires_grad)
+    batch = probe.sample_batches(8, 1)[0]
+    assert batch["labels"].shape == (8,) and batch["labels"].max() <= 1
+    assert math.isfinite(probe.train_step(batch))
+
+    advice = advise(config, measure=True, measure_steps=20, lr_dir=tmp_path / "lrf")
+    assert advice.lr is not None and advice.lr.lr_find is not None
+    data = json.loads((tmp_path / "lrf" / "lr_find.json").read_text())
+    assert all(math.isfinite(x) for x in data["losses"]) and len(data["losses"]) >= 5

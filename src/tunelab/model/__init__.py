@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from tunelab.model.adapters import apply_finetuning, find_decoder_layers, find_lora_targets, load_adapters
 from tunelab.model.attention import resolve_attn_implementation
-from tunelab.model.for_training import load_model_for_training
+from tunelab.model.for_training import load_classifier_for_training, load_model_for_training
 from tunelab.model.gguf import convert_gguf
 from tunelab.model.loader import build_quantization_config, build_rope_parameters, load_model, load_tokenizer
 from tunelab.model.parameters import (
@@ -39,6 +39,7 @@ __all__ = [
     "find_lora_targets",
     "find_smollm2_gguf",
     "load_adapters",
+    "load_classifier_for_training",
     "load_model_for_training",
     "load_model",
     "load_tokenizer",

@@ -1,4 +1,4 @@
-"""The model a run trains: the base model, earlier adapters (kept trainable) and the finetuning method.
+"""The model a run trains: the base model (or a classifier), earlier adapters (kept trainable) and the finetuning method.
 
 One place for the sequence every training path needs (the stages, and the probes of estimate,
 find-batch and lr-find that must measure the same model the run will train).
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
     from tunelab.config import RunConfig
 
-__all__ = ["load_model_for_training"]
+__all__ = ["load_classifier_for_training", "load_model_for_training"]
 
 
 def load_model_for_training(config: RunConfig, compute_dtype: torch.dtype) -> Any:
@@ -53,3 +53,23 @@ def load_model_for_training(config: RunConfig, compute_dtype: torch.dtype) -> An
     if config.model.adapter_name_or_path:
         model = load_adapters(model, config.model.adapter_name_or_path, is_trainable=True)
     return apply_finetuning(model, config.finetuning)
+
+
+def load_classifier_for_training(
+    config: RunConfig, id2label: dict[int, str], pad_token_id: int, compute_dtype: torch.dtype
+) -> Any:
+    """Stage cls: ``config``'s model with an ``len(id2label)``-way head, its adapters loaded and its
+    finetuning method applied (the new head always trains)."""
+    from tunelab.model.adapters import load_adapters
+    from tunelab.model.classifier import apply_classifier_finetuning, load_classifier
+
+    model, created = load_classifier(
+        config.model,
+        id2label,
+        pad_token_id=pad_token_id,
+        compute_dtype=compute_dtype,
+        gradient_checkpointing=config.training.gradient_checkpointing,
+    )
+    if config.model.adapter_name_or_path:
+        model = load_adapters(model, config.model.adapter_name_or_path, is_trainable=True)
+    return apply_classifier_finetuning(model, config.finetuning, created)

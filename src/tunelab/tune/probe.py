@@ -76,7 +76,17 @@ class TrainingProbe:
         self.compute_dtype = resolve_compute_dtype(config.compute_type)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(config.model)
-        model = load_model_for_training(config, self.compute_dtype)
+        if config.finetuning.stage == "cls":
+            model = self._load_classification()
+        else:
+            model = load_model_for_training(config, self.compute_dtype)
+            if prepared is None:
+                prepared = prepare_data(config, self.tokenizer)
+            self.stats = prepared.stats
+            self.rows = prepared.train
+            self.eval_rows = prepared.eval
+            flatten = config.data.packing and packing_mode(attn_implementation(model.config)) == "flatten"
+            self.collator = build_collator(self.tokenizer, packing=config.data.packing, flatten=flatten)
         if config.model.quantization_bit is None:
             model.to(self.device)
         self.model = model
@@ -84,13 +94,25 @@ class TrainingProbe:
         self.optimizer = (
             build_optimizer(model, config.training, config.finetuning) if with_optimizer else None
         )
-        if prepared is None:
-            prepared = prepare_data(config, self.tokenizer)
-        self.stats = prepared.stats
-        self.rows = prepared.train
-        self.eval_rows = prepared.eval
-        flatten = config.data.packing and packing_mode(attn_implementation(model.config)) == "flatten"
-        self.collator = build_collator(self.tokenizer, packing=config.data.packing, flatten=flatten)
+
+    def _load_classification(self) -> Any:
+        """Stage cls: the classifier (its new head trainable), its tokenized splits and padding
+        collator, as `run_cls` builds them. The probe's steps use the model's own cross-entropy, i.e.
+        without ``class_weights`` (it changes the loss's scale per class, not where it descends)."""
+        from transformers import DataCollatorWithPadding
+
+        from tunelab.data.classification import build_classification_data, load_classification_records
+        from tunelab.model import load_classifier_for_training
+
+        config = self.config
+        splits, label_map = load_classification_records(config.data, seed=config.training.seed)
+        data = build_classification_data(splits, label_map, self.tokenizer, cutoff_len=config.data.cutoff_len)
+        model = load_classifier_for_training(
+            config, label_map.id2label, self.tokenizer.pad_token_id, self.compute_dtype
+        )
+        self.stats, self.rows, self.eval_rows = data.stats, data.train, data.eval
+        self.collator = DataCollatorWithPadding(self.tokenizer)
+        return model
 
     # ---- batches ----------------------------------------------------------------------------
 

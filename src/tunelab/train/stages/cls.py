@@ -33,8 +33,7 @@ from tunelab.evaluate.classification import (
     compute_classification_metrics,
     write_confusion_matrix,
 )
-from tunelab.model import count_parameters, load_adapters, load_tokenizer
-from tunelab.model.classifier import apply_classifier_finetuning, load_classifier
+from tunelab.model import count_parameters, load_classifier_for_training, load_tokenizer
 from tunelab.runs.rundir import RunDir
 from tunelab.train.builders import build_callbacks, build_training_arguments, drop_default_printers
 from tunelab.train.cls_distill import (
@@ -104,16 +103,9 @@ def run_cls(config: RunConfig, run: RunDir, ctx: RunContext, resume_from: Path |
     if teacher:  # its classes are checked before any model loads
         check_teacher_labels(teacher, label_map, ",".join(config.data.dataset or []))
 
-    model, created = load_classifier(
-        config.model,
-        label_map.id2label,
-        pad_token_id=tokenizer.pad_token_id,
-        compute_dtype=ctx.compute_dtype,
-        gradient_checkpointing=config.training.gradient_checkpointing,
+    model = load_classifier_for_training(
+        config, label_map.id2label, tokenizer.pad_token_id, ctx.compute_dtype
     )
-    if config.model.adapter_name_or_path:
-        model = load_adapters(model, config.model.adapter_name_or_path, is_trainable=True)
-    model = apply_classifier_finetuning(model, config.finetuning, created)
     trainable, total = count_parameters(model)
     ctx.say(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.3f}%)")
     collator: Any = DataCollatorWithPadding(tokenizer)
