@@ -109,7 +109,10 @@ def random_samples(tiny_tokenizer):
 
 # atol = rtol per precision: fp32 is exact up to summation order; bf16 carries 8 mantissa bits, and the
 # packed and lone runs round their (differently shaped) matmuls and reductions differently.
-TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 2e-2}
+# bf16 logits of the same sample computed in a packed row and alone differ by rounding that builds up over
+# the layers: up to ~0.03 on single elements on some CPUs (1 of 26,000 seen on an AMD EPYC). A sample
+# that attended to its neighbour would differ everywhere by far more.
+TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 4e-2}
 
 
 def _load(model_dir, attn: str, dtype: torch.dtype):
