@@ -91,8 +91,13 @@ def paired_gap(answer: list[float], source: list[float]) -> tuple[float, float]:
     return mean, noise
 
 
+def _means(r: dict[str, Any]) -> dict[str, float]:
+    """Each arm's eval loss of one task, averaged over seeds."""
+    return {arm: statistics.fmean(r["losses"][arm]) for arm in ARMS}
+
+
 def _row(r: dict[str, Any]) -> list[str]:
-    mean = {arm: statistics.fmean(r["losses"][arm]) for arm in ARMS}
+    mean = _means(r)
     better = min(("recipe", "lr-find"), key=lambda arm: mean[arm])
     gap, noise = paired_gap(r["losses"]["answer"], r["losses"][better])
     cells = [f"{r['lrs'][arm]:.2g} -> {mean[arm]:.4f}" for arm in ARMS]
@@ -110,7 +115,7 @@ def _policy_row(results: list[dict[str, Any]]) -> list[str]:
     """Each arm as a policy over all tasks: mean relative excess over the best arm of each task."""
     excess: dict[str, list[float]] = {arm: [] for arm in ARMS}
     for r in results:
-        mean = {arm: statistics.fmean(r["losses"][arm]) for arm in ARMS}
+        mean = _means(r)
         best = min(mean.values())
         for arm in ARMS:
             excess[arm].append((mean[arm] - best) / best)

@@ -76,6 +76,7 @@ def describe_resume_world(run: RunDir, checkpoint: Path, config: RunConfig, ctx:
         )
     else:
         per_step = now["per_device_train_batch_size"] * now["world_size"]
+        skipped = abs(step * ((old_batch or 0) - new_batch))  # samples skipped or seen twice
         fix = (
             f"gradient_accumulation_steps={old_batch // per_step}"
             if isinstance(old_batch, int) and old_batch % per_step == 0
@@ -85,13 +86,13 @@ def describe_resume_world(run: RunDir, checkpoint: Path, config: RunConfig, ctx:
             f"exact resume is impossible: {checkpoint.name} was trained with global batch {old_batch} "
             f"({before.get('world_size')} process(es)), this run has global batch {new_batch} "
             f"({now['world_size']} process(es)). The data position is recomputed from the {step} optimizer steps "
-            f"done, so about {abs(step * ((old_batch or 0) - new_batch))} samples are skipped or seen twice, "
+            f"done, so about {skipped} samples are skipped or seen twice, "
             f"and the schedule's length changes; to resume exactly, keep the global batch: {fix}"
         )
         message_zh = (
             f"无法精确续训：{checkpoint.name} 训练时的全局批大小为 {old_batch}（{before.get('world_size')} 个进程），"
             f"本次为 {new_batch}（{now['world_size']} 个进程）。数据位置按已完成的 {step} 个优化步重新计算，"
-            f"约 {abs(step * ((old_batch or 0) - new_batch))} 个样本会被跳过或重复，学习率计划的长度也会改变；"
+            f"约 {skipped} 个样本会被跳过或重复，学习率计划的长度也会改变；"
             f"要精确续训，请保持全局批大小：{fix}"
         )
     run.write_event(
