@@ -37,12 +37,10 @@ def test_advise_measure_combines_the_range_test_with_the_recipe(tiny_model_dir: 
     effective = t.per_device_train_batch_size * t.gradient_accumulation_steps
     assert found["micro_batch"] * found["gradient_accumulation_steps"] == effective
     assert t.learning_rate == answer["value"]
-    low, high = sorted((answer["recipe"]["value"], answer["lr_find"]["value"]))
     if not answer["lr_find"]["informative"]:  # a curve without a descent is shown, never used
         assert (answer["source"], answer["value"]) == ("recipe", answer["recipe"]["value"])
-    elif answer["source"] == "recipe+lr-find":  # a weighted mean in log space lies between its sources
-        assert low <= answer["value"] <= high
-    else:
+    else:  # a tiny model is far below the recipe's 1B-70B runs: the measurement is the answer
+        assert answer["recipe"]["extrapolated"]
         assert (answer["source"], answer["value"]) == ("lr-find", answer["lr_find"]["value"])
     shown = " ".join(result.stdout.split())
     assert "learning rate: " in shown and f"lr-find {answer['lr_find']['value']:.2g}" in shown

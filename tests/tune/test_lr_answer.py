@@ -111,3 +111,19 @@ def test_a_range_test_without_a_descent_is_shown_but_not_used() -> None:
     assert "lr-find 1.5e-07" in describe_answer(answer, "en") and "not used" in describe_answer(answer, "en")
     assert "未采用" in describe_answer(answer, "zh")
     assert lr_find_estimate(2e-3, 5e-4, 6e-3, drop=0.3, position=0.8).informative
+
+
+def test_below_1b_the_measurement_is_the_answer_and_the_recipe_stays_beside_it() -> None:
+    small = recipe_estimate(2.9e-4, band_low=1e-4, band_high=2e-4, size_factor=3.0, batch_ratio=0.25)
+    large = recipe_estimate(2e-4, band_low=1e-4, band_high=2e-4, size_factor=1.0, batch_ratio=1.0)
+    assert small.extrapolated and not large.extrapolated
+    found = lr_find_estimate(4e-4, 2e-4, 8e-4)  # agrees with both priors within 2 sigma
+    measured = answer_learning_rate(small, found)
+    assert (measured.source, measured.value, measured.recipe) == ("lr-find", 4e-4, small)
+    assert "extrapolated" in measured.en and "外推" in measured.zh
+    assert answer_learning_rate(large, found).source == "recipe+lr-find"  # in range: still weighted
+    # a range test without a descent still leaves the (extrapolated) recipe as the answer
+    flat = lr_find_estimate(1.5e-7, 1e-7, 1.6e-7, drop=0.004, position=0.02)
+    assert answer_learning_rate(small, flat).source == "recipe"
+    alone = answer_learning_rate(small)
+    assert alone.source == "recipe" and "--measure" in alone.en and "--measure" in alone.zh
