@@ -52,3 +52,11 @@ def test_recipe_reason_states_how_its_band_is_derived() -> None:
     assert prior.source == "recipe" and prior.low < prior.value < prior.high
     assert "QLoRA" in en and "sqrt-vs-linear batch rule" in en and "size extrapolation" in en
     assert "平方根与线性规则" in zh
+
+
+def test_full_fine_tuning_moves_pretrained_weights_unless_the_model_is_random() -> None:
+    full = recipe_learning_rate("classification", "full", 2.2e7, 8, "adamw_torch")[0]
+    scratch = recipe_learning_rate("classification", "full", 2.2e7, 8, "adamw_torch", from_scratch=True)[0]
+    lora = recipe_learning_rate("classification", "lora", 2.2e7, 8, "adamw_torch")[0]
+    assert full.moves_pretrained and not scratch.moves_pretrained and not lora.moves_pretrained
+    assert full.value == scratch.value  # the recipe is the same; how a range test joins it differs

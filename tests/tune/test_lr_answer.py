@@ -127,3 +127,19 @@ def test_below_1b_the_measurement_is_the_answer_and_the_recipe_stays_beside_it()
     assert answer_learning_rate(small, flat).source == "recipe"
     alone = answer_learning_rate(small)
     assert alone.source == "recipe" and "--measure" in alone.en and "--measure" in alone.zh
+
+
+def test_full_fine_tuning_of_pretrained_weights_lands_between_the_two_even_when_far_apart() -> None:
+    # the MiniLM cls case: recipe 5.6e-5, range test 6.1e-4 (>2 sigma apart); the optimum lay between
+    prior = recipe_estimate(
+        5.6e-5, band_low=1e-5, band_high=3e-5, size_factor=3.8, batch_ratio=0.25, moves_pretrained=True
+    )
+    found = lr_find_estimate(6.1e-4, 4e-4, 9e-4)
+    _, z = combine(prior, found)
+    assert z > 2  # a conflict the new-weights rule would settle for the measurement
+    answer = answer_learning_rate(prior, found)
+    assert answer.source == "recipe+lr-find" and 5.6e-5 < answer.value < 6.1e-4
+    wp, wm = 1 / prior.sigma**2, 1 / found.sigma**2
+    expected = math.exp((wp * math.log(5.6e-5) + wm * math.log(6.1e-4)) / (wp + wm))
+    assert answer.value == pytest.approx(expected, rel=0.03)
+    assert "pretrained" in answer.en and "预训练" in answer.zh

@@ -20,7 +20,7 @@ from tunelab.config import RunConfig, config_from_dict
 from tunelab.errors import ConfigError
 from tunelab.tune import recipes
 from tunelab.tune.advise_data import data_quality_notes
-from tunelab.tune.advise_lr import advise_learning_rate, settle_learning_rate
+from tunelab.tune.advise_lr import advise_learning_rate, is_random_init, settle_learning_rate
 from tunelab.tune.advise_memory import LadderStep, advise_memory, can_fit, seq_len_for
 from tunelab.tune.datafacts import DataFacts, load_data_facts
 from tunelab.tune.estimate import model_shape_for
@@ -155,7 +155,9 @@ def advise(
             f"{size} 参数的 {config.finetuning.finetuning_type} 微调即使开启梯度检查点、微批为 1 也放不下 "
             f"{hardware.budget_bytes / GIB:.1f} GiB（仅权重、梯度和优化器状态就超出）：改用 LoRA",
         )
-    lr = advise_learning_rate(advice, method, n_params, batch, config.training.optim)
+    lr = advise_learning_rate(
+        advice, method, n_params, batch, config.training.optim, from_scratch=is_random_init(config)
+    )
     _advise_schedule(advice, task, method, lr)
     if method == "lora":  # also when the ladder above switched a full/freeze run to LoRA
         rank = recipes.lora_rank_for(n)

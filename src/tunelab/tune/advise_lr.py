@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "advise_learning_rate",
     "estimate_from_lr_find",
+    "is_random_init",
     "lr_find_answer",
     "recipe_learning_rate",
     "recipe_prior",
@@ -41,9 +42,11 @@ __all__ = [
 
 
 def recipe_learning_rate(
-    task: str, method: str, n_params: float, batch: int, optim: str
+    task: str, method: str, n_params: float, batch: int, optim: str, *, from_scratch: bool = False
 ) -> tuple[LrEstimate, str, str]:
-    """(the recipe prior, its reason in English, in Chinese) for an effective batch of ``batch``."""
+    """(the recipe prior, its reason in English, in Chinese) for an effective batch of ``batch``;
+    ``from_scratch``: the model's weights are random (a ``tiny:`` preset), so full fine-tuning of it
+    trains new weights rather than moving pretrained ones."""
     band = recipes.lr_range(task, method)
     size = fmt_params(n_params)
     position = recipes.position_in_band(n_params)
@@ -80,15 +83,20 @@ def recipe_learning_rate(
         band_high=band.high,
         size_factor=factor,
         batch_ratio=batch / band.ref_batch,
+        moves_pretrained=method in ("full", "freeze") and not from_scratch,
     )
     en.append(prior.en)
     zh.append(prior.zh)
     return prior, "; ".join(en), "；".join(zh)
 
 
-def advise_learning_rate(advice: Advice, method: str, n_params: float, batch: int, optim: str) -> float:
+def advise_learning_rate(
+    advice: Advice, method: str, n_params: float, batch: int, optim: str, *, from_scratch: bool = False
+) -> float:
     """Add the recipe's learning rate to ``advice`` (source: recipe) and return it."""
-    prior, en, zh = recipe_learning_rate(advice.task, method, n_params, batch, optim)
+    prior, en, zh = recipe_learning_rate(
+        advice.task, method, n_params, batch, optim, from_scratch=from_scratch
+    )
     advice.rule_lr = (en, zh)
     _write(advice, answer_learning_rate(prior))
     return prior.value
@@ -115,7 +123,15 @@ def recipe_prior(config: RunConfig, *, task: str | None = None, world_size: int 
     batch = t.per_device_train_batch_size * t.gradient_accumulation_steps * world_size
     task = task or recipes.task_for_stage(config.finetuning.stage)
     method = config.finetuning.finetuning_type
-    return recipe_learning_rate(task, method, model_shape_for(config).n_params, batch, t.optim)[0]
+    n_params = model_shape_for(config).n_params
+    return recipe_learning_rate(task, method, n_params, batch, t.optim, from_scratch=is_random_init(config))[
+        0
+    ]
+
+
+def is_random_init(config: RunConfig) -> bool:
+    """Whether the model's weights are random (a ``tiny:`` preset): nothing pretrained to move."""
+    return config.model.model_name_or_path.strip().startswith("tiny:")
 
 
 def estimate_from_lr_find(result: LRFindResult) -> LrEstimate:

@@ -6,29 +6,34 @@ about ±2 standard deviations of ln(lr) (a ~95% band). The answer is decided in 
 1. **study** — when a sweep or tune study of this config searched ``learning_rate``, its best
    trial's value wins: those trials trained the config to the end and were judged on held-out data,
    which is what both other sources only predict.
-2. **lr-find** — when the range test ran (`tunelab advise --measure`) and found a descent, and the
-   model is below 1B parameters: the recipe's bands come from published runs of 1B-70B models and
-   reach a smaller model only through extrapolation (size factor, batch rule), and measured that
-   extrapolation is biased low, not just noisy. On every sub-1B task of docs/benchmarks.md the
-   recipe (at advise's batch) sat below the best learning rate found by training: 4.2x (tiny:llama LoRA, sweep), 30x
-   (tiny:qwen2 full FT, sweep), 4.6x (SmolLM2-135M LoRA, sweep), 5.8x (all-MiniLM-L6-v2 cls,
-   tune), while the range test's suggestion lay within 1.2-3.5x of the sweep's best on all four
-   of its tasks. A precision-weighted mean of a biased prior and a measurement only pulls the
-   answer toward the bias: with the previous rule (weighting whenever the two agreed within 2
-   standard deviations) the combined answer lost to the range test alone on both tasks where it
-   combined (lr_answer benchmark: SmolLM2 LoRA eval loss 0.92 vs 0.64, tiny:llama LoRA +0.016).
-   So the measurement is the answer and the recipe is shown next to it.
-3. **recipe + lr-find** — the same, for a model of 1B parameters or more, where the recipe is
-   inside its published range: its suggestion and the recipe prior are combined by precision
-   weighting in ln(lr): the product of two log-normal beliefs, whose mean is the average of the two
-   logs weighted by 1/sigma² and whose sigma is 1/sqrt(sum of the weights). The sharper source
-   pulls harder; both stay visible. When the two disagree by more than 2 combined standard
-   deviations (|z| > 2), one of them is wrong, and it is the recipe: the range test measured this
-   model on this data. The answer is then the range test's alone (source **lr-find**). The range
-   test's own certainty is clipped: its sigma never falls below ``FIND_FLOOR``, so a sharp-looking
-   curve cannot silence the prior. (This weighting is not measured here: a CPU benchmark cannot
-   train a 1B model several times; it is the rule the recipe's own sources support.)
-4. **recipe** — advise's rule alone (no measurement, no study, or a range test that found no
+2. **recipe + lr-find, between them** — when the range test ran (`tunelab advise --measure`) and
+   found a descent, and the run moves pretrained weights (full or freeze fine-tuning of a model that
+   is not a ``tiny:`` random one). Here the two err in opposite directions. The range test is a
+   short ramp on the training loss: it finds where the loss falls fastest and cannot see what a
+   high rate does to pretrained features over a whole run (forgetting, overfitting a small set),
+   so it overshoots; the published full fine-tuning recipes sit far below that point on purpose.
+   Measured on all-MiniLM-L6-v2 full FT (lr_answer benchmark, advised config, 3 seeds): recipe
+   5.6e-5 -> eval loss ~0.08, range test 6.1e-4 -> 0.28-0.92, 1.8e-4 between them -> 0.002.
+   So the two are combined by precision weighting in ln(lr) (below), and a disagreement does not
+   hand the answer to either side.
+3. **lr-find** — the same, when the run trains new weights (an adapter such as LoRA, or a model
+   initialised at random) on a model below 1B parameters: the recipe's bands come from published
+   runs of 1B-70B models (RoBERTa for classification) and reach a smaller model only through
+   extrapolation (size factor, batch rule), and measured, that extrapolation runs low, not just
+   noisy: 4.2x below a sweep's best (tiny:llama LoRA), 30x (tiny:qwen2 full FT from random init),
+   4.6x (SmolLM2-135M LoRA), while the range test's suggestion lay within 1.2-3.5x of the sweep's
+   best on all four tasks of benchmarks/lr_find_quality.py. Weighting the recipe in only pulled the
+   answer low: with it, the answer lost to the range test alone on both tasks where it combined
+   (SmolLM2 LoRA eval loss 0.92 vs 0.64, tiny:llama LoRA +0.016). The recipe is shown beside it.
+4. **recipe + lr-find** — new weights on a model of 1B or more, where the recipe is inside its
+   published range: precision weighting in ln(lr), the product of two log-normal beliefs, whose
+   mean is the average of the two logs weighted by 1/sigma² and whose sigma is 1/sqrt(sum of the
+   weights). The sharper source pulls harder; both stay visible. When the two disagree by more than
+   2 combined standard deviations (|z| > 2), the answer is the range test's alone (source
+   **lr-find**): it measured this model on this data. (Not benchmarked: a CPU cannot train a 1B
+   model several times.) In every weighting the range test's sigma is floored at ``FIND_FLOOR``,
+   so a sharp-looking curve cannot silence the prior.
+5. **recipe** — advise's rule alone (no measurement, no study, or a range test that found no
    descent: `lr_find_estimate` marks it not informative and it is shown but not used).
 
 How wide each band is (see `recipe_estimate` and `lr_find_estimate`) is what makes the weighting
@@ -88,8 +93,10 @@ class LrEstimate:
     en: str = ""
     zh: str = ""
     informative: bool = True  # False: shown, but not used (a range test that found no descent)
-    # True: a recipe carried below its published 1B-70B models (module docstring, source 2)
+    # a recipe's: carried below its published 1B-70B models / for a run that moves pretrained weights
+    # (module docstring, sources 2 and 3)
     extrapolated: bool = False
+    moves_pretrained: bool = False
 
     @property
     def sigma(self) -> float:
@@ -101,7 +108,13 @@ class LrEstimate:
 
 
 def recipe_estimate(
-    lr: float, *, band_low: float, band_high: float, size_factor: float, batch_ratio: float
+    lr: float,
+    *,
+    band_low: float,
+    band_high: float,
+    size_factor: float,
+    batch_ratio: float,
+    moves_pretrained: bool = False,
 ) -> LrEstimate:
     """The recipe prior: ``lr`` (advise's rule) with a band from three independent sources of error.
 
@@ -113,6 +126,9 @@ def recipe_estimate(
     - the batch rule: |ln(``batch_ratio``)|/2, the gap between the square-root (Adam) and linear
       (SGD) scaling rules for a batch ``batch_ratio`` times the recipe's — the literature's own
       disagreement about how far a learning rate moves with the batch.
+
+    ``moves_pretrained``: the run fine-tunes pretrained weights in place (full or freeze), which
+    decides how a range test is combined with this prior.
     """
     if lr <= 0 or band_low <= 0 or band_high < band_low or size_factor < 1 or batch_ratio <= 0:
         raise ValueError(
@@ -140,6 +156,7 @@ def recipe_estimate(
         en,
         zh,
         extrapolated=size_factor > 1,
+        moves_pretrained=moves_pretrained,
     )
 
 
@@ -182,14 +199,14 @@ def lr_find_estimate(
     )
 
 
-def combine(prior: LrEstimate, measured: LrEstimate) -> tuple[LrEstimate, float]:
-    """(the answer from ``prior`` and ``measured``, z): precision-weighted in ln(lr), or the
-    measurement alone when |z| > ``CONFLICT_Z`` (see the module docstring). z is the distance between
-    the two logs in combined standard deviations."""
+def combine(prior: LrEstimate, measured: LrEstimate, *, override: bool = True) -> tuple[LrEstimate, float]:
+    """(the answer from ``prior`` and ``measured``, z): precision-weighted in ln(lr), or, with
+    ``override``, the measurement alone when |z| > ``CONFLICT_Z`` (see the module docstring). z is the
+    distance between the two logs in combined standard deviations."""
     lp, lm = math.log(prior.value), math.log(measured.value)
     wp, wm = 1 / prior.sigma**2, 1 / measured.sigma**2
     z = (lm - lp) / math.sqrt(prior.sigma**2 + measured.sigma**2)
-    if abs(z) > CONFLICT_Z:
+    if override and abs(z) > CONFLICT_Z:
         return LrEstimate("lr-find", measured.value, measured.low, measured.high), z
     mean = (wp * lp + wm * lm) / (wp + wm)
     sigma = 1 / math.sqrt(wp + wm)
@@ -233,6 +250,17 @@ def answer_learning_rate(
         chosen = study
     elif lr_find is not None and not lr_find.informative:
         chosen, en, zh = recipe, f"recipe kept: {lr_find.en}", f"保留推荐规则：{lr_find.zh}"
+    elif lr_find is not None and recipe.moves_pretrained:
+        chosen, z = combine(recipe, lr_find, override=False)
+        en = (
+            f"full fine-tuning moves pretrained weights: the range test ({lr_find.value:.2g}) overshoots, as "
+            f"it cannot see forgetting over a whole run, the recipe ({recipe.value:.2g}) runs low on small "
+            f"models; weighted by their certainty in log space, between them ({abs(z):.1f} standard deviations apart)"
+        )
+        zh = (
+            f"全参微调会改动预训练权重：范围测试（{lr_find.value:.2g}）看不到整段训练中的遗忘，往往偏高；"
+            f"推荐规则（{recipe.value:.2g}）在小模型上偏低；按各自确定性在对数尺度上加权，取两者之间（相差 {abs(z):.1f} 个标准差）"
+        )
     elif lr_find is not None and recipe.extrapolated:
         chosen = lr_find
         en = (
