@@ -69,15 +69,28 @@ def run_task(key: str, spec: dict[str, Any], scratch: Path, seeds: list[int], st
                 print(f"  {key} seed {seed}: {arm} lr {lr:.2g} -> eval loss {done[lr]:.4f} "
                       f"({time.time() - start:.0f} s)", flush=True)  # fmt: skip
             losses.setdefault(arm, []).append(done[lr])
-    return {"title": spec["title"], "lrs": lrs, "source": answer.source, "losses": losses}
+    return {"title": spec["title"], "seeds": seeds, "lrs": lrs, "source": answer.source, "losses": losses}
 
 
-def _read_results(path: Path | None, seeds: list[int], steps: int) -> dict[str, dict[str, Any]]:
-    """Tasks finished by an earlier invocation with the same seeds and range-test steps."""
+def _read_results(path: Path | None, steps: int) -> dict[tuple[str, tuple[int, ...]], dict[str, Any]]:
+    """Tasks finished by an earlier invocation with the same range-test steps, by (task, seeds)."""
     if path is None or not path.is_file():
         return {}
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return {r["task"]: r for r in rows if r["seeds"] == seeds and r["steps"] == steps}
+    return {(r["task"], tuple(r["seeds"])): r for r in rows if r["steps"] == steps}
+
+
+def _task_seeds(text: str | None, names: list[str]) -> dict[str, int]:
+    """``task=N,...`` -> {task: N}: tasks whose final eval loss is noisier get more seeds."""
+    out: dict[str, int] = {}
+    for item in filter(None, (text or "").split(",")):
+        name, _, count = item.partition("=")
+        if name not in names or not count.isdigit() or int(count) < 1:
+            raise SystemExit(
+                f"--task-seeds: {item!r} is not TASK=N for a task of --tasks ({', '.join(names)})"
+            )
+        out[name] = int(count)
+    return out
 
 
 def paired_gap(answer: list[float], source: list[float]) -> tuple[float, float]:
@@ -108,7 +121,8 @@ def _row(r: dict[str, Any]) -> list[str]:
         verdict = "yes, within seed noise"
     else:
         verdict = "no"
-    return [r["title"], *cells, f"{gap:+.4f} ({noise:.4f}) vs {better}", verdict]
+    title = f"{r['title']} ({len(r['seeds'])} seeds)"
+    return [title, *cells, f"{gap:+.4f} ({noise:.4f}) vs {better}", verdict]
 
 
 def _policy_row(results: list[dict[str, Any]]) -> list[str]:
@@ -131,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="the two tiny tasks, one seed")
     parser.add_argument("--tasks", help=f"comma-separated, from: {', '.join(TASKS)}")
     parser.add_argument("--seeds", type=int, help="seeds per arm (default 1 with --quick, else 2)")
+    parser.add_argument(
+        "--task-seeds", help="per-task seed counts overriding --seeds, e.g. minilm-sentiment=8"
+    )
     parser.add_argument("--steps", type=int, default=100, help="range-test steps (default 100)")
     parser.add_argument("--no-docs", action="store_true", help="leave docs/benchmarks.md alone")
     parser.add_argument(
@@ -144,23 +161,25 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in TASKS]
     if unknown:
         parser.error(f"unknown task(s) {unknown}; choose from {list(TASKS)}")
-    seeds = [42 + i for i in range(args.seeds or (1 if args.quick else 2))]
+    default_seeds = args.seeds or (1 if args.quick else 2)
+    counts = _task_seeds(args.task_seeds, names)
     from tunelab.quiet import quiet_libraries
 
     quiet_libraries()
     results = []
-    done = _read_results(args.results, seeds, args.steps)
+    done = _read_results(args.results, args.steps)
     with tempfile.TemporaryDirectory(prefix="tunelab-lra-") as tmp:
         for name in names:
-            if name in done:
+            seeds = [42 + i for i in range(counts.get(name, default_seeds))]
+            if (name, tuple(seeds)) in done:
                 print(f"  {name}: read back from {args.results}", flush=True)
-                results.append(done[name])
+                results.append(done[name, tuple(seeds)])
                 continue
             result = run_task(name, TASKS[name], Path(tmp), seeds, args.steps)
             results.append(result)
             if args.results is not None:
                 with args.results.open("a", encoding="utf-8") as f:
-                    f.write(json.dumps({"task": name, "seeds": seeds, "steps": args.steps, **result}) + "\n")
+                    f.write(json.dumps({"task": name, "steps": args.steps, **result}) + "\n")
     columns = ["task", "recipe", "lr-find", "answer (source)", "answer - better source (2 SE)", "as good?"]
     rows = [_row(r) for r in results]
     rows.append(_policy_row(results))
@@ -178,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                 "- other jobs may have shared the 2 cores; the losses do not depend on speed",
                 f"- per task: `tunelab advise --measure` ({args.steps}-step range test on the advised config), then "
                 "the advised config trained with each learning rate (early stopping off, the same steps for every arm), "
-                f"final eval loss on the held-out split, mean of {len(seeds)} seed(s)",
+                "final eval loss on the held-out split, mean over the seeds the task row names",
                 "- 'answer - better source': the answer's loss minus the better source's, paired by seed, with 2 "
                 "standard errors of that mean in brackets; 'as good' when the gap is <= 0 or within those 2 SE",
                 "- last row: each arm used as a policy on every task, its loss above the best of the three "
