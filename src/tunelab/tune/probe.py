@@ -65,6 +65,8 @@ class TrainingProbe:
         prepared: PreparedData | None = None,
         tokenizer: Any = None,
     ) -> None:
+        from transformers import set_seed
+
         from tunelab.data.collator import build_collator
         from tunelab.data.packing import packing_mode
         from tunelab.data.pipeline import prepare_data
@@ -73,6 +75,9 @@ class TrainingProbe:
         from tunelab.train.optim import build_optimizer
 
         self.config = config
+        # the new weights (a LoRA adapter's A, a classifier's head) are drawn from the training seed, as
+        # the Trainer draws them: a range test run twice on one config measures the same model
+        set_seed(config.training.seed)
         self.compute_dtype = resolve_compute_dtype(config.compute_type)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(config.model)
