@@ -202,10 +202,11 @@ def main(argv: list[str] | None = None) -> int:
                 "standard errors of that mean in brackets; 'as good' when the gap is <= 0 or within those 2 SE",
                 "- last row: each arm used as a policy on every task, its loss above the best of the three "
                 "arms on that task, averaged over tasks",
-                "- answer sources (tune/lr_answer.py): lr-find = the model is below the recipe's 1B-70B range, or "
-                "the two disagreed by more than 2 standard deviations, and the measurement was kept; "
-                "recipe+lr-find = precision-weighted in log space (1B+ models); an answer equal to a source's "
-                "learning rate is that source's run, not trained again",
+                "- answer sources (tune/lr_answer.py): recipe+lr-find = precision-weighted in log space (full or "
+                "freeze fine-tuning of pretrained weights, always; new weights on 1B+ models when the two agree); "
+                "lr-find = new weights (LoRA, a tiny: random model) below 1B, or on 1B+ a disagreement beyond 2 "
+                "standard deviations; an answer equal to a source's learning rate is that source's run, not "
+                "trained again",
                 "",
                 *markdown_table(columns, rows),
                 "",
